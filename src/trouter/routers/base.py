@@ -1,0 +1,401 @@
+"""The router contract: `fit` on a `RoutingDataset`, `predict` quality and cost, `route` by a trade-off.
+
+Every router follows scikit-learn's shape: the constructor only stores hyper-parameters, `fit`
+learns state into attributes whose names end in "_", `predict` is pure. A subclass implements
+`_fit` and `_predict`; encoding, calibration, routing, and save / load are written once here.
+
+A saved router is a directory:
+
+    config.json           router name, hyper-parameters, pool, encoder, JSON state
+    weights.safetensors   every array of the fitted state, and the calibration set
+
+Loading needs no training data, and a loaded router makes exactly the same decisions.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from trouter.data.dataset import RoutingDataset
+from trouter.encode import Embeddings, Encoder, load_encoder
+from trouter.errors import ConfigError, TrouterError
+from trouter.pool import Pool
+from trouter.tradeoff import Calibration, Tradeoff, choose
+
+FORMAT = "trouter-router/1"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+CALIBRATION_QUERIES = 2000
+
+FloatMatrix = npt.NDArray[np.float64]
+
+
+class QueryError(TrouterError):
+    """A query the router cannot route (empty, not text)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEstimate:
+    """One pool model's predicted quality, dollar cost and utility for one query."""
+
+    model: str
+    quality: float
+    cost: float
+    utility: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskType:
+    name: str
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Which model answers a query, why, and who answers if it fails.
+
+    `fallbacks` lists the other models by decreasing utility; `estimates` covers every pool
+    model in pool order; `task_types` holds a task-aware router's top task types.
+    """
+
+    model: str
+    quality: float
+    cost: float
+    utility: float
+    lam: float
+    fallbacks: tuple[str, ...]
+    estimates: tuple[ModelEstimate, ...]
+    task_types: tuple[TaskType, ...] = ()
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        """The chosen model followed by its fallbacks."""
+        return (self.model, *self.fallbacks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """Predicted quality in [0, 1] and dollar cost, [n, m] in the router's model order."""
+
+    models: tuple[str, ...]
+    quality: FloatMatrix
+    cost: FloatMatrix
+    tokens_out: FloatMatrix | None = None
+    task_probs: FloatMatrix | None = None
+    task_names: tuple[str, ...] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        shape = (self.quality.shape[0], len(self.models))
+        if self.quality.shape != shape or self.cost.shape != shape:
+            raise ValueError(
+                f"quality {self.quality.shape} and cost {self.cost.shape} must both be {shape}"
+            )
+        if self.task_probs is not None and (
+            self.task_names is None or self.task_probs.shape != (shape[0], len(self.task_names))
+        ):
+            raise ValueError("task_probs needs task_names, one column per task type")
+
+    def __len__(self) -> int:
+        return int(self.quality.shape[0])
+
+    def choose(self, lam: float) -> npt.NDArray[np.intp]:
+        """Index of the chosen model per query for a given lam."""
+        return choose(self.quality, self.cost, lam)
+
+    def decisions(self, lam: float, top_tasks: int = 3) -> list[Decision]:
+        utility = self.quality - lam * self.cost
+        # Order by utility, then by cost, so ties fall back to the cheaper model first.
+        order = (
+            np.lexsort((self.cost, -utility), axis=1)
+            if utility.size
+            else np.zeros_like(utility, dtype=np.intp)
+        )
+        top_t: npt.NDArray[np.intp] | None = None
+        if self.task_probs is not None:
+            top_t = np.argsort(-self.task_probs, axis=1, kind="stable")[:, :top_tasks]
+        out = []
+        for i in range(len(self)):
+            q, c, u = self.quality[i], self.cost[i], utility[i]
+            estimates = tuple(
+                ModelEstimate(m, float(q[j]), float(c[j]), float(u[j]))
+                for j, m in enumerate(self.models)
+            )
+            best = int(order[i, 0])
+            tasks: tuple[TaskType, ...] = ()
+            if top_t is not None and self.task_probs is not None and self.task_names is not None:
+                tasks = tuple(
+                    TaskType(self.task_names[t], float(self.task_probs[i, t])) for t in top_t[i]
+                )
+            out.append(
+                Decision(
+                    model=self.models[best],
+                    quality=float(q[best]),
+                    cost=float(c[best]),
+                    utility=float(u[best]),
+                    lam=float(lam),
+                    fallbacks=tuple(self.models[j] for j in order[i, 1:]),
+                    estimates=estimates,
+                    task_types=tasks,
+                )
+            )
+        return out
+
+
+def check_queries(queries: Sequence[str] | str) -> list[str]:
+    """Validate queries for routing; a clear error names the first bad one."""
+    if isinstance(queries, str):
+        raise QueryError("pass a list of queries, not a single string")
+    out = list(queries)
+    if not out:
+        raise QueryError("no queries to route")
+    for i, q in enumerate(out):
+        if not isinstance(q, str):
+            raise QueryError(f"query {i} is {type(q).__name__}, not text")
+        if not q.strip():
+            raise QueryError(f"query {i} is empty; a router needs some text to route")
+    return out
+
+
+class Router(ABC):
+    """Base class of every router. See the module docstring for the contract."""
+
+    name: ClassVar[str] = ""
+    uses_encoder: ClassVar[bool] = True
+    #: True for routers that must see the true outcomes of the very queries they route.
+    evaluation_only: ClassVar[bool] = False
+
+    def __init__(self, *, encoder: str | Encoder = "minilm", seed: int = 0) -> None:
+        self.encoder = encoder
+        self.seed = seed
+
+    # ------------------------------------------------------------------ hyper-parameters
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments, as given (an Encoder instance is reported by its spec)."""
+        params: dict[str, Any] = {}
+        for cls in type(self).__mro__:
+            if "__init__" not in cls.__dict__ or cls is object:
+                continue
+            for name, p in inspect.signature(cls.__dict__["__init__"]).parameters.items():
+                if (
+                    name != "self"
+                    and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+                    and name not in params
+                ):
+                    params[name] = getattr(self, name)
+        if not isinstance(params.get("encoder", ""), str):
+            params["encoder"] = params["encoder"].spec
+        return params
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ encoding
+    @property
+    def encoder_(self) -> Encoder:
+        """The resolved encoder (loaded on first use, then kept)."""
+        resolved = getattr(self, "_encoder_obj", None)
+        if resolved is None:
+            resolved = load_encoder(self.encoder)
+            self._encoder_obj = resolved
+        return resolved
+
+    def _embed(self, queries: Sequence[str]) -> Embeddings | None:
+        return self.encoder_.encode(list(queries)) if self.uses_encoder else None
+
+    # ------------------------------------------------------------------ the contract
+    def fit(self, train: RoutingDataset, val: RoutingDataset | None = None) -> Self:
+        """Learn from `train`; `val` (optional) is for early stopping / model selection only."""
+        if train.n_queries == 0:
+            raise TrouterError(f"{train.name}: cannot fit a router on an empty training set")
+        self.models_: tuple[str, ...] = train.models
+        self.pool_: Pool | None = train.pool
+        has_val = val is not None and val.n_queries > 0
+        x = self._embed(train.queries)
+        x_val = self._embed(val.queries) if has_val and val is not None else None
+        self._fit(train, x, val if has_val else None, x_val)
+        self._calibrate(train)
+        return self
+
+    def _calibrate(self, train: RoutingDataset) -> None:
+        rng = np.random.default_rng(self.seed)
+        n = train.n_queries
+        pick = np.sort(rng.choice(n, size=min(n, CALIBRATION_QUERIES), replace=False))
+        queries = [train.queries[i] for i in pick]
+        est = self._predict(queries, self._embed(queries))
+        self.calibration_ = Calibration(quality=est.quality.copy(), cost=est.cost.copy())
+
+    def predict(self, queries: Sequence[str]) -> Estimates:
+        """Predicted quality and dollar cost of every pool model on each query."""
+        self._check_fitted()
+        checked = check_queries(queries)
+        return self._predict(checked, self._embed(checked))
+
+    def route(
+        self, queries: Sequence[str], tradeoff: Tradeoff | str | float | None = None
+    ) -> list[Decision]:
+        """One explained `Decision` per query. `tradeoff` defaults to the `balanced` preset."""
+        if tradeoff is None:
+            tradeoff = Tradeoff.from_preset("balanced")
+        elif isinstance(tradeoff, str):
+            tradeoff = Tradeoff.parse(tradeoff)
+        elif isinstance(tradeoff, int | float):
+            tradeoff = Tradeoff.from_lambda(float(tradeoff))
+        lam = tradeoff.resolve(getattr(self, "calibration_", None))
+        return self.predict(queries).decisions(lam)
+
+    @abstractmethod
+    def _fit(
+        self,
+        train: RoutingDataset,
+        x: Embeddings | None,
+        val: RoutingDataset | None,
+        x_val: Embeddings | None,
+    ) -> None:
+        """Learn the fitted state. `x` are the train query embeddings (None if unused)."""
+
+    @abstractmethod
+    def _predict(self, queries: list[str], x: Embeddings | None) -> Estimates:
+        """Estimates for already-validated queries (and their embeddings)."""
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "models_"):
+            raise TrouterError(
+                f"this {type(self).__name__} is not fitted yet; call fit() or load a saved router"
+            )
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+        """Fitted state as (arrays, JSON values). Default: every attribute ending in '_'."""
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        meta: dict[str, Any] = {}
+        for key, value in vars(self).items():
+            if (
+                not key.endswith("_")
+                or key.startswith("_")
+                or key in ("models_", "pool_", "calibration_")
+            ):
+                continue
+            if isinstance(value, np.ndarray):
+                arrays[key] = value
+            else:
+                meta[key] = value
+        return arrays, meta
+
+    def _set_state(self, arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any]) -> None:
+        for key, value in {**meta, **arrays}.items():
+            setattr(self, key, value)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the router to a directory (created if needed; files replaced atomically)."""
+        from safetensors.numpy import save_file
+
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays, meta = self._get_state()
+        arrays = {f"state.{k}": np.ascontiguousarray(v) for k, v in arrays.items()}
+        if hasattr(self, "calibration_"):
+            arrays["calibration.quality"] = np.ascontiguousarray(self.calibration_.quality)
+            arrays["calibration.cost"] = np.ascontiguousarray(self.calibration_.cost)
+        encoder = self.encoder_ if self.uses_encoder else None
+        config = {
+            "format": FORMAT,
+            "router": self.name,
+            "params": self.get_params(),
+            "models": list(self.models_),
+            "pool": self.pool_.model_dump(mode="json") if self.pool_ is not None else None,
+            "encoder": {"spec": encoder.spec, "id": encoder.id, "dim": encoder.dim}
+            if encoder
+            else None,
+            "state": meta,
+        }
+        _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(arrays, str(p)))
+        _atomic_write(
+            directory / CONFIG_FILE,
+            lambda p: p.write_text(json.dumps(config, indent=2, default=_json_default)),
+        )
+        return directory
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any], directory: Path) -> Self:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        router = cls(**config["params"])
+        try:
+            tensors = load_file(str(directory / WEIGHTS_FILE))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ConfigError(
+                f"{directory / WEIGHTS_FILE}: weights file is missing or corrupted ({exc}); retrain or restore it"
+            ) from None
+        arrays = {k.removeprefix("state."): v for k, v in tensors.items() if k.startswith("state.")}
+        router.models_ = tuple(config["models"])
+        router.pool_ = Pool.from_dict(config["pool"]) if config.get("pool") else None
+        if "calibration.quality" in tensors:
+            router.calibration_ = Calibration(
+                tensors["calibration.quality"], tensors["calibration.cost"]
+            )
+        router._set_state(arrays, config.get("state", {}))
+        expected = (config.get("encoder") or {}).get("id")
+        if expected and router.uses_encoder and router.encoder_.id != expected:
+            raise ConfigError(
+                f"{directory}: router was trained with encoder {expected}, but {router.encoder_.id} was loaded"
+            )
+        return router
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Router:
+        """Load any saved router (the class is read from its config)."""
+        from trouter.routers.registry import load_router
+
+        return load_router(directory)
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    directory = Path(directory)
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"{directory} is not a router directory (no {CONFIG_FILE}); train one with `trouter train`"
+        )
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: corrupted router config ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ConfigError(f"{path}: not a trouter router config (expected format {FORMAT})")
+    return config
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple | set):
+        return list(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a router config")

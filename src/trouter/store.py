@@ -1,0 +1,159 @@
+"""The store: one SQLAlchemy database for everything trouter writes as it runs.
+
+SQLite (one file, WAL mode) by default; any SQLAlchemy URL (e.g. `postgresql+psycopg://...`)
+selects another database, so several gateway replicas can share one Postgres.
+
+Tables:
+- `llm_cache`: every successful LLM response, keyed by a hash of the full request; a rerun or a
+  resumed run reads from here instead of paying again.
+- `llm_calls`: one row per LLM call attempt outcome (usage, $ cost, latency, cache hit, error).
+- `decisions`: the gateway's per-request decision and outcome log.
+
+Other modules add tables by subclassing `Base`; `Store.create_all` creates whatever is defined.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from trouter.errors import ConfigError
+from trouter.paths import home
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class LLMCacheEntry(Base):
+    __tablename__ = "llm_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LLMCall(Base):
+    __tablename__ = "llm_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run: Mapped[str] = mapped_column(String(100), default="", index=True)
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    purpose: Mapped[str] = mapped_column(String(100), default="")
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20))  # ok | error
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_s: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DecisionLog(Base):
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    requested: Mapped[str] = mapped_column(String(200))  # the request's `model` field
+    tradeoff: Mapped[str] = mapped_column(String(100), default="")
+    lam: Mapped[float | None] = mapped_column(Float, nullable=True)
+    chosen_model: Mapped[str] = mapped_column(String(200), default="")
+    final_model: Mapped[str] = mapped_column(String(200), default="")  # after fallbacks
+    fallbacks: Mapped[int] = mapped_column(Integer, default=0)
+    chain: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    predicted_quality: Mapped[float | None] = mapped_column(Float, nullable=True)
+    predicted_cost: Mapped[float | None] = mapped_column(Float, nullable=True)
+    top_task: Mapped[str] = mapped_column(String(300), default="")
+    query: Mapped[str] = mapped_column(Text, default="")
+    stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default="ok")  # ok | error
+    http_status: Mapped[int] = mapped_column(Integer, default=200)
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+    overhead_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+def default_url() -> str:
+    return f"sqlite:///{home() / 'trouter.sqlite'}"
+
+
+def sqlite_url(path: str | Path) -> str:
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+class Store:
+    """An engine plus a session factory; `Store(url)` creates missing tables.
+
+    >>> store = Store("sqlite://")  # in memory
+    >>> with store.session() as s:
+    ...     _ = s.query(LLMCacheEntry).count()
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        self.engine = make_engine(self.url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.create_all()
+
+    def create_all(self) -> None:
+        Base.metadata.create_all(self.engine)
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url, future=True)
+    except Exception as exc:  # a malformed URL or a missing driver
+        raise ConfigError(f"cannot open the store at {url!r}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; crash-safe
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+    return engine

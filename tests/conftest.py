@@ -1,0 +1,35 @@
+"""Shared fixtures. Tests never touch the network beyond 127.0.0.1 and never write outside tmp."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("TROUTER_DATA_ROOT") or REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Caches and distilled encoders go to a per-run directory unless TROUTER_HOME is set."""
+    if not os.environ.get("TROUTER_HOME"):
+        os.environ["TROUTER_HOME"] = str(tmp_path_factory.mktemp("trouter-home"))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared benchmark data folder; tests that need it are skipped without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared benchmark data not found at {SHARED_DATA} (set TROUTER_DATA_ROOT)")
+    return SHARED_DATA
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not SHARED_DATA.is_dir():
+        terminalreporter.write_line(
+            f"NOTE: {SHARED_DATA} is absent, so the tests that read the shared benchmark data were skipped.",
+            yellow=True,
+        )

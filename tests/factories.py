@@ -1,0 +1,57 @@
+"""Small, real objects for tests: a synthetic routing dataset whose best model depends on the task."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trouter.data.dataset import RoutingDataset
+from trouter.pool import Pool
+
+TOY_MODELS = ("small", "medium", "large")
+TOY_PRICES = {"small": (0.1, 0.2), "medium": (1.0, 2.0), "large": (10.0, 30.0)}
+TOY_TASKS = {
+    # task: (vocabulary, P(correct) for small / medium / large)
+    "math/arithmetic": (["add", "sum", "plus", "numbers", "total", "digits"], (0.9, 0.92, 0.95)),
+    "math/proof": (
+        ["prove", "theorem", "lemma", "induction", "rigorous", "axiom"],
+        (0.1, 0.4, 0.9),
+    ),
+    "code/python": (["python", "function", "list", "loop", "return", "def"], (0.3, 0.85, 0.9)),
+    "chat/smalltalk": (
+        ["hello", "weather", "weekend", "favourite", "movie", "coffee"],
+        (0.95, 0.95, 0.96),
+    ),
+}
+
+
+def toy_dataset(n_per_task: int = 40, seed: int = 0, with_tokens: bool = True) -> RoutingDataset:
+    """Queries from four tasks; the cheap model is as good as the dear one on two of them."""
+    rng = np.random.default_rng(seed)
+    pool = Pool.from_prices(TOY_PRICES)
+    ids, texts, tasks, scores, t_in, t_out = [], [], [], [], [], []
+    for task, (vocab, p_correct) in TOY_TASKS.items():
+        for k in range(n_per_task):
+            words = [*rng.choice(vocab, size=6).tolist(), f"item{k}"]
+            ids.append(f"{task}-{k}")
+            texts.append(" ".join(words) + "?")
+            tasks.append(task)
+            scores.append((rng.random(3) < np.asarray(p_correct)).astype(float))
+            t_in.append(20 + len(words))
+            t_out.append(
+                [50 + rng.integers(0, 20), 80 + rng.integers(0, 40), 120 + rng.integers(0, 60)]
+            )
+    tokens_in = np.asarray(t_in, dtype=float)
+    tokens_out = np.asarray(t_out, dtype=float)
+    costs = pool.cost(tokens_in, tokens_out)
+    return RoutingDataset.from_matrices(
+        query_ids=ids,
+        queries=texts,
+        models=TOY_MODELS,
+        scores=np.asarray(scores),
+        costs=costs,
+        tasks=tasks,
+        tokens_in=tokens_in if with_tokens else None,
+        tokens_out=tokens_out if with_tokens else None,
+        name="toy",
+        pool=pool,
+    )
