@@ -330,7 +330,7 @@ class FakeOpenAI:
             if action.tool_calls:
                 message["tool_calls"] = action.tool_calls
                 message["content"] = None
-            body = {
+            payload: dict[str, Any] = {
                 "id": completion_id,
                 "object": "chat.completion",
                 "created": int(time.time()),
@@ -346,7 +346,7 @@ class FakeOpenAI:
                 ],
                 "usage": usage,
             }
-            await _send_json(writer, 200, body, action.headers)
+            await _send_json(writer, 200, payload, action.headers)
             return True
         return await self._stream(action, req, writer, completion_id, usage)
 
