@@ -24,7 +24,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 # One line per command module; importing a module registers its commands on `app`.
-COMMAND_MODULES = ("trouter.cli.info",)
+COMMAND_MODULES = ("trouter.cli.info", "trouter.cli.bench", "trouter.cli.serve")
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 

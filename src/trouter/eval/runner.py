@@ -1,0 +1,405 @@
+"""The benchmark runner: fit every router on each fold's train (+ val), score it on the test set.
+
+The evaluation is written once against the router contract (`fit`, `predict`, the `Tradeoff`
+presets) and never looks at which router it holds. The reference rows come from the metric
+functions on the test set's true scores and costs: "zero" is the best of the single models,
+"oracle" picks with the true outcomes. An evaluation-only router (it must see the outcomes of the
+queries it routes) is fitted on the fold's test set, as its class declares.
+
+Row fields (see `ResultRow`): AIQ and gap recovered over the whole lam sweep; rewards,
+mean score and mean cost at the lam each router's own trade-off preset resolves to (`quality`,
+`balanced`, `cost`; mean score and cost at `balanced`); `best_reward_*` is the best reward any lam
+of the sweep reaches, an optimistic view (it picks lam on the test set).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from trouter.data.dataset import RoutingDataset
+from trouter.encode import Encoder
+from trouter.errors import DataError
+from trouter.eval import metrics
+from trouter.eval.protocols import Fold, make_folds
+from trouter.routers.base import Router
+from trouter.routers.registry import make_router
+from trouter.tradeoff import Tradeoff, choose
+
+ZERO = "zero"
+ORACLE = "oracle"
+REFERENCE_ROWS = (ZERO, ORACLE)
+PRESETS = tuple(metrics.SCENARIOS)  # quality, balanced, cost
+HEADLINE_PRESET = "balanced"
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One router (or the zero / oracle reference) on one fold. The first eleven fields are the
+    `report.json` contract; the rest are extras (None where they do not apply)."""
+
+    dataset: str
+    protocol: str
+    fold: str
+    router: str
+    aiq: float
+    gap_recovered: float | None
+    reward_quality: float
+    reward_balanced: float
+    reward_cost: float
+    mean_score: float
+    mean_cost: float
+    best_reward_quality: float | None = None
+    best_reward_balanced: float | None = None
+    best_reward_cost: float | None = None
+    lam_quality: float | None = None
+    lam_balanced: float | None = None
+    lam_cost: float | None = None
+    apgr: float | None = None
+    cpt50: float | None = None
+    cpt80: float | None = None
+    n_train: int = 0
+    n_test: int = 0
+    fit_seconds: float | None = None
+    predict_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: NaN (an undefined ratio) becomes None."""
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in asdict(self).items()
+        }
+
+
+@dataclass(frozen=True)
+class RouterCurve:
+    """A router's cost-quality curve on one fold, for plots."""
+
+    router: str
+    curve: metrics.Curve
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """Everything measured on one fold."""
+
+    fold: str
+    n_train: int
+    n_test: int
+    models: tuple[str, ...]
+    single_points: metrics.FloatArray  # [m, 2] (mean cost, mean score) per model
+    oracle: metrics.Curve
+    curves: tuple[RouterCurve, ...]
+    rows: tuple[ResultRow, ...]
+
+
+@dataclass
+class RunInfo:
+    """What was run, on what, and how long it took (`report.json`'s "meta")."""
+
+    dataset: str
+    protocol: str
+    n_queries: int
+    models: tuple[str, ...]
+    cost_note: str
+    encoder: str
+    encoder_id: str
+    seed: int
+    task_level: int | None
+    routers: tuple[str, ...]
+    folds: int
+    started: str = ""
+    seconds: float = 0.0
+    command: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class BenchResult:
+    """A whole benchmark run: its settings and every fold's results."""
+
+    info: RunInfo
+    folds: list[FoldResult] = field(default_factory=list)
+
+    @property
+    def dataset(self) -> str:
+        return self.info.dataset
+
+    @property
+    def protocol(self) -> str:
+        return self.info.protocol
+
+    @property
+    def rows(self) -> list[ResultRow]:
+        return [row for fold in self.folds for row in fold.rows]
+
+    @property
+    def routers(self) -> list[str]:
+        """Router names in the order they were run, then the reference rows."""
+        names = dict.fromkeys(r.router for r in self.rows if r.router not in REFERENCE_ROWS)
+        return [*names, ZERO, ORACLE]
+
+
+#: Called as (fold name, router name) just before that router is fitted.
+StepCallback = Callable[[str, str], None]
+
+
+def _aligned(router: Router, test: RoutingDataset) -> tuple[np.ndarray, np.ndarray, float]:
+    """The router's estimates on the test queries, columns in the test set's model order."""
+    start = time.perf_counter()
+    est = router.predict(test.queries)
+    seconds = time.perf_counter() - start
+    missing = [m for m in test.models if m not in est.models]
+    if missing:
+        raise DataError(
+            f"router {router.name!r} does not know model(s) {', '.join(missing)} of the test set"
+        )
+    cols = [est.models.index(m) for m in test.models]
+    return est.quality[:, cols], est.cost[:, cols], seconds
+
+
+def _preset_lambda(router: Router, preset: str) -> float:
+    # The same resolution `Router.route` applies: the preset through the router's calibration.
+    return Tradeoff.from_preset(preset).resolve(getattr(router, "calibration_", None))
+
+
+def evaluate_router(
+    router: Router,
+    fold: Fold,
+    lams: metrics.FloatArray,
+    reference: tuple[float, float],
+    *,
+    dataset: str,
+    protocol: str,
+    fit_seconds: float | None = None,
+) -> tuple[ResultRow, RouterCurve]:
+    """Score a fitted router on the fold's test set; `reference` is (AIQ zero, AIQ oracle)."""
+    test = fold.test
+    S, C = test.scores, test.costs
+    quality, cost, predict_seconds = _aligned(router, test)
+    crv = metrics.curve(quality, cost, S, C, lams)
+    a = metrics.aiq(crv, S, C)
+    lam = {p: _preset_lambda(router, p) for p in PRESETS}
+    picks = {p: choose(quality, cost, lam[p]) for p in PRESETS}
+    reward = {p: metrics.scenario_reward(picks[p], S, C, metrics.SCENARIOS[p]) for p in PRESETS}
+    best = {p: metrics.best_reward_on_curve(crv, S, C, metrics.SCENARIOS[p]) for p in PRESETS}
+    rows = np.arange(test.n_queries)
+    head = picks[HEADLINE_PRESET]
+    two = (
+        metrics.two_model_summary(quality, cost, S, C, (test.models[0], test.models[1]))
+        if test.n_models == 2
+        else None
+    )
+    row = ResultRow(
+        dataset=dataset,
+        protocol=protocol,
+        fold=fold.name,
+        router=router.name,
+        aiq=a,
+        gap_recovered=metrics.gap_recovered(a, *reference),
+        reward_quality=reward["quality"],
+        reward_balanced=reward["balanced"],
+        reward_cost=reward["cost"],
+        mean_score=float(S[rows, head].mean()),
+        mean_cost=float(C[rows, head].mean()),
+        best_reward_quality=best["quality"],
+        best_reward_balanced=best["balanced"],
+        best_reward_cost=best["cost"],
+        lam_quality=lam["quality"],
+        lam_balanced=lam["balanced"],
+        lam_cost=lam["cost"],
+        apgr=two.apgr if two else None,
+        cpt50=two.cpt50 if two else None,
+        cpt80=two.cpt80 if two else None,
+        n_train=(fold.test if router.evaluation_only else fold.train).n_queries,
+        n_test=test.n_queries,
+        fit_seconds=fit_seconds,
+        predict_seconds=predict_seconds,
+    )
+    return row, RouterCurve(router.name, crv)
+
+
+def reference_rows(
+    fold: Fold, lams: metrics.FloatArray, *, dataset: str, protocol: str
+) -> tuple[ResultRow, ResultRow, metrics.Curve]:
+    """The zero-router row, the oracle row and the oracle curve, from the true S and C alone.
+
+    Zero: the best single model for each weighting (its mean score and cost: the best one under
+    `balanced`). Oracle: per-query picks by true score and cost, at the lam that maximises each
+    reward exactly (`metrics.preset_lambda_for_truth`).
+    """
+    test = fold.test
+    S, C = test.scores, test.costs
+    n, m = S.shape
+    a_zero = metrics.zero_aiq(S, C)
+    oracle = metrics.oracle_curve(S, C, lams)
+    a_oracle = metrics.aiq(oracle, S, C)
+    rows = np.arange(n)
+
+    single_reward = {
+        p: [metrics.scenario_reward(np.full(n, j), S, C, metrics.SCENARIOS[p]) for j in range(m)]
+        for p in PRESETS
+    }
+    best_single = int(np.argmax(single_reward[HEADLINE_PRESET]))
+    zero = ResultRow(
+        dataset=dataset,
+        protocol=protocol,
+        fold=fold.name,
+        router=ZERO,
+        aiq=a_zero,
+        gap_recovered=0.0 if a_oracle - a_zero > 1e-12 else None,
+        reward_quality=max(single_reward["quality"]),
+        reward_balanced=max(single_reward["balanced"]),
+        reward_cost=max(single_reward["cost"]),
+        mean_score=float(S[:, best_single].mean()),
+        mean_cost=float(C[:, best_single].mean()),
+        n_train=fold.train.n_queries,
+        n_test=n,
+    )
+    lam = {p: metrics.preset_lambda_for_truth(C, metrics.SCENARIOS[p]) for p in PRESETS}
+    picks = {p: choose(S, C, lam[p]) for p in PRESETS}
+    reward = {p: metrics.scenario_reward(picks[p], S, C, metrics.SCENARIOS[p]) for p in PRESETS}
+    two = (
+        metrics.two_model_summary(S, C, S, C, (test.models[0], test.models[1])) if m == 2 else None
+    )
+    head = picks[HEADLINE_PRESET]
+    oracle_row = ResultRow(
+        dataset=dataset,
+        protocol=protocol,
+        fold=fold.name,
+        router=ORACLE,
+        aiq=a_oracle,
+        gap_recovered=1.0 if a_oracle - a_zero > 1e-12 else None,
+        reward_quality=reward["quality"],
+        reward_balanced=reward["balanced"],
+        reward_cost=reward["cost"],
+        mean_score=float(S[rows, head].mean()),
+        mean_cost=float(C[rows, head].mean()),
+        best_reward_quality=reward["quality"],
+        best_reward_balanced=reward["balanced"],
+        best_reward_cost=reward["cost"],
+        lam_quality=lam["quality"],
+        lam_balanced=lam["balanced"],
+        lam_cost=lam["cost"],
+        apgr=two.apgr if two else None,
+        cpt50=two.cpt50 if two else None,
+        cpt80=two.cpt80 if two else None,
+        n_train=fold.train.n_queries,
+        n_test=n,
+    )
+    return zero, oracle_row, oracle
+
+
+def run_fold(
+    fold: Fold,
+    routers: Sequence[str],
+    *,
+    encoder: Encoder | str,
+    seed: int = 0,
+    dataset: str,
+    protocol: str,
+    on_step: StepCallback | None = None,
+    router_params: dict[str, dict[str, Any]] | None = None,
+) -> FoldResult:
+    """Fit and score each named router on one fold, plus the zero and oracle rows."""
+    if fold.test.n_queries == 0:
+        raise DataError(f"{dataset}: fold {fold.name!r} has an empty test set")
+    lams = metrics.lambda_grid(fold.test.costs)
+    zero, oracle_row, oracle = reference_rows(fold, lams, dataset=dataset, protocol=protocol)
+    reference = (zero.aiq, oracle_row.aiq)
+    rows: list[ResultRow] = []
+    curves: list[RouterCurve] = []
+    for name in routers:
+        if on_step is not None:
+            on_step(fold.name, name)
+        router = make_router(
+            name, encoder=encoder, seed=seed, **(router_params or {}).get(name, {})
+        )
+        start = time.perf_counter()
+        if router.evaluation_only:
+            router.fit(fold.test)
+        else:
+            router.fit(fold.train, val=fold.val)
+        fit_seconds = time.perf_counter() - start
+        row, crv = evaluate_router(
+            router,
+            fold,
+            lams,
+            reference,
+            dataset=dataset,
+            protocol=protocol,
+            fit_seconds=fit_seconds,
+        )
+        rows.append(row)
+        curves.append(crv)
+    return FoldResult(
+        fold=fold.name,
+        n_train=fold.train.n_queries,
+        n_test=fold.test.n_queries,
+        models=fold.test.models,
+        single_points=metrics.single_model_points(fold.test.scores, fold.test.costs),
+        oracle=oracle,
+        curves=tuple(curves),
+        rows=(*rows, zero, oracle_row),
+    )
+
+
+def run_benchmark(
+    dataset: RoutingDataset,
+    protocol: str,
+    routers: Sequence[str],
+    *,
+    encoder: Encoder,
+    seed: int = 0,
+    task_level: int | None = None,
+    folds: Sequence[Fold] | None = None,
+    on_step: StepCallback | None = None,
+    on_fold: Callable[[BenchResult], None] | None = None,
+    router_params: dict[str, dict[str, Any]] | None = None,
+) -> BenchResult:
+    """Run every router on every fold of `protocol` (or on the given `folds`).
+
+    `on_fold` sees the result after each fold: the CLI saves it there, so an interrupted run
+    keeps its finished folds.
+    """
+    if folds is None:
+        folds = make_folds(dataset, protocol, seed=seed, task_level=task_level)
+    info = RunInfo(
+        dataset=dataset.name,
+        protocol=protocol,
+        n_queries=dataset.n_queries,
+        models=dataset.models,
+        cost_note=dataset.cost_note,
+        encoder=encoder.spec,
+        encoder_id=encoder.id,
+        seed=seed,
+        task_level=task_level,
+        routers=tuple(routers),
+        folds=len(folds),
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    result = BenchResult(info)
+    start = time.perf_counter()
+    for fold in folds:
+        result.folds.append(
+            run_fold(
+                fold,
+                routers,
+                encoder=encoder,
+                seed=seed,
+                dataset=dataset.name,
+                protocol=protocol,
+                on_step=on_step,
+                router_params=router_params,
+            )
+        )
+        info.seconds = round(time.perf_counter() - start, 3)
+        if on_fold is not None:
+            on_fold(result)
+    return result

@@ -1,0 +1,60 @@
+"""The runner scores every router through the same contract; the reference rows come from S and C."""
+
+from __future__ import annotations
+
+import pytest
+
+from factories import toy_dataset
+from trouter.encode import load_encoder
+from trouter.eval.protocols import make_folds, task_groups
+from trouter.eval.report import read_report, summarise, write_json
+from trouter.eval.runner import run_benchmark
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return toy_dataset(n_per_task=20, seed=5)
+
+
+def test_the_oracle_router_reproduces_the_oracle_row(toy):
+    # The evaluation-only oracle router is fitted on the test set, as its class declares, and
+    # goes through the same metric code as any router: it must land exactly on the oracle row.
+    result = run_benchmark(
+        toy, "in-domain", ["oracle", "random"], encoder=load_encoder("hashing:64")
+    )
+    by = {r.router: r for r in result.rows if r.fold == "test"}
+    assert by["oracle"].aiq == pytest.approx(result.rows[-1].aiq)
+    assert result.rows[-1].router == "oracle" and result.rows[-2].router == "zero"
+    assert by["oracle"].reward_balanced == pytest.approx(result.rows[-1].reward_balanced)
+    assert by["random"].aiq < by["oracle"].aiq
+
+
+def test_in_domain_uses_a_seeded_70_10_20_split_without_a_shipped_one(toy):
+    (fold,) = make_folds(toy, "in-domain", seed=1)
+    assert (fold.train.n_queries, fold.val.n_queries, fold.test.n_queries) == (56, 8, 16)
+    assert make_folds(toy, "in-domain", seed=1)[0].test.query_ids == fold.test.query_ids
+
+
+def test_leave_task_out_groups_tasks_by_path_level_and_never_leaks_the_held_out_task(toy):
+    assert task_groups(toy) == ["chat/smalltalk", "code/python", "math/arithmetic", "math/proof"]
+    assert task_groups(toy, 1) == ["chat", "code", "math"]
+    folds = make_folds(toy, "leave-task-out", task_level=1)
+    for fold in folds:
+        seen = set(fold.train.tasks) | set(fold.val.tasks if fold.val else [])
+        assert all(t.split("/")[0] == fold.name for t in fold.test.tasks)
+        assert not any(t.split("/")[0] == fold.name for t in seen)
+        assert (
+            fold.train.n_queries + (fold.val.n_queries if fold.val else 0) + fold.test.n_queries
+            == 80
+        )
+
+
+def test_report_json_round_trips_to_typed_rows(toy, tmp_path):
+    result = run_benchmark(
+        toy, "leave-task-out", ["random"], encoder=load_encoder("hashing:64"), task_level=1
+    )
+    saved = read_report(write_json(result, tmp_path))
+    assert saved.rows == tuple(result.rows)
+    assert saved.info.folds == 3
+    summary = {s.router: s for s in summarise(saved.rows)}
+    assert summary["zero"].gap_recovered == 0.0 and summary["oracle"].gap_recovered == 1.0
