@@ -17,6 +17,8 @@ _ROUTERS: dict[str, str] = {
     "random": "trouter.routers.simple:RandomRouter",
     "single": "trouter.routers.simple:SingleModelRouter",
     "oracle": "trouter.routers.simple:OracleRouter",
+    "knn": "trouter.routers.knn:KNNRouter",
+    "linear": "trouter.routers.linear:LinearRouter",
 }
 
 
