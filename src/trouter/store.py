@@ -90,7 +90,12 @@ class DecisionLog(Base):
     chosen_model: Mapped[str] = mapped_column(String(200), default="")
     final_model: Mapped[str] = mapped_column(String(200), default="")  # after fallbacks
     fallbacks: Mapped[int] = mapped_column(Integer, default=0)
-    chain: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    chain: Mapped[list[Any]] = mapped_column(JSON, default=list)  # the decision's full chain
+    # failed attempts before the answer: [{"model", "kind", "status"}]
+    attempts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # every pool model's predicted {"model": [quality, cost]}: for learning from traffic
+    estimates: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    client: Mapped[str] = mapped_column(String(32), default="")  # key fingerprint, never a key
     predicted_quality: Mapped[float | None] = mapped_column(Float, nullable=True)
     predicted_cost: Mapped[float | None] = mapped_column(Float, nullable=True)
     top_task: Mapped[str] = mapped_column(String(300), default="")

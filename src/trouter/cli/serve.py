@@ -1,0 +1,185 @@
+"""`trouter serve` (the OpenAI-compatible routing gateway) and `trouter logs` (its decision log)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from trouter.cli.app import app, console, err_console
+from trouter.errors import ConfigError
+
+DEFAULT_KEY_ENV = "TROUTER_API_KEYS"
+
+
+def _db_url(db: str | None) -> str | None:
+    """A SQLAlchemy URL as given, or a file path turned into a SQLite URL."""
+    if db is None or "://" in db:
+        return db
+    from trouter.store import sqlite_url
+
+    return sqlite_url(db)
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command("serve")
+def serve(
+    router: Annotated[
+        Path, typer.Option("--router", help="A saved router directory (`trouter train`).")
+    ],
+    pool: Annotated[
+        Path | None,
+        typer.Option(
+            "--pool",
+            help="Pool YAML with the models' endpoints (default: the router's own pool).",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Decision-log store: a SQLAlchemy URL or a SQLite file "
+            "(default: $TROUTER_HOME/trouter.sqlite).",
+        ),
+    ] = None,
+    api_key_env: Annotated[
+        str,
+        typer.Option("--api-key-env", help="Variable holding the CLIENTS' keys (comma-separated)."),
+    ] = DEFAULT_KEY_ENV,
+    api_keys_file: Annotated[
+        Path | None, typer.Option("--api-keys-file", help="File of client keys, one per line.")
+    ] = None,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Serve without client keys, even off loopback.")
+    ] = False,
+    tradeoff: Annotated[
+        str, typer.Option("--tradeoff", help="What a plain `model: trouter` means.")
+    ] = "balanced",
+    route_turns: Annotated[
+        int, typer.Option("--route-turns", help="User turns the router reads (0: all).")
+    ] = 1,
+    deadline: Annotated[
+        float, typer.Option("--deadline", help="Seconds for all attempts of one request.")
+    ] = 120.0,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option("--max-attempts", help="Models tried per request (default: whole chain)."),
+    ] = None,
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", help="Largest request body accepted, in MiB.")
+    ] = 8.0,
+    log_queries: Annotated[
+        bool,
+        typer.Option("--log-queries/--no-log-queries", help="Keep the routed text in the log."),
+    ] = True,
+    public_metrics: Annotated[
+        bool, typer.Option("--public-metrics", help="Serve /metrics without client auth.")
+    ] = False,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="uvicorn's per-request access log.")
+    ] = False,
+) -> None:
+    """Serve an OpenAI-compatible gateway that routes each request with a trained router."""
+    from trouter.serve import GatewayConfig, app_from_paths
+    from trouter.serve.auth import load_client_keys
+    from trouter.serve.server import LOOPBACK
+    from trouter.serve.server import serve as run_server
+    from trouter.store import default_url
+
+    keys = load_client_keys(api_key_env, api_keys_file)
+    if not keys and not no_auth and host not in LOOPBACK:
+        raise ConfigError(
+            f"refusing to serve on {host} without client keys; set {api_key_env} (or --api-keys-file), "
+            "or pass --no-auth if something in front of the gateway authenticates"
+        )
+    config = GatewayConfig(
+        api_keys=keys,
+        default_tradeoff=tradeoff,
+        route_turns=route_turns,
+        deadline_s=deadline,
+        max_attempts=max_attempts,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        log_queries=log_queries,
+        public_metrics=public_metrics,
+    )
+    url = _db_url(db) or default_url()
+    gateway_app = app_from_paths(router, pool, config, url)
+    gw = gateway_app.state.gateway
+    console.print(
+        f"trouter gateway: router [bold]{gw.router.name}[/] over {', '.join(gw.pool.names)}\n"
+        f"  listening on http://{host}:{port}/v1   (model: trouter, trouter:cost, trouter:lambda=N, ...)\n"
+        f"  client auth: {'on, ' + str(len(keys)) + ' key(s)' if keys else 'OFF'}   "
+        f"decision log: {_shown(url)}",
+        highlight=False,
+    )
+    run_server(gateway_app, host, port, access_log=access_log)
+
+
+@app.command("logs")
+def logs(
+    db: Annotated[
+        str | None, typer.Option("--db", help="The gateway's store (URL or SQLite file).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only rows since: 30m, 6h, 7d, or a date.")
+    ] = None,
+) -> None:
+    """Summarise the gateway's decision log: spend, model mix, fallbacks, errors, latency."""
+    from trouter.serve.log_summary import parse_since, summarise
+    from trouter.store import Store
+
+    since_at = parse_since(since) if since else None
+    store = Store(_db_url(db))
+    try:
+        s = summarise(store, since_at)
+    finally:
+        store.close()
+    if s.requests == 0:
+        err_console.print(
+            "no requests logged" + (f" since {since_at:%Y-%m-%d %H:%M} UTC" if since_at else "")
+        )
+        return
+    span = f"{s.first:%Y-%m-%d %H:%M} .. {s.last:%Y-%m-%d %H:%M}" if s.first and s.last else ""
+    console.print(
+        f"[bold]{s.requests}[/] requests {span}   spend [bold]${s.spend:.4f}[/]   "
+        f"tokens {s.tokens_in} in / {s.tokens_out} out\n"
+        f"errors {s.errors} ({s.error_rate:.1%})   requests with fallbacks {s.fallback_requests} "
+        f"({s.fallbacks} fallbacks)   latency p50 {s.p50_latency_ms:.1f} ms, p95 {s.p95_latency_ms:.1f} ms   "
+        f"router overhead mean {s.mean_overhead_ms:.2f} ms",
+        highlight=False,
+    )
+    table = Table(
+        "model",
+        "answered",
+        "share",
+        "router's pick",
+        "spend $",
+        "tokens in",
+        "tokens out",
+        "mean ms",
+    )
+    for m in s.models:
+        table.add_row(
+            m.model,
+            str(m.requests),
+            f"{m.share:.1%}",
+            str(m.chosen),
+            f"{m.spend:.4f}",
+            str(m.tokens_in),
+            str(m.tokens_out),
+            f"{m.mean_latency_ms:.1f}",
+        )
+    console.print(table)
+    console.print(
+        "HTTP statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(s.statuses.items())),
+        highlight=False,
+    )

@@ -1,0 +1,236 @@
+"""`POST /v1/chat/completions`: authenticate, read, route, forward with fallback, log, answer.
+
+Streams: the gateway asks the upstream for the final usage chunk (`stream_options.include_usage`)
+so every stream's tokens and cost are logged; a client that did not ask for that chunk does not
+get it (its other chunks carry `"usage": null`, which OpenAI clients ignore). The stream's
+`data: [DONE]` is held back until the decision-log row is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import anyio
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from trouter.serve.errors import UPSTREAM_ERROR, GatewayError, bad_request, error_bytes
+from trouter.serve.request import ChatRequest, parse_chat_request, read_body
+from trouter.serve.trace import Trace
+from trouter.serve.upstream import Answer, Attempts, OpenStream, Refusal
+
+if TYPE_CHECKING:
+    from trouter.serve.app import Gateway
+
+log = logging.getLogger("trouter.serve")
+
+DONE = b"data: [DONE]"
+CLIENT_CLOSED = 499  # nginx's code for "the client went away"
+
+
+async def chat_completions(gw: Gateway, request: Request) -> Response:
+    client = gw.auth.check(request.headers.get("authorization"))  # 401 before reading anything
+    trace = Trace(requested="", client=client, stream=False)
+    deadline = time.monotonic() + gw.config.deadline_s
+    try:
+        chat = parse_chat_request(await read_body(request, gw.config.max_body_bytes))
+        trace.requested, trace.stream = chat.model, chat.stream
+        chain = await _decide(gw, chat, trace)
+        if chat.stream:
+            return await _stream(gw, chat, chain, deadline, trace)
+        return await _complete(gw, chat, chain, deadline, trace)
+    except GatewayError as exc:
+        trace.fail(exc.status, exc.message)
+        await _finish(gw, trace)
+        return exc.response(trace.headers())
+
+
+async def _decide(gw: Gateway, chat: ChatRequest, trace: Trace) -> tuple[str, ...]:
+    target = gw.names.parse(chat.model)
+    if not target.routed:
+        assert target.model is not None
+        trace.final_model = target.model
+        return (target.model,)  # bypass: the client named its model, so no fallback
+    assert target.tradeoff is not None
+    trace.tradeoff = str(target.tradeoff)
+    trace.lam = gw.routing.lam_for(target.tradeoff)
+    trace.query = chat.routing_text(gw.config.route_turns, gw.config.route_max_chars)
+    if not trace.query.strip():
+        raise bad_request(
+            "the conversation has no user text to route on; send text, or name a pool model "
+            "to bypass routing",
+            param="messages",
+        )
+    decision, trace.overhead_ms = await gw.routing.decide(trace.query, trace.lam)
+    trace.decision = decision
+    gw.metrics.decision(decision.model, trace.overhead_ms / 1000.0)
+    chain = decision.chain
+    limit = gw.config.max_attempts
+    return chain[:limit] if limit else chain
+
+
+async def _complete(
+    gw: Gateway, chat: ChatRequest, chain: tuple[str, ...], deadline: float, trace: Trace
+) -> Response:
+    outcome = await gw.forwarder.complete(chat.body, chain, deadline, trace.attempts)
+    _count_failures(gw, trace.attempts)
+    if isinstance(outcome, Answer):
+        trace.final_model = outcome.model
+        trace.set_usage(outcome.usage)
+        _charge(gw, trace)
+        await _finish(gw, trace)
+        return Response(
+            outcome.body, outcome.status, headers=trace.headers(), media_type=outcome.content_type
+        )
+    if isinstance(outcome, Refusal):
+        return await _refused(gw, trace, outcome)
+    raise _exhausted(trace.attempts)
+
+
+async def _stream(
+    gw: Gateway, chat: ChatRequest, chain: tuple[str, ...], deadline: float, trace: Trace
+) -> Response:
+    body = chat.body
+    hide_usage = False
+    if gw.config.stream_usage and not chat.wants_usage:
+        options = body.get("stream_options") or {}
+        body = {**body, "stream_options": {**options, "include_usage": True}}
+        hide_usage = True
+    opened = await gw.forwarder.open_stream(body, chain, deadline, trace.attempts)
+    _count_failures(gw, trace.attempts)
+    if isinstance(opened, OpenStream):
+        trace.final_model = opened.model
+        return StreamingResponse(
+            _relay(gw, trace, opened, hide_usage),
+            headers={**trace.headers(), "cache-control": "no-cache"},
+            media_type=opened.content_type,
+        )
+    if isinstance(opened, Refusal):
+        return await _refused(gw, trace, opened)
+    raise _exhausted(trace.attempts)
+
+
+async def _relay(
+    gw: Gateway, trace: Trace, opened: OpenStream, hide_usage: bool
+) -> AsyncIterator[bytes]:
+    """The upstream's SSE events as they arrive; usage read on the way; [DONE] after the log."""
+    pending = opened.first
+    done = False
+    try:
+        while True:
+            if b"\r" in pending:
+                pending = pending.replace(b"\r\n", b"\n")
+            *events, pending = pending.split(b"\n\n")
+            out = []
+            for event in events:
+                if event.startswith(DONE):
+                    done = True  # held back until the row is committed
+                elif b'"prompt_tokens"' in event and _take_usage(trace, event) and hide_usage:
+                    continue  # the usage chunk this client did not ask for
+                else:
+                    out.append(event + b"\n\n")
+            if out:
+                yield b"".join(out)
+            try:
+                pending += await anext(opened.chunks)
+            except StopAsyncIteration:
+                break
+    except (httpx.TransportError, httpx.TimeoutException, TimeoutError) as exc:
+        message = f"upstream model {opened.model!r} failed mid-stream ({type(exc).__name__})"
+        trace.fail(502, message)
+        gw.metrics.failure(opened.model, "mid_stream", fell_back=False)
+        await _finish(gw, trace)
+        yield (
+            b"data: " + error_bytes(message, UPSTREAM_ERROR, code="upstream_stream_error") + b"\n\n"
+        )
+        return
+    except (asyncio.CancelledError, GeneratorExit):
+        trace.fail(CLIENT_CLOSED, "the client closed the stream", status="client_closed")
+        gw.decision_log.write_nowait(trace.row(gw.config.log_queries))
+        gw.metrics.request(CLIENT_CLOSED, trace.elapsed_s())
+        raise
+    finally:
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await opened.response.aclose()
+    if pending.strip():
+        yield pending
+    _charge(gw, trace)
+    await _finish(gw, trace)
+    if done:
+        yield DONE + b"\n\n"
+
+
+def _take_usage(trace: Trace, event: bytes) -> bool:
+    """Read usage from a usage-bearing event; True if it is the usage-only chunk."""
+    start = event.find(b"data:")
+    try:
+        chunk = json.loads(event[start + 5 :]) if start >= 0 else None
+    except ValueError:
+        return False
+    if not isinstance(chunk, dict) or not isinstance(chunk.get("usage"), dict):
+        return False
+    trace.set_usage(chunk["usage"])
+    return chunk.get("choices") == []
+
+
+async def _refused(gw: Gateway, trace: Trace, refusal: Refusal) -> Response:
+    trace.final_model = refusal.model
+    trace.fail(refusal.status, refusal.body[:500].decode("utf-8", "replace"))
+    await _finish(gw, trace)
+    return Response(
+        refusal.body, refusal.status, headers=trace.headers(), media_type=refusal.content_type
+    )
+
+
+def _exhausted(attempts: Attempts) -> GatewayError:
+    failures = attempts.failures
+    detail = "; ".join(f.message for f in failures) or "no model was tried"
+    if attempts.deadline_hit:
+        detail += "; the gateway's deadline passed"
+    if failures and all(f.status == 429 for f in failures):
+        waits = [f.retry_after for f in failures if f.retry_after]
+        return GatewayError(
+            429,
+            f"every model is rate-limited: {detail}",
+            kind=UPSTREAM_ERROR,
+            code="upstream_rate_limited",
+            headers={"retry-after": min(waits, key=_seconds)} if waits else None,
+        )
+    timed_out = attempts.deadline_hit or (failures and failures[-1].kind == "timeout")
+    return GatewayError(
+        504 if timed_out else 502,
+        f"no model could answer: {detail}",
+        kind=UPSTREAM_ERROR,
+        code="upstream_timeout" if timed_out else "upstream_unavailable",
+    )
+
+
+def _seconds(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return float("inf")
+
+
+def _count_failures(gw: Gateway, attempts: Attempts) -> None:
+    for failure in attempts.failures:
+        gw.metrics.failure(failure.model, failure.kind, fell_back=True)
+
+
+def _charge(gw: Gateway, trace: Trace) -> None:
+    spec = gw.pool[trace.final_model]
+    trace.cost = spec.call_cost(trace.tokens_in, trace.tokens_out)
+    gw.metrics.answer(trace.final_model, trace.tokens_in, trace.tokens_out, trace.cost)
+
+
+async def _finish(gw: Gateway, trace: Trace) -> None:
+    """Commit the row (durably) and count the request, before the client sees the end."""
+    await gw.decision_log.write(trace.row(gw.config.log_queries))
+    gw.metrics.request(trace.http_status, trace.elapsed_s())

@@ -1,0 +1,158 @@
+"""Reading a chat-completions request: body size, JSON, the fields the gateway itself uses.
+
+The gateway is a proxy: it validates only what it reads (`model`, `messages`, `stream`,
+`stream_options`) and passes every other field through untouched, so the upstream validates
+those and its 400 reaches the client as is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from trouter.serve.errors import GatewayError, bad_request
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """A validated request: the body as received plus what the gateway needs from it."""
+
+    body: dict[str, Any]
+    model: str
+    stream: bool
+    wants_usage: bool  # streaming only: did the client ask for the usage chunk itself?
+
+    def routing_text(self, turns: int = 1, max_chars: int = 4000) -> str:
+        """Text the router reads: the last `turns` user turns (0: all of them), newest last."""
+        texts = [
+            _text_of(m.get("content"))
+            for m in self.body["messages"]
+            if isinstance(m, dict) and m.get("role") == "user"
+        ]
+        picked = texts if turns <= 0 else texts[-turns:]
+        text = "\n".join(t for t in picked if t)
+        # Keep the end: the newest turn is what the router must see.
+        return text[-max_chars:] if len(text) > max_chars else text
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing (413) anything over `limit` bytes before or while reading it."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            too_big = int(declared) > limit
+        except ValueError:
+            raise bad_request("Content-Length header is not a number") from None
+        if too_big:
+            raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        413,
+        f"request body is larger than this gateway's limit of {limit} bytes",
+        code="request_too_large",
+    )
+
+
+def parse_chat_request(raw: bytes) -> ChatRequest:
+    """Parse and check a chat-completions body; a 400 names the first bad field."""
+    if not raw.strip():
+        raise bad_request("request body is empty; send a JSON object with model and messages")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise bad_request(f"request body is not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise bad_request(f"request body must be a JSON object, not {_kind(body)}")
+    model = body.get("model")
+    if model is None:
+        raise bad_request("you must provide a model parameter", param="model")
+    if not isinstance(model, str) or not model:
+        raise bad_request(f"model must be a non-empty string, not {_kind(model)}", param="model")
+    _check_messages(body.get("messages"))
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise bad_request(f"stream must be true or false, not {_kind(stream)}", param="stream")
+    options = body.get("stream_options")
+    wants_usage = False
+    if options is not None:
+        if not isinstance(options, dict):
+            raise bad_request(
+                f"stream_options must be an object, not {_kind(options)}", param="stream_options"
+            )
+        include = options.get("include_usage", False)
+        if include is not None and not isinstance(include, bool):
+            raise bad_request(
+                f"stream_options.include_usage must be true or false, not {_kind(include)}",
+                param="stream_options.include_usage",
+            )
+        wants_usage = bool(include)
+    return ChatRequest(body=body, model=model, stream=stream, wants_usage=wants_usage)
+
+
+def _check_messages(messages: Any) -> None:
+    if messages is None:
+        raise bad_request("you must provide a messages parameter", param="messages")
+    if not isinstance(messages, list):
+        raise bad_request(f"messages must be an array, not {_kind(messages)}", param="messages")
+    if not messages:
+        raise bad_request("messages must contain at least one message", param="messages")
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise bad_request(f"{where} must be an object, not {_kind(message)}", param=where)
+        role = message.get("role")
+        if role is None:
+            raise bad_request(f"{where}.role is required", param=f"{where}.role")
+        if role not in ROLES:
+            raise bad_request(
+                f"{where}.role must be one of {', '.join(sorted(ROLES))}, not {role!r}",
+                param=f"{where}.role",
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise bad_request(
+                f"{where}.content must be a string or an array of content parts, not {_kind(content)}",
+                param=f"{where}.content",
+            )
+        if role == "user" and content is None:
+            raise bad_request(
+                f"{where}.content is required for a user message", param=f"{where}.content"
+            )
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return names.get(type(value), type(value).__name__)

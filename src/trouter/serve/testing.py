@@ -1,0 +1,71 @@
+"""A gateway served for real on 127.0.0.1 in a background thread, for tests and benchmarks.
+
+with GatewayServer(create_app(router, pool, config, store)) as gw:
+    client = openai.OpenAI(base_url=gw.url, api_key="...")
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from trouter.pool import Pool
+from trouter.serve.server import uvicorn_config
+
+
+class GatewayServer:
+    """uvicorn on 127.0.0.1 and a free port, in a daemon thread; lifespan (warm-up) included."""
+
+    def __init__(self, app: Any, *, port: int = 0) -> None:
+        import uvicorn
+
+        self.app = app
+        self._server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port))
+        self._thread = threading.Thread(target=self._server.run, name="gateway", daemon=True)
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        """The OpenAI base URL (…/v1)."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> GatewayServer:
+        self._thread.start()
+        until = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > until:
+                raise RuntimeError("the gateway did not start (see its log)")
+            time.sleep(0.01)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(30)
+
+    def __enter__(self) -> GatewayServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def pool_at(pool: Pool, base_url: str | dict[str, str], *, timeout_s: float = 5.0) -> Pool:
+    """`pool` with every model (or each named one) pointed at a local server; model ids get
+    an "-id" suffix so tests can tell a pool name from the id sent upstream."""
+    urls = base_url if isinstance(base_url, dict) else dict.fromkeys(pool.names, base_url)
+    return Pool.of(
+        spec.model_copy(
+            update={
+                "model": f"{spec.name}-id",
+                "base_url": urls.get(spec.name, spec.base_url),
+                "timeout_s": timeout_s,
+            }
+        )
+        for spec in pool
+    )
