@@ -1,0 +1,1 @@
+"""One module per public routing data source; `trouter.data.loaders` gathers them by name."""
