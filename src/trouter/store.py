@@ -162,3 +162,17 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
     return engine
+
+
+class SynthItemRow(Base):
+    """A synthesised item (`trouter.synth.items.SynthItem` as JSON), keyed by run and item id."""
+
+    __tablename__ = "synth_items"
+
+    run: Mapped[str] = mapped_column(String(100), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    path: Mapped[str] = mapped_column(String(500), index=True)
+    answer_format: Mapped[str] = mapped_column(String(20))
+    query: Mapped[str] = mapped_column(Text)
+    item: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
