@@ -1,0 +1,388 @@
+"""Import a user's own routing data (CSV, JSONL or Parquet) into a `RoutingDataset`.
+
+Two layouts are accepted (docs/data-format.md has the full description and examples):
+
+- long: one row per (query, model) with columns `query`, `model`, `score` and optionally
+  `query_id`, `task`, `cost`, `tokens_in`, `tokens_out`, `latency`, `split`;
+- wide: one row per query with `query` (and optionally `query_id`, `task`, `split`,
+  `tokens_in`), one score column per model named after the model, and optional per-model
+  columns `<model>|cost`, `<model>|tokens_in`, `<model>|tokens_out`, `<model>|latency`
+  (RouterBench's layout; its `|total_cost` is read as cost, other `|...` columns are ignored).
+
+The layout is detected (a `model` and a `score` column mean long) unless given. A missing
+`query_id` becomes a stable hash of the query text. Every problem is a one-line `DataError`
+naming the columns or rows (1-based data rows, the header not counted) to fix. With a pool, every
+model must be in it, and a missing cost is computed from the token counts with the pool's prices
+(input tokens estimated from the query text where the file has none).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from trouter.data.dataset import SPLITS, RoutingDataset
+from trouter.errors import DataError
+from trouter.pool import Pool
+from trouter.tokens import estimate_tokens_many
+
+Layout = Literal["auto", "long", "wide"]
+SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+SUFFIXES |= {".json": "json", ".parquet": "parquet", ".pq": "parquet"}
+# Other names accepted for the standard columns (RouterBench, LLMRouter, common exports).
+ALIASES = {
+    "query": ("prompt", "question"),
+    "query_id": ("id", "sample_id"),
+    "task": ("task_name", "eval_name", "category"),
+}
+QUERY_COLUMNS = ("query_id", "query", "task", "split")
+LONG_REQUIRED = ("query", "model", "score")
+LONG_OPTIONAL = ("query_id", "task", "cost", "tokens_in", "tokens_out", "latency", "split")
+NUMERIC = ("score", "cost", "tokens_in", "tokens_out", "latency")
+# `<model>|<field>` columns of the wide layout; RouterBench calls the cost `total_cost`.
+WIDE_FIELDS = {
+    "cost": "cost",
+    "total_cost": "cost",
+    "tokens_in": "tokens_in",
+    "tokens_out": "tokens_out",
+    "latency": "latency",
+}
+
+
+def import_file(
+    path: str | Path,
+    *,
+    layout: Layout = "auto",
+    pool: Pool | None = None,
+    name: str | None = None,
+    ignore_columns: Sequence[str] = (),
+) -> RoutingDataset:
+    """Read `path` (.csv, .tsv, .jsonl, .json, .parquet) in the long or wide layout.
+
+    `ignore_columns` names wide-layout columns that are neither scores nor known fields (e.g.
+    RouterBench's `oracle_model_to_route_to`). Raises `DataError` with a one-line message.
+    """
+    path = Path(path)
+    frame, meta = _read(path)
+    label = path.name
+    if frame.empty or len(frame.columns) == 0:
+        raise DataError(f"{label}: the file has no data rows")
+    frame = frame.reset_index(drop=True)
+    frame.index = frame.index + 1  # rows named in errors are 1-based data rows
+    frame = _apply_aliases(frame)
+    if layout == "auto":
+        layout = "long" if {"model", "score"} <= set(frame.columns) else "wide"
+    if layout == "long":
+        long = _from_long(frame, label)
+    elif layout == "wide":
+        long = _from_wide(frame, label, set(ignore_columns))
+    else:
+        raise DataError(f"unknown layout {layout!r}; use long, wide or auto")
+    _check(long, label)
+    pool = pool if pool is not None else meta.get("pool")
+    models = list(dict.fromkeys(long["model"]))
+    if pool is not None:
+        unknown = [m for m in models if m not in pool]
+        if unknown:
+            raise DataError(
+                f"{label}: model(s) {', '.join(unknown)} not in the pool "
+                f"({', '.join(pool.names)}); add them to the pool file or drop their rows"
+            )
+    given = meta.get("cost_note") or "as given in the file"
+    note = given if long["cost"].notna().any() else ""
+    if pool is not None:
+        long, computed, estimated = _fill_costs(long, pool)
+        if computed:
+            note = f"{computed} of {len(long)} costs computed as pool price x tokens"
+            if estimated:
+                note += f" ({estimated} with input tokens estimated from the query text)"
+            if computed < long["cost"].notna().sum():
+                note += f"; the others {given}"
+    return RoutingDataset(
+        long.drop(columns="_row"),
+        name=name or meta.get("name") or path.stem,
+        models=meta.get("models") or models,
+        pool=pool,
+        cost_note=note,
+    )
+
+
+# ---------------------------------------------------------------------- reading
+def _read(path: Path) -> tuple[pd.DataFrame, dict]:
+    if not path.exists():
+        raise DataError(f"file not found: {path}")
+    if not path.is_file():
+        raise DataError(f"{path} is not a file")
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(
+            f"{path.name}: unsupported file type {path.suffix or '(none)'}; "
+            f"use one of {', '.join(SUFFIXES)}"
+        )
+    if path.stat().st_size == 0:
+        raise DataError(f"{path.name}: the file is empty")
+    try:
+        if kind in ("csv", "tsv"):
+            sep = "\t" if kind == "tsv" else ","
+            return pd.read_csv(path, sep=sep, keep_default_na=True), {}
+        if kind == "jsonl":
+            return _read_jsonl(path), {}
+        if kind == "json":
+            return _read_json(path), {}
+        return _read_parquet(path)
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path.name}: the file has no data rows") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise DataError(f"{path.name}: not a readable {kind.upper()} file ({detail})") from None
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(
+                    f"{path.name}: line {number} is not valid JSON ({exc.msg})"
+                ) from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path.name}: line {number} is not a JSON object")
+            records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def _read_json(path: Path) -> pd.DataFrame:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path.name}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise DataError(f"{path.name}: a .json file must hold a list of objects (one per row)")
+    return pd.DataFrame.from_records(data)
+
+
+def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise DataError(f"{path.name}: not a readable Parquet file ({exc})") from None
+    raw = (table.schema.metadata or {}).get(b"trouter")
+    meta = json.loads(raw) if raw else {}
+    if meta.get("pool"):
+        meta["pool"] = Pool.from_dict(meta["pool"], source=f"{path.name} metadata")
+    return table.to_pandas(), meta
+
+
+def _apply_aliases(frame: pd.DataFrame) -> pd.DataFrame:
+    renames = {}
+    for column, aliases in ALIASES.items():
+        if column in frame.columns:
+            continue
+        present = [a for a in aliases if a in frame.columns]
+        if present:
+            renames[present[0]] = column
+    return frame.rename(columns=renames)
+
+
+# ---------------------------------------------------------------------- layouts
+def _from_long(frame: pd.DataFrame, label: str) -> pd.DataFrame:
+    missing = [c for c in LONG_REQUIRED if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{label}: missing column(s) {', '.join(missing)} for the long layout; it needs "
+            f"{', '.join(LONG_REQUIRED)} and may have {', '.join(LONG_OPTIONAL)} "
+            "(or use --format wide)"
+        )
+    out = pd.DataFrame(index=frame.index)
+    out["query"] = _text(frame["query"])
+    out["query_id"] = _ids(frame.get("query_id"), out["query"])
+    out["task"] = _text(frame["task"]) if "task" in frame else ""
+    out["model"] = _text(frame["model"])
+    for column in NUMERIC:
+        out[column] = _numeric(frame[column], column, label) if column in frame else np.nan
+    if "split" in frame:
+        out["split"] = _text(frame["split"]).str.lower()
+    empty = out["model"].str.strip() == ""
+    if empty.any():
+        raise DataError(f"{label}: empty model name in rows {_rows(empty)}")
+    out["_row"] = frame.index
+    return out.reset_index(drop=True)
+
+
+def _from_wide(frame: pd.DataFrame, label: str, ignore: set[str]) -> pd.DataFrame:
+    if "query" not in frame.columns:
+        raise DataError(
+            f"{label}: missing column query for the wide layout; it needs query and one score "
+            "column per model (a long file needs query, model, score)"
+        )
+    shared = set(QUERY_COLUMNS) | {"tokens_in"}
+    fields: dict[str, dict[str, str]] = {}
+    models: list[str] = []
+    for column in map(str, frame.columns):
+        if column in shared or column in ignore or column.startswith("Unnamed:"):
+            continue
+        if "|" in column:
+            model, field = column.rsplit("|", 1)
+            if field in WIDE_FIELDS:
+                fields.setdefault(model, {})[WIDE_FIELDS[field]] = column
+            continue  # other per-model columns (responses, notes) carry nothing we use
+        models.append(column)
+    if not models:
+        raise DataError(
+            f"{label}: no model score columns found; a wide file has query and one numeric "
+            "column per model named after it (or use --format long)"
+        )
+    orphans = sorted(set(fields) - set(models))
+    if orphans:
+        raise DataError(
+            f"{label}: column(s) {', '.join(next(iter(fields[m].values())) for m in orphans)} "
+            f"have no score column {', '.join(orphans)}"
+        )
+    query = _text(frame["query"])
+    base = pd.DataFrame(
+        {
+            "query": query,
+            "query_id": _ids(frame.get("query_id"), query),
+            "task": _text(frame["task"]) if "task" in frame else "",
+        },
+        index=frame.index,
+    )
+    if "split" in frame:
+        base["split"] = _text(frame["split"]).str.lower()
+    dup = base["query_id"].duplicated(keep=False)
+    if dup.any():
+        what = "query_id" if "query_id" in frame else "query text"
+        raise DataError(
+            f"{label}: rows {_rows(dup)} repeat the same {what}; keep one row per query in the "
+            "wide layout (or give repeated texts distinct query_id values)"
+        )
+    shared_in = _numeric(frame["tokens_in"], "tokens_in", label) if "tokens_in" in frame else np.nan
+    parts = []
+    for model in models:
+        part = base.copy()
+        part["_row"] = frame.index
+        part["model"] = model
+        part["score"] = _numeric(
+            frame[model],
+            model,
+            label,
+            hint=f"; if it is not a model's scores, ignore it (--ignore {model})",
+        )
+        for field in ("cost", "tokens_in", "tokens_out", "latency"):
+            source = fields.get(model, {}).get(field)
+            if source is not None:
+                part[field] = _numeric(frame[source], source, label)
+            else:
+                part[field] = shared_in if field == "tokens_in" else np.nan
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+# ---------------------------------------------------------------------- checks and costs
+def _check(long: pd.DataFrame, label: str) -> None:
+    if long.empty:
+        raise DataError(f"{label}: the file has no data rows")
+
+    def rows(mask: pd.Series) -> str:
+        return _rows(mask, long["_row"])
+
+    empty = long["query"].str.strip() == ""
+    if empty.any():
+        raise DataError(f"{label}: empty query text in rows {rows(empty)}")
+    dup = long.duplicated(["query_id", "model"], keep=False)
+    if dup.any():
+        raise DataError(
+            f"{label}: duplicate (query, model) rows {rows(dup)}; keep one observation per pair"
+        )
+    bad = long["score"].notna() & ((long["score"] < 0) | (long["score"] > 1))
+    if bad.any():
+        raise DataError(
+            f"{label}: scores must lie in [0, 1]; rows {rows(bad)} do not (rescale them first, "
+            "e.g. (grade - min) / (max - min))"
+        )
+    for column in ("cost", "tokens_in", "tokens_out", "latency"):
+        negative = long[column] < 0
+        if negative.any():
+            raise DataError(f"{label}: column {column!r} is negative in rows {rows(negative)}")
+    texts = long.groupby("query_id")["query"].nunique()
+    clash = texts[texts > 1]
+    if len(clash):
+        raise DataError(
+            f"{label}: query_id(s) {', '.join(map(str, clash.index[:5]))} carry different query texts"
+        )
+    if "split" in long:
+        unknown = ~long["split"].isin(SPLITS)
+        if unknown.any():
+            raise DataError(
+                f"{label}: split must be one of {', '.join(SPLITS)}; rows {rows(unknown)} are not"
+            )
+
+
+def _fill_costs(long: pd.DataFrame, pool: Pool) -> tuple[pd.DataFrame, int, int]:
+    """Cost = pool price x tokens where the file has output tokens but no cost.
+
+    Returns the new table, how many costs were computed, and for how many of those the input
+    tokens were estimated from the query text.
+    """
+    long = long.copy()
+    todo = long["cost"].isna() & long["tokens_out"].notna()
+    if not todo.any():
+        return long, 0, 0
+    no_in = todo & long["tokens_in"].isna()
+    if no_in.any():  # the prompt is known even when its token count is not
+        long.loc[no_in, "tokens_in"] = estimate_tokens_many(long.loc[no_in, "query"]).astype(float)
+    for model, rows in long[todo].groupby("model"):
+        spec = pool[str(model)]
+        long.loc[rows.index, "cost"] = spec.cost(rows["tokens_in"], rows["tokens_out"])
+    return long, int(todo.sum()), int(no_in.sum())
+
+
+# ---------------------------------------------------------------------- helpers
+def _rows(mask: pd.Series, source_rows: pd.Series | None = None) -> str:
+    """The 1-based data rows where `mask` holds: its index, or `source_rows` when given."""
+    picked = source_rows[mask] if source_rows is not None else mask[mask.to_numpy()].index
+    rows = sorted(set(picked))
+    shown = ", ".join(str(r) for r in rows[:5])
+    return shown + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+
+
+def _text(values: pd.Series) -> pd.Series:
+    return values.astype(object).where(values.notna(), "").astype(str)
+
+
+def _ids(values: pd.Series | None, queries: pd.Series) -> pd.Series:
+    """The given ids, with a stable hash of the query text wherever an id is missing."""
+    hashed = queries.map(lambda q: "q-" + hashlib.sha1(q.encode("utf-8")).hexdigest()[:16])
+    if values is None:
+        return hashed
+    given = _text(values).str.strip()
+    return given.where(given != "", hashed)
+
+
+def _numeric(values: pd.Series, column: str, label: str, hint: str = "") -> pd.Series:
+    if values.dtype == bool:
+        return values.astype(np.float64)
+    mapped = values.map(lambda v: float(v) if isinstance(v, bool) else v)
+    numbers = pd.to_numeric(mapped, errors="coerce")
+    bad = numbers.isna() & mapped.notna() & (_text(mapped).str.strip() != "")
+    if bad.any():
+        example = values[bad].iloc[0]
+        raise DataError(
+            f"{label}: column {column!r} has non-numeric values in rows {_rows(bad)} "
+            f"(e.g. {example!r}); scores, costs and token counts must be numbers{hint}"
+        )
+    return numbers.astype(np.float64)
