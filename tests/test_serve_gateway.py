@@ -158,11 +158,13 @@ def test_body_passes_through_untouched_but_for_the_model_id(gateway, fake):
 @pytest.mark.parametrize(
     ("failure", "kind"),
     [
-        (Status(500), "status"),
-        (Status(503), "status"),
-        (Status(429, retry_after=0.01), "status"),
+        (Status(500), "server"),
+        (Status(503), "server"),
+        (Status(429, retry_after=0.01), "rate_limit"),
+        (Status(401), "auth"),
+        (Status(404), "not_found"),
         (Hang(3.0), "timeout"),
-        (Drop(), "protocol"),
+        (Drop(), "connection"),
         (Malformed(), "malformed"),
     ],
 )
@@ -191,7 +193,7 @@ def test_a_refused_connection_falls_back(router, fake, store, closed_port):
             base_url=gw.url, api_key="x", max_retries=0
         ).chat.completions.with_raw_response.create(model="trouter", messages=HELLO)
     assert trouter_headers(raw)["x-trouter-model"] == "medium"
-    assert logged(store, raw.headers["x-trouter-request-id"]).attempts[0]["kind"] == "connect"
+    assert logged(store, raw.headers["x-trouter-request-id"]).attempts[0]["kind"] == "connection"
 
 
 def test_a_client_error_is_returned_as_is_without_fallback(gateway, fake):

@@ -1,20 +1,21 @@
 """Forwarding to upstream models, with fallback along the decision's chain.
 
 A proxy, not a batch client: the body goes through untouched except `model` (set to the pool
-member's model id); an upstream 5xx, 429, timeout, connection error or unreadable 200 moves on
-to the next model at once (no backoff), until one answers or the total deadline passes; any
-other 4xx is the client's problem and is returned as is. A stream counts as answered once its
+member's model id); an upstream 5xx, 429, 408/409, timeout, connection error, unreadable 200,
+or 401/403/404 (the gateway's key, URL or model id for that model is wrong) moves on to the next
+model at once (no backoff), until one answers or the total deadline passes; any other 4xx is the
+client's problem and is returned as is. A stream counts as answered once its
 first body byte arrives; before that it falls back like any other request.
 
-Upstream API keys are read once at start-up from each model's `api_key_env` and only ever go
-into the upstream request's Authorization header; error texts are scrubbed of them.
+Upstream API keys are read once at start-up (by `trouter.llm`'s resolver, from each model's
+`api_key_env`) and only ever go into the upstream request's Authorization header; upstream
+error bodies passed to clients are scrubbed of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -22,32 +23,9 @@ from typing import Any
 
 import httpx
 
-from trouter.errors import ConfigError
-from trouter.pool import ModelSpec, Pool
-
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-# 408/409 are OpenAI's own "try again" statuses; 401/403 mean the GATEWAY's key for that model
-# is wrong, which is no fault of the client's, so they fall back too (and their bodies, which
-# may quote part of the key, are never shown).
-RETRYABLE_STATUS = frozenset({401, 403, 408, 409, 429})
-
-
-def resolve_api_key(spec: ModelSpec) -> str | None:
-    """The API key for one pool model, from the variable its `api_key_env` names.
-
-    The one place the gateway reads upstream keys (to be pointed at `trouter.llm`'s resolver
-    once that lands). A named but unset variable is a configuration error; the message names
-    the variable, never a value.
-    """
-    if not spec.api_key_env:
-        return None
-    key = os.environ.get(spec.api_key_env, "").strip()
-    if not key:
-        raise ConfigError(
-            f"model {spec.name!r}: environment variable {spec.api_key_env} (its api_key_env) is "
-            "not set; export it or remove api_key_env from the pool"
-        )
-    return key
+from trouter.llm.endpoint import resolve_endpoint
+from trouter.llm.errors import ErrorKind, kind_of_status
+from trouter.pool import Pool
 
 
 @dataclass(frozen=True)
@@ -69,17 +47,19 @@ class Endpoint:
 
 
 def resolve_endpoints(pool: Pool) -> dict[str, Endpoint]:
+    """Each pool model's URL, headers and key, via `trouter.llm`'s one resolver (keys are read
+    now, so a missing key fails at start-up with a message naming its variable, not later)."""
     endpoints = {}
     for spec in pool:
-        key = resolve_api_key(spec)
-        base = (spec.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        resolved = resolve_endpoint(spec)
         headers = {"content-type": "application/json", "accept": "application/json"}
-        if key:
-            headers["authorization"] = f"Bearer {key}"
+        key = resolved.api_key if resolved.key_env is not None else None
+        if key:  # a keyless local server gets no Authorization header at all
+            headers.update(resolved.headers)
         endpoints[spec.name] = Endpoint(
             name=spec.name,
             model_id=spec.model,
-            url=f"{base}/chat/completions",
+            url=resolved.chat_url,
             timeout_s=spec.timeout_s,
             headers=headers,
             secret=key,
@@ -89,10 +69,15 @@ def resolve_endpoints(pool: Pool) -> dict[str, Endpoint]:
 
 # ---------------------------------------------------------------------------------- outcomes
 
+TIMEOUT = ErrorKind.TIMEOUT.value
+CONNECTION = ErrorKind.CONNECTION.value
+MALFORMED = ErrorKind.MALFORMED.value
+
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """One failed attempt: which model, what kind (status, timeout, connect, protocol, malformed)."""
+    """One failed attempt: which model, and its `ErrorKind` value (rate_limit, server, timeout,
+    connection, malformed, auth, not_found)."""
 
     model: str
     kind: str
@@ -141,8 +126,15 @@ class Attempts:
     deadline_hit: bool = False
 
 
-def is_retryable(status: int) -> bool:
-    return status >= 500 or status in RETRYABLE_STATUS
+def falls_back(status: int) -> bool:
+    """Whether an upstream error status moves the request on to the next model.
+
+    `trouter.llm`'s one error table decides: 429, 5xx, 408/409, and 401/403/404 (the gateway's
+    own key, URL or model id is wrong for that model, which is no fault of the client's) fall
+    back; any other 4xx is the client's error and is returned as is.
+    """
+    kind = kind_of_status(status)
+    return kind is not None and kind.fallback
 
 
 class Forwarder:
@@ -184,7 +176,7 @@ class Forwarder:
             status = response.status_code
             content_type = response.headers.get("content-type", "application/json")
             if status >= 400:
-                if is_retryable(status):
+                if falls_back(status):
                     attempts.failures.append(_status_failure(name, response))
                     continue
                 return Refusal(name, status, _client_error_body(endpoint, response), content_type)
@@ -195,7 +187,7 @@ class Forwarder:
                     raise ValueError("no choices")
             except ValueError:
                 attempts.failures.append(
-                    Failure(name, "malformed", f"{name} returned an unreadable response body")
+                    Failure(name, MALFORMED, f"{name} returned an unreadable response body")
                 )
                 continue
             return Answer(
@@ -235,7 +227,7 @@ class Forwarder:
                     if status >= 400:
                         await response.aread()
                         await response.aclose()
-                        if is_retryable(status):
+                        if falls_back(status):
                             attempts.failures.append(_status_failure(name, response))
                             continue
                         return Refusal(
@@ -249,7 +241,7 @@ class Forwarder:
                 attempts.failures.append(_timeout(name, timeout))
             except StopAsyncIteration:
                 attempts.failures.append(
-                    Failure(name, "protocol", f"{name} closed the stream before sending anything")
+                    Failure(name, CONNECTION, f"{name} closed the stream before sending anything")
                 )
             except httpx.TransportError as exc:
                 attempts.failures.append(_transport(name, exc))
@@ -261,19 +253,20 @@ class Forwarder:
 
 
 def _timeout(name: str, seconds: float) -> Failure:
-    return Failure(name, "timeout", f"{name} did not answer within {seconds:.3g} s")
+    return Failure(name, TIMEOUT, f"{name} did not answer within {seconds:.3g} s")
 
 
 def _transport(name: str, exc: httpx.TransportError) -> Failure:
     if isinstance(exc, httpx.ConnectError):
-        return Failure(name, "connect", f"cannot connect to {name}")
-    return Failure(name, "protocol", f"{name} broke the connection ({type(exc).__name__})")
+        return Failure(name, CONNECTION, f"cannot connect to {name}")
+    return Failure(name, CONNECTION, f"{name} broke the connection ({type(exc).__name__})")
 
 
 def _status_failure(name: str, response: httpx.Response) -> Failure:
+    kind = kind_of_status(response.status_code) or ErrorKind.SERVER
     return Failure(
         name,
-        "status",
+        kind.value,
         f"{name} answered HTTP {response.status_code}",
         status=response.status_code,
         retry_after=response.headers.get("retry-after"),

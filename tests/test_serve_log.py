@@ -1,0 +1,206 @@
+"""The decision log: what `trouter logs` reports, and that SIGKILL under load loses no answered request.
+
+The crash test runs a real `trouter serve` subprocess, kills it while clients are mid-flight,
+then checks that every request whose complete response reached a client is in the log and that
+SQLite's own integrity check passes; a restarted server keeps writing to the same log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from factories import toy_dataset
+from trouter.cli import run
+from trouter.errors import ConfigError
+from trouter.routers.registry import make_router
+from trouter.serve import GatewayConfig, create_app
+from trouter.serve.log_summary import parse_since, summarise
+from trouter.serve.testing import GatewayServer, pool_at
+from trouter.store import Store
+from trouter.testing import FakeOpenAI, Reply, Status
+
+HELLO = [{"role": "user", "content": "hello there"}]
+
+
+@pytest.fixture(scope="module")
+def router():
+    return make_router("single", model="small", encoder="hashing:256").fit(toy_dataset(10))
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeOpenAI(lambda req: Reply(content="four words of answer")) as server:
+        yield server
+
+
+def test_logs_summarises_spend_model_mix_fallbacks_and_errors(router, fake, tmp_path, capsys):
+    db = tmp_path / "log.sqlite"
+    app = create_app(
+        router, pool_at(router.pool_, fake.url), GatewayConfig(), Store(f"sqlite:///{db}")
+    )
+    with GatewayServer(app) as gw, httpx.Client(base_url=gw.url) as c:
+        for _ in range(3):
+            assert (
+                c.post(
+                    "/chat/completions", json={"model": "trouter", "messages": HELLO}
+                ).status_code
+                == 200
+            )
+        fake.script(Status(500), model="small-id")
+        assert (
+            c.post("/chat/completions", json={"model": "trouter", "messages": HELLO}).status_code
+            == 200
+        )
+        assert (
+            c.post("/chat/completions", json={"model": "large", "messages": HELLO}).status_code
+            == 200
+        )
+        assert (
+            c.post("/chat/completions", json={"model": "nope", "messages": HELLO}).status_code
+            == 404
+        )
+
+    summary = summarise(Store(f"sqlite:///{db}"))
+    assert (summary.requests, summary.errors, summary.fallback_requests) == (6, 1, 1)
+    assert [(m.model, m.requests, m.chosen) for m in summary.models] == [
+        ("small", 3, 4),
+        ("large", 1, 1),
+        ("medium", 1, 0),
+    ]
+    assert (
+        summary.spend == pytest.approx(sum(m.spend for m in summary.models)) and summary.spend > 0
+    )
+    assert summary.statuses == {200: 5, 404: 1}
+
+    assert run(["logs", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "6 requests" in out and "errors 1 (16.7%)" in out and "requests with fallbacks 1" in out
+    assert "small" in out and "60.0%" in out and "HTTP statuses: 200: 5, 404: 1" in out
+    assert run(["logs", "--db", str(db), "--since", "1h"]) == 0
+    assert run(["logs", "--db", str(db), "--since", "yesterday"]) == 2
+
+
+def test_since_accepts_spans_and_dates():
+    now = datetime(2025, 6, 1, 12, tzinfo=UTC)
+    assert parse_since("30m", now) == now - timedelta(minutes=30)
+    assert parse_since("2d", now) == now - timedelta(days=2)
+    assert parse_since("2025-05-01", now) == datetime(2025, 5, 1, tzinfo=UTC)
+    with pytest.raises(ConfigError, match="--since"):
+        parse_since("last tuesday", now)
+
+
+def _serve(router_dir, pool_file, db, port):
+    cmd = [
+        sys.executable, "-c", "from trouter.cli import main; main()",
+        "serve", "--router", str(router_dir), "--pool", str(pool_file), "--db", str(db),
+        "--port", str(port), "--host", "127.0.0.1",
+    ]  # fmt: skip
+    env = {**os.environ, "TROUTER_API_KEYS": ""}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _wait_healthy(proc, port, timeout=60.0):
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        if proc.poll() is not None:
+            raise AssertionError(f"trouter serve exited: {proc.stdout.read().decode()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise AssertionError("trouter serve did not become healthy")
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _load_until_killed(proc, port, want: int) -> list[str]:
+    """Clients (half streaming) hammer the server; SIGKILL it once `want` answers arrived."""
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def client(stream: bool) -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/v1", timeout=5) as c:
+            while not stop.is_set():
+                body = {"model": "trouter", "messages": HELLO, "stream": stream}
+                try:
+                    with c.stream("POST", "/chat/completions", json=body) as r:
+                        raw = b"".join(r.iter_raw())
+                except httpx.HTTPError:
+                    return  # the server is gone
+                complete = raw.endswith(b"data: [DONE]\n\n") if stream else raw.endswith(b"}")
+                if r.status_code == 200 and complete:
+                    answered.append(r.headers["x-trouter-request-id"])
+
+    threads = [threading.Thread(target=client, args=(i % 2 == 1,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    until = time.monotonic() + 20
+    while len(answered) < want and time.monotonic() < until:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)  # mid-load: requests are in flight right now
+    proc.wait(10)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    return answered
+
+
+@pytest.mark.slow
+def test_sigkill_under_load_loses_no_answered_request(router, fake, tmp_path):
+    router_dir = router.save(tmp_path / "router")
+    pool_file = tmp_path / "pool.yaml"
+    pool_at(router.pool_, fake.url).save(pool_file)
+    db, port = tmp_path / "log.sqlite", _free_port()
+    answered: list[str] = []
+    for kill in range(3):  # each kill lands at a different moment of the writer's work
+        proc = _serve(router_dir, pool_file, db, port)
+        try:
+            _wait_healthy(proc, port)
+            this_round = _load_until_killed(proc, port, want=150)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        assert len(this_round) >= 50, "too little load reached the server before the kill"
+        answered += this_round
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            logged = {
+                r[0] for r in conn.execute("SELECT request_id FROM decisions WHERE status = 'ok'")
+            }
+        missing = set(answered) - logged
+        assert not missing, (
+            f"kill {kill}: {len(missing)} of {len(answered)} answered requests are not logged"
+        )
+
+    proc = _serve(router_dir, pool_file, db, port)  # restart on the same, recovered log
+    try:
+        _wait_healthy(proc, port)
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            json={"model": "trouter", "messages": HELLO},
+        )
+        assert r.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)  # a graceful stop flushes the log
+        proc.wait(30)
+    with sqlite3.connect(db) as conn:
+        ids = {row[0] for row in conn.execute("SELECT request_id FROM decisions")}
+    assert r.headers["x-trouter-request-id"] in ids and set(answered) <= ids
