@@ -47,3 +47,13 @@ def test_bundled_equals_what_the_loader_builds(shared_data):
 
 def test_bundled_is_listed_among_dataset_names():
     assert "bundled" in dataset_names()
+
+
+def test_trouter_data_show_summarises_the_bundled_data(capsys):
+    from trouter.cli import run
+
+    assert run(["data", "show", "bundled", "--task-level", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "llmrouter_9models: 5989 queries x 9 models, 14 tasks" in out
+    assert "gemma-2-9b-it" in out and "agentverse-mgsm" in out
+    assert "cost: estimated" in out

@@ -184,3 +184,28 @@ def test_empty_unreadable_and_unsupported_files(tmp_path):
     for name, message in cases.items():
         with pytest.raises(DataError, match=message):
             import_file(tmp_path / name)
+
+
+# ---------------------------------------------------------------- the CLI
+def test_trouter_import_writes_a_dataset_file(tmp_path, capsys):
+    from trouter.cli import run
+
+    pool = tmp_path / "pool.yaml"
+    POOL.save(pool)
+    source = write(WIDE, tmp_path / "mine.csv")
+    out = tmp_path / "mine.parquet"
+    assert run(["import", str(source), "--out", str(out), "--pool", str(pool)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out.replace("\n", "")
+    ds = RoutingDataset.load(out)
+    assert ds.models == ("small", "big") and ds.pool == POOL
+
+
+def test_trouter_import_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    from trouter.cli import run
+
+    source = write(LONG.assign(score=[1, "high", 0, 1]), tmp_path / "bad.csv")
+    assert run(["import", str(source), "--out", str(tmp_path / "x.parquet")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert "non-numeric values in rows 2" in err
+    assert not (tmp_path / "x.parquet").exists()

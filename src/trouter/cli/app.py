@@ -24,7 +24,14 @@ console = Console()
 err_console = Console(stderr=True)
 
 # One line per command module; importing a module registers its commands on `app`.
-COMMAND_MODULES = ("trouter.cli.info", "trouter.cli.bench", "trouter.cli.serve")
+COMMAND_MODULES = (
+    "trouter.cli.info",
+    "trouter.cli.bench",
+    "trouter.cli.serve",
+    "trouter.cli.data",
+    "trouter.cli.synth",
+    "trouter.cli.label",
+)
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
