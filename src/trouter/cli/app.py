@@ -29,8 +29,6 @@ COMMAND_MODULES = (
     "trouter.cli.bench",
     "trouter.cli.serve",
     "trouter.cli.data",
-    "trouter.cli.synth",
-    "trouter.cli.label",
 )
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
