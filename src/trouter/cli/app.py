@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "trouter.cli.bench",
     "trouter.cli.serve",
     "trouter.cli.data",
+    "trouter.cli.synth",
 )
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
