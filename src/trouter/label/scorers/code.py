@@ -8,6 +8,7 @@ The code always runs in `trouter.label.sandbox` (a confined subprocess), never i
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import re
 
@@ -54,6 +55,37 @@ def extract_code(response: str, entry_point: str | None = None) -> str | None:
             continue
         return candidate
     return "\n".join(lines[start:]).rstrip()  # let the sandbox report the syntax error
+
+
+def split_tests(tests: str) -> list[str]:
+    """One test per top-level `assert`, each carrying the setup statements before it.
+
+    >>> split_tests("import math\nassert math.floor(1.5) == 1\nassert 2 + 2 == 4")
+    ['import math\nassert math.floor(1.5) == 1', 'assert 2 + 2 == 4']
+
+    Tests that do not parse, or hold no top-level assert (a `check(candidate)` function), stay
+    one test; the sandbox reports their error.
+    """
+    try:
+        tree = ast.parse(tests)
+    except SyntaxError:
+        return [tests]
+    lines = tests.splitlines()
+    chunks: list[str] = []
+    setup: list[str] = []
+    for node in tree.body:
+        end = node.end_lineno or node.lineno
+        source = "\n".join(lines[node.lineno - 1 : end])
+        if isinstance(node, ast.Assert):
+            chunks.append("\n".join([*setup, source]))
+            setup = []
+        else:
+            setup.append(source)
+    if not chunks:
+        return [tests]
+    if setup:  # trailing statements (e.g. a final call) ride with the last test
+        chunks[-1] = "\n".join([chunks[-1], *setup])
+    return chunks
 
 
 class Code:

@@ -1,0 +1,231 @@
+"""`trouter label`: the pool answers every item, each answer is graded, a RoutingDataset comes out.
+`trouter annotate`: real queries get taxonomy paths, level by level, from an LLM."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from trouter.cli.app import app, console, err_console
+from trouter.errors import ConfigError
+
+if TYPE_CHECKING:
+    from trouter.label.runner import LabelOptions
+    from trouter.pool import ModelSpec, Pool
+    from trouter.store import Store
+    from trouter.synth.items import SynthItem
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help="Store: a SQLAlchemy URL or a SQLite file (default: trouter.sqlite by --out)."
+    ),
+]
+PoolOpt = Annotated[Path, typer.Option("--pool", help="The pool YAML (models and prices).")]
+JudgeOpt = Annotated[
+    str | None,
+    typer.Option("--judge", help="Model that grades free-text answers (a name in --judge-pool)."),
+]
+JudgePoolOpt = Annotated[
+    Path | None,
+    typer.Option("--judge-pool", help="Pool YAML holding the judge model (default: --pool)."),
+]
+SkipCheckOpt = Annotated[
+    bool, typer.Option("--skip-check", help="Do not check keys and endpoints before starting.")
+]
+
+
+def open_store(db: str | None, out: Path) -> Store:
+    """`--db` as a URL or a SQLite path, else trouter.sqlite beside the output (as synthesize)."""
+    from trouter.store import Store, sqlite_url
+
+    if db is None:
+        return Store(sqlite_url(out.resolve().parent / "trouter.sqlite"))
+    return Store(db if "://" in db else sqlite_url(db))
+
+
+def observations_path(out: Path) -> Path:
+    """Where the raw observations go next to a dataset: labels.parquet -> labels.observations.jsonl."""
+    return out.with_name(out.stem + ".observations.jsonl")
+
+
+def load_judge(judge: str | None, judge_pool: Path | None, pool_path: Path) -> ModelSpec | None:
+    from trouter.pool import Pool
+
+    if judge is None:
+        return None
+    return Pool.load(judge_pool or pool_path)[judge]
+
+
+async def preflight_models(specs: list[ModelSpec]) -> None:
+    """Stop before spending anything when a key is missing or an endpoint does not answer."""
+    from trouter.llm import preflight, raise_for_problems
+
+    problems = await preflight(specs)
+    for p in problems:
+        if not p.fatal:
+            err_console.print(f"[yellow]warning:[/] {p.message}", highlight=False)
+    raise_for_problems(problems)
+
+
+@app.command("label")
+def label(
+    items: Annotated[Path, typer.Argument(help="Items file (.jsonl/.parquet) from synthesize.")],
+    pool: PoolOpt,
+    out: Annotated[Path, typer.Option("--out", help="The RoutingDataset Parquet to write.")],
+    judge: JudgeOpt = None,
+    judge_pool: JudgePoolOpt = None,
+    db: DbOpt = None,
+    run: Annotated[
+        str | None, typer.Option("--run", help="Run id in the store (default: label:<items>).")
+    ] = None,
+    budget: Annotated[float | None, typer.Option("--budget", help="Hard $ cap.")] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Answer length cap.")] = 1024,
+    temperature: Annotated[float, typer.Option("--temperature")] = 0.0,
+    system_prompt: Annotated[
+        str | None, typer.Option("--system", help="A system message sent before each item.")
+    ] = None,
+    code_timeout: Annotated[
+        float, typer.Option("--code-timeout", help="Wall-clock seconds per code run.")
+    ] = 10.0,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed/--keep-failed", help="Redo stored failures.")
+    ] = True,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print calls and worst-case cost; call nothing.")
+    ] = False,
+    skip_check: SkipCheckOpt = False,
+) -> None:
+    """Every pool model answers every item; each answer is graded by the scorer for the item's
+    answer format; writes a RoutingDataset (task = taxonomy path) and the raw observations.
+    Rerunning resumes: stored observations and cached answers are reused, failures retried."""
+    from trouter.label.runner import LabelOptions
+    from trouter.pool import Pool
+    from trouter.synth.items import read_items
+
+    the_items = read_items(items)
+    if not the_items:
+        raise ConfigError(f"{items}: no items to label")
+    the_pool = Pool.load(pool)
+    judge_spec = load_judge(judge, judge_pool, pool)
+    options = LabelOptions(
+        temperature=temperature,
+        max_tokens=max_tokens,
+        system_prompt=system_prompt,
+        retry_failed=retry_failed,
+    )
+    run_id = run or f"label:{items.stem}"
+    asyncio.run(
+        _label(
+            the_items,
+            the_pool,
+            judge_spec,
+            options,
+            out=out,
+            db=db,
+            run=run_id,
+            budget=budget,
+            code_timeout=code_timeout,
+            dry_run=dry_run,
+            skip_check=skip_check,
+        )
+    )
+
+
+async def _label(
+    items: list[SynthItem],
+    pool: Pool,
+    judge_spec: ModelSpec | None,
+    options: LabelOptions,
+    *,
+    out: Path,
+    db: str | None,
+    run: str,
+    budget: float | None,
+    code_timeout: float,
+    dry_run: bool,
+    skip_check: bool,
+) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from trouter.label.observations import load_observations, to_dataset, write_jsonl
+    from trouter.label.runner import check_scorable, label_items, plan
+    from trouter.label.sandbox import SandboxLimits
+    from trouter.label.scorers import Code, Judge
+    from trouter.llm import LLMClient
+
+    if dry_run:
+        _print_plan(plan(items, pool, LLMClient(None), options), budget, len(items))
+        return
+    store = open_store(db, out)
+    client = LLMClient(store, run=run, budget_usd=budget)
+    judge = Judge(client, judge_spec) if judge_spec is not None else None
+    check_scorable(items, judge)  # before any call: free-text items need a judge
+    if not skip_check:
+        await preflight_models([*pool, *([judge_spec] if judge_spec else [])])
+    code = Code(SandboxLimits(wall_s=code_timeout))
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=console,
+        ) as bar:
+            job = bar.add_task("labelling", total=None, note="")
+            done = 0
+
+            def advance(_: object) -> None:
+                nonlocal done
+                done += 1
+                u = client.usage
+                note = f"{u.calls} calls, {u.cache_hits} cached, {u.failures} failed, ${u.cost_usd:.4f}"
+                bar.update(job, completed=done, note=note)
+
+            summary = await label_items(
+                items,
+                pool,
+                client,
+                store=store,
+                run=run,
+                judge=judge,
+                code=code,
+                options=options,
+                on_observation=advance,
+                on_start=lambda n: bar.update(job, total=n),
+            )
+    finally:
+        await client.aclose()
+    observations = load_observations(store, run)
+    dataset = to_dataset(observations, items, pool, name=run)
+    dataset.save(out)
+    raw = write_jsonl(observations, items, pool, observations_path(out))
+    for line in summary.lines():
+        console.print(line, highlight=False)
+    console.print(f"dataset: {out} ({dataset!r}); raw observations: {raw}", highlight=False)
+
+
+def _print_plan(plan: dict[str, tuple[int, float]], budget: float | None, n_items: int) -> None:
+    table = Table("model", "calls", "at most $", title=f"labelling plan: {n_items} items")
+    for model, (calls, cost) in plan.items():
+        table.add_row(model, f"{calls:,}", f"{cost:.4f}")
+    total = sum(c for _, c in plan.values())
+    table.add_row("total", f"{sum(n for n, _ in plan.values()):,}", f"{total:.4f}", style="bold")
+    console.print(table)
+    console.print(
+        "worst case: every answer as long as --max-tokens; cached answers cost nothing; "
+        "judge calls not included"
+        + (f"; budget cap ${budget:.2f}" if budget is not None else "; no budget cap"),
+        highlight=False,
+    )

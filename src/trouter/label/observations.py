@@ -1,0 +1,224 @@
+"""Where labelling results live: store rows while running, a RoutingDataset and JSONL after.
+
+Rows are upserted into `label_observations` keyed by (run, item, model), in small batches; a
+kill loses at most the last batch, and those answers are still in the LLM cache, so the rerun
+re-reads them for free. The primary key makes a duplicate impossible.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import Table, delete, insert, select
+
+from trouter.store import LabelObservation, Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from trouter.data.dataset import RoutingDataset
+    from trouter.pool import Pool
+    from trouter.synth.items import SynthItem
+
+OK, CALL_FAILED, SCORE_FAILED = "ok", "call_failed", "score_failed"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One model's answer to one item: what it said, what it cost, how it scored."""
+
+    item_id: str
+    model: str
+    task: str
+    answer_format: str
+    status: str  # ok | call_failed | score_failed
+    score: float | None = None
+    response: str | None = None
+    extracted: str = ""
+    detail: str = ""
+    error: str = ""
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost: float | None = None
+    latency_s: float | None = None
+    cached: bool = False
+    attempts: int = 0
+    request_key: str = ""
+    retry: bool = False  # redo this one on the next run (e.g. the call failed)
+
+
+class ObservationWriter:
+    """Batched upserts of observations for one run; `flush` commits whatever is pending."""
+
+    def __init__(
+        self, store: Store, run: str, flush_every: int = 64, flush_interval_s: float = 0.5
+    ) -> None:
+        self.store = store
+        self.run = run
+        self.flush_every = flush_every
+        self.flush_interval_s = flush_interval_s
+        self._pending: dict[tuple[str, str], dict[str, Any]] = {}
+        self._last_flush = time.monotonic()
+        self.written = 0
+
+    def add(self, observation: Observation) -> None:
+        row = asdict(observation)
+        row["run"] = self.run
+        self._pending[(observation.item_id, observation.model)] = row
+        if (
+            len(self._pending) >= self.flush_every
+            or time.monotonic() - self._last_flush >= self.flush_interval_s
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._pending:
+            return
+        rows = list(self._pending.values())
+        self._pending.clear()
+        table = _table()
+        keys = ["item_id", "model", "run"]
+        with self.store.engine.begin() as conn:
+            dialect = conn.dialect.name
+            if dialect == "sqlite":
+                from sqlalchemy.dialects import sqlite
+
+                lite = sqlite.insert(table)
+                update = {
+                    c.name: lite.excluded[c.name] for c in table.columns if c.name not in keys
+                }
+                conn.execute(lite.on_conflict_do_update(index_elements=keys, set_=update), rows)
+            elif dialect == "postgresql":
+                from sqlalchemy.dialects import postgresql
+
+                pg = postgresql.insert(table)
+                update = {c.name: pg.excluded[c.name] for c in table.columns if c.name not in keys}
+                conn.execute(pg.on_conflict_do_update(index_elements=keys, set_=update), rows)
+            else:  # any other database: delete then insert, in one transaction
+                for row in rows:
+                    conn.execute(
+                        delete(table).where(
+                            table.c.run == row["run"],
+                            table.c.item_id == row["item_id"],
+                            table.c.model == row["model"],
+                        )
+                    )
+                conn.execute(insert(table), rows)
+        self.written += len(rows)
+
+
+def _table() -> Table:
+    return cast(Table, LabelObservation.__table__)
+
+
+def load_observations(store: Store, run: str) -> dict[tuple[str, str], Observation]:
+    """Every stored observation of `run`, keyed by (item id, model)."""
+    fields = list(Observation.__dataclass_fields__)
+    table = _table()
+    out: dict[tuple[str, str], Observation] = {}
+    with store.engine.connect() as conn:
+        result = conn.execute(
+            select(*(table.c[f] for f in fields)).where(table.c.run == run)
+        ).mappings()
+        for row in result:
+            obs = Observation(**dict(row))
+            out[(obs.item_id, obs.model)] = obs
+    return out
+
+
+def to_frame(
+    observations: dict[tuple[str, str], Observation], items: Sequence[SynthItem], pool: Pool
+) -> pd.DataFrame:
+    """The long RoutingDataset table (item order, then pool order); failures have NaN scores.
+
+    Cost is recomputed from the stored token counts with the pool's prices (the one formula),
+    so it always matches the pool the dataset is saved with.
+    """
+    import numpy as np
+    import pandas as pd
+
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "query_id",
+            "query",
+            "task",
+            "model",
+            "score",
+            "cost",
+            "tokens_in",
+            "tokens_out",
+            "latency",
+        )
+    }
+    nan = float("nan")
+    for item in items:
+        for spec in pool:
+            obs = observations.get((item.id, spec.name))
+            if obs is None:
+                continue
+            has_usage = obs.tokens_in is not None and obs.tokens_out is not None
+            cols["query_id"].append(item.id)
+            cols["query"].append(item.query)
+            cols["task"].append(item.path)
+            cols["model"].append(spec.name)
+            cols["score"].append(obs.score if obs.score is not None else nan)
+            cols["cost"].append(
+                spec.call_cost(obs.tokens_in or 0, obs.tokens_out or 0) if has_usage else nan
+            )
+            cols["tokens_in"].append(obs.tokens_in if obs.tokens_in is not None else nan)
+            cols["tokens_out"].append(obs.tokens_out if obs.tokens_out is not None else nan)
+            cols["latency"].append(obs.latency_s if obs.latency_s is not None else nan)
+    frame = pd.DataFrame(cols)
+    for col in ("score", "cost", "tokens_in", "tokens_out", "latency"):
+        frame[col] = frame[col].astype(np.float64)
+    return frame
+
+
+def to_dataset(
+    observations: dict[tuple[str, str], Observation],
+    items: Sequence[SynthItem],
+    pool: Pool,
+    name: str,
+) -> RoutingDataset:
+    from trouter.data.dataset import RoutingDataset
+
+    return RoutingDataset(
+        to_frame(observations, items, pool), name=name, models=list(pool.names), pool=pool
+    )
+
+
+def write_jsonl(
+    observations: dict[tuple[str, str], Observation],
+    items: Sequence[SynthItem],
+    pool: Pool,
+    path: str | Path,
+) -> Path:
+    """The raw observations (response, tokens, $, latency, errors) as JSON Lines, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for item in items:
+            for spec in pool:
+                obs = observations.get((item.id, spec.name))
+                if obs is None:
+                    continue
+                row = asdict(obs)
+                row["query"] = item.query
+                for key, value in row.items():
+                    if isinstance(value, float) and math.isnan(value):
+                        row[key] = None
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+    return path

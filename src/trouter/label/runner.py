@@ -1,0 +1,324 @@
+"""The labelling run: every pool model answers every item through the one LLM client, and every
+answer is graded by the scorer for the item's answer format.
+
+    client = LLMClient(store, run="label:acme")
+    summary = await label_items(items, pool, client, store=store, run="label:acme", judge=judge)
+    dataset = to_dataset(load_observations(store, "label:acme"), items, pool, "acme")
+
+Resumable: observations already stored for the run are kept (failed calls are retried), answers
+that reached the LLM cache before a crash are re-read for free, and the store's primary key
+(run, item, model) rules out duplicates. Each model has its own workers, as many as its
+`max_concurrency`, so a slow or rate-limited model never holds up the others; the client adds
+per-model rate limits and retries. A call that still fails is stored as a failure (no score, with
+the error), never dropped; a response that cannot be graded is stored the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from trouter.label.observations import (
+    CALL_FAILED,
+    OK,
+    SCORE_FAILED,
+    Observation,
+    ObservationWriter,
+    load_observations,
+)
+from trouter.label.scorers import Code, Judge, Reference, Score, Scorer, scorer_for
+from trouter.store import LLMCall, Store
+
+if TYPE_CHECKING:
+    from trouter.llm import Completion, LLMClient
+    from trouter.pool import ModelSpec, Pool
+    from trouter.synth.items import SynthItem
+
+LABEL_PURPOSE = "label"
+
+
+@dataclass(frozen=True)
+class LabelOptions:
+    """How pool models are asked: deterministic by default, so reruns hit the cache."""
+
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    system_prompt: str | None = None
+    retry_failed: bool = True  # redo stored failures (calls that failed, judges that failed)
+    flush_every: int = 64
+    flush_interval_s: float = 0.5
+
+
+@dataclass
+class LabelSummary:
+    """What a labelling run did; `lines()` is the report the CLI prints."""
+
+    run: str
+    items: int
+    models: tuple[str, ...]
+    observations: int = 0
+    reused: int = 0  # stored by an earlier (perhaps interrupted) run and kept
+    observed: int = 0  # made by this run
+    cache_hits: int = 0  # of those, answered from the LLM cache (no new spend)
+    call_failures: Counter[str] = field(default_factory=Counter)
+    score_failures: Counter[str] = field(default_factory=Counter)
+    mean_score: dict[str, float] = field(default_factory=dict)
+    cost_usd: dict[str, float] = field(default_factory=dict)  # $ of the dataset's answers
+    spent_usd: float = 0.0  # paid by this run, judge calls included
+    judge_calls: int = 0
+    isolation: tuple[str, ...] = ()
+
+    @property
+    def failures(self) -> int:
+        return sum(self.call_failures.values()) + sum(self.score_failures.values())
+
+    def lines(self) -> list[str]:
+        out = [
+            f"{self.items} items x {len(self.models)} models = {self.observations} observations "
+            f"({self.reused} kept from earlier runs, {self.observed} made now, "
+            f"{self.cache_hits} of them from the cache)",
+            f"failures: {sum(self.call_failures.values())} calls failed after retries, "
+            f"{sum(self.score_failures.values())} answers could not be scored (stored, no score)",
+        ]
+        for model in self.models:
+            mean = self.mean_score.get(model, math.nan)
+            out.append(
+                f"  {model}: mean score {mean:.3f}, ${self.cost_usd.get(model, 0.0):.4f}, "
+                f"{self.call_failures.get(model, 0)} call failures, "
+                f"{self.score_failures.get(model, 0)} scoring failures"
+            )
+        out.append(f"spent now: ${self.spent_usd:.4f} (judge calls: {self.judge_calls})")
+        if self.isolation:
+            out.append(f"code sandbox: {', '.join(self.isolation)}")
+        return out
+
+
+def reference_of(item: SynthItem) -> Reference:
+    """What the scorers compare an item's answers with."""
+    from trouter.label.scorers.code import split_tests
+
+    rubric = item.meta.get("rubric", "") if isinstance(item.meta, dict) else ""
+    return Reference(
+        answer=item.reference,
+        choices=tuple(item.choices),
+        tests=tuple(split_tests(item.tests)) if item.tests.strip() else (),
+        entry_point=item.entry_point or None,
+        rubric=str(rubric),
+        rel_tol=item.tolerance,
+        query=item.query,
+    )
+
+
+def check_scorable(items: Sequence[SynthItem], judge: Judge | None) -> None:
+    """Fail before any call when some items need a judge and none is given."""
+    for fmt in sorted({item.answer_format for item in items}):
+        scorer_for(fmt, judge=judge)
+
+
+async def label_items(
+    items: Sequence[SynthItem],
+    pool: Pool,
+    client: LLMClient,
+    *,
+    store: Store,
+    run: str,
+    judge: Judge | None = None,
+    code: Code | None = None,
+    options: LabelOptions | None = None,
+    on_observation: Callable[[Observation], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> LabelSummary:
+    """Have every pool model answer every item, grade each answer, store every observation.
+
+    `on_start(n)` is told how many observations remain to be made (for a progress bar),
+    `on_observation` gets each one as it is made. Raises `BudgetExceeded` / `MissingKeyError`
+    from the client (everything finished so far is stored); every other call failure becomes a
+    stored failure observation.
+    """
+    options = options or LabelOptions()
+    check_scorable(items, judge)
+    code = code or Code()
+    summary = LabelSummary(run=run, items=len(items), models=pool.names)
+    stored = load_observations(store, run)
+    todo: dict[str, deque[SynthItem]] = {spec.name: deque() for spec in pool}
+    for item in items:
+        for spec in pool:
+            previous = stored.get((item.id, spec.name))
+            if previous is None or (options.retry_failed and previous.retry):
+                todo[spec.name].append(item)
+            else:
+                summary.reused += 1
+    if on_start is not None:
+        on_start(sum(len(q) for q in todo.values()))
+    writer = ObservationWriter(store, run, options.flush_every, options.flush_interval_s)
+    spent_before = client.usage.cost_usd
+    judge_before = client.usage.per_model.get(judge.spec.name) if judge else None
+    judge_calls_before = judge_before.calls if judge_before else 0
+
+    async def worker(spec: ModelSpec, queue: deque[SynthItem]) -> None:
+        while queue:
+            item = queue.popleft()
+            observation = await observe(client, spec, item, judge, code, options, store)
+            writer.add(observation)
+            summary.observed += 1
+            summary.cache_hits += observation.cached
+            if on_observation is not None:
+                on_observation(observation)
+
+    tasks = [
+        worker(spec, todo[spec.name])
+        for spec in pool
+        for _ in range(min(spec.max_concurrency, len(todo[spec.name])))
+    ]
+    try:
+        await _gather_all(tasks)
+    finally:
+        writer.flush()  # Ctrl-C, a budget stop or a bug: what finished is kept
+    summary.spent_usd = client.usage.cost_usd - spent_before
+    if judge is not None:
+        after = client.usage.per_model.get(judge.spec.name)
+        summary.judge_calls = (after.calls if after else 0) - judge_calls_before
+    summary.isolation = code.last_isolation
+    _fill_totals(summary, load_observations(store, run), items, pool)
+    return summary
+
+
+async def _gather_all(coroutines: list[Any]) -> None:
+    """Run the workers; the first exception cancels the rest and is raised."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _fill_totals(
+    summary: LabelSummary,
+    stored: dict[tuple[str, str], Observation],
+    items: Sequence[SynthItem],
+    pool: Pool,
+) -> None:
+    sums: dict[str, float] = {}
+    counts: Counter[str] = Counter()
+    for item in items:
+        for spec in pool:
+            obs = stored.get((item.id, spec.name))
+            if obs is None:
+                continue
+            summary.observations += 1
+            if obs.status == CALL_FAILED:
+                summary.call_failures[spec.name] += 1
+            elif obs.status == SCORE_FAILED:
+                summary.score_failures[spec.name] += 1
+            # A missing score counts as 0 (DESIGN.md's metric rule).
+            sums[spec.name] = sums.get(spec.name, 0.0) + (obs.score or 0.0)
+            counts[spec.name] += 1
+            if obs.tokens_in is not None and obs.tokens_out is not None:
+                summary.cost_usd[spec.name] = summary.cost_usd.get(spec.name, 0.0) + spec.call_cost(
+                    obs.tokens_in, obs.tokens_out
+                )
+    summary.mean_score = {m: sums[m] / counts[m] for m in counts}
+
+
+def messages_for(item: SynthItem, options: LabelOptions) -> list[dict[str, Any]]:
+    """The request a pool model gets: the item's query as the user turn (as real users ask)."""
+    messages: list[dict[str, Any]] = []
+    if options.system_prompt:
+        messages.append({"role": "system", "content": options.system_prompt})
+    messages.append({"role": "user", "content": item.query})
+    return messages
+
+
+async def observe(
+    client: LLMClient,
+    spec: ModelSpec,
+    item: SynthItem,
+    judge: Judge | None,
+    code: Code,
+    options: LabelOptions,
+    store: Store,
+) -> Observation:
+    """One model's answer to one item, graded; failures come back as failure observations."""
+    from trouter.llm import LLMCallError
+
+    base = Observation(
+        item_id=item.id,
+        model=spec.name,
+        task=item.path,
+        answer_format=item.answer_format,
+        status=CALL_FAILED,
+    )
+    try:
+        done = await client.chat(
+            spec,
+            messages_for(item, options),
+            purpose=LABEL_PURPOSE,
+            temperature=options.temperature,
+            max_tokens=options.max_tokens,
+        )
+    except LLMCallError as exc:
+        return replace(base, error=str(exc), attempts=exc.attempts, retry=True)
+    text = done.text or ""
+    scorer: Scorer = scorer_for(item.answer_format, judge=judge, code=code)
+    try:
+        score = await scorer.score(text, reference_of(item))
+    except Exception as exc:  # a scorer bug must not end a paid run; it is stored and counted
+        score = Score.failure(f"scorer {scorer.name} crashed: {type(exc).__name__}: {exc}")
+    detail = score.detail
+    if done.finish_reason == "length":
+        detail = f"answer cut at max_tokens; {detail}".strip("; ")
+    return replace(
+        base,
+        status=OK if score.value is not None else SCORE_FAILED,
+        score=score.value,
+        response=text,
+        extracted=score.extracted or "",
+        detail=detail,
+        error=score.error,
+        tokens_in=done.tokens_in,
+        tokens_out=done.tokens_out,
+        cost=done.cost,
+        latency_s=_latency(done, store),
+        cached=done.cached,
+        attempts=done.attempts,
+        request_key=done.key,
+        # A judge that could not be reached may answer next time; a garbled verdict is cached.
+        retry=score.value is None and score.error.startswith("judge call failed"),
+    )
+
+
+def _latency(done: Completion, store: Store) -> float | None:
+    """The call's latency; for a cache hit, that of the original paid call."""
+    if not done.cached:
+        return done.latency_s
+    with store.session() as s:
+        latency = s.scalar(
+            select(LLMCall.latency_s)
+            .where(LLMCall.key == done.key, LLMCall.cached.is_(False), LLMCall.status == "ok")
+            .order_by(LLMCall.id.desc())
+            .limit(1)
+        )
+    return float(latency) if latency is not None else None
+
+
+def plan(
+    items: Sequence[SynthItem], pool: Pool, client: LLMClient, options: LabelOptions
+) -> dict[str, tuple[int, float]]:
+    """Per model: (calls, worst-case $) for labelling `items`, before any call is made."""
+    out: dict[str, tuple[int, float]] = {}
+    for spec in pool:
+        total = 0.0
+        for item in items:
+            body = {"messages": messages_for(item, options), "max_tokens": options.max_tokens}
+            total += client.estimate_cost(spec, body)
+        out[spec.name] = (len(items), total)
+    return out
