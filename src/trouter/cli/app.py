@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "trouter.cli.serve",
     "trouter.cli.data",
     "trouter.cli.synth",
+    "trouter.cli.label",
 )
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
