@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from factories import toy_dataset
 from trouter.encode import load_encoder
-from trouter.eval.protocols import make_folds, task_groups
+from trouter.eval.protocols import group_labels, make_folds, task_groups
 from trouter.eval.report import read_report, summarise, write_json
 from trouter.eval.runner import run_benchmark
 
@@ -36,7 +38,8 @@ def test_in_domain_uses_a_seeded_70_10_20_split_without_a_shipped_one(toy):
 
 
 def test_leave_task_out_groups_tasks_by_path_level_and_never_leaks_the_held_out_task(toy):
-    assert task_groups(toy) == ["chat/smalltalk", "code/python", "math/arithmetic", "math/proof"]
+    full = ["chat/smalltalk", "code/python", "math/arithmetic", "math/proof"]
+    assert task_groups(toy, min_queries=1) == full
     assert task_groups(toy, 1) == ["chat", "code", "math"]
     folds = make_folds(toy, "leave-task-out", task_level=1)
     for fold in folds:
@@ -58,3 +61,15 @@ def test_report_json_round_trips_to_typed_rows(toy, tmp_path):
     assert saved.info.folds == 3
     summary = {s.router: s for s in summarise(saved.rows)}
     assert summary["zero"].gap_recovered == 0.0 and summary["oracle"].gap_recovered == 1.0
+
+
+def test_groups_too_small_to_test_on_are_lifted_to_their_parent():
+    # RouteLLM-like: MT-Bench has eight categories of 10 queries; MMLU categories are big.
+    tasks = ["mmlu/stem/algebra"] * 40 + ["mmlu/other/law"] * 35
+    tasks += [f"mt_bench/{c}" for c in ("math", "coding", "writing") for _ in range(10)]
+    tasks += ["gsm8k"] * 12 + [""] * 3
+    groups = Counter(group_labels(tasks, task_level=2, min_queries=30))
+    assert groups == {"mmlu/stem": 40, "mmlu/other": 35, "mt_bench": 30, "gsm8k": 12, "": 3}
+    # Small tasks whose siblings are big enough to stay are pooled beside them.
+    tasks = ["a/big"] * 40 + ["a/x"] * 5 + ["a/y"] * 5
+    assert Counter(group_labels(tasks, min_queries=30)) == {"a/big": 40, "a/(small tasks)": 10}

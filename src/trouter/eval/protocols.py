@@ -5,15 +5,22 @@
   per task.
 - `leave-task-out`: one fold per task, named after it: train on every other task, test on it; the
   real-data stand-in for cold start. Tasks are "/"-paths, so `task_level=N` groups them by their
-  first N levels (routellm's "mmlu/stem/abstract_algebra" at level 2 is "mmlu/stem"). Every split
-  of the data is pooled first; 10% of each training task is held out as validation (seeded).
-  Queries without a task label are always in training.
+  first N levels (routellm's "mmlu/stem/abstract_algebra" at level 2 is "mmlu/stem"). A group
+  with fewer than `min_queries` (30) queries is too small to test on: it is lifted to its parent
+  level, merged with its siblings (routellm's eight MT-Bench categories of 10 queries become one
+  "mt_bench" fold; small tasks whose siblings stay are pooled as "<parent>/(small tasks)").
+  Every split of the data is pooled first; 10% of each training task is held out as validation
+  (seeded). Queries without a task label are always in training.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
+
+import numpy as np
 
 from trouter.data.dataset import TASK_SEP, RoutingDataset
 from trouter.errors import DataError
@@ -22,6 +29,8 @@ Protocol = Literal["in-domain", "leave-task-out"]
 PROTOCOLS: tuple[str, ...] = get_args(Protocol)
 IN_DOMAIN_FRACTIONS = (0.7, 0.1, 0.2)
 LEAVE_OUT_VAL_FRACTION = 0.1
+MIN_FOLD_QUERIES = 30
+SMALL_TASKS = "(small tasks)"
 
 
 @dataclass(frozen=True)
@@ -34,16 +43,36 @@ class Fold:
     test: RoutingDataset
 
 
-def task_groups(dataset: RoutingDataset, task_level: int | None = None) -> list[str]:
-    """Distinct task labels cut to their first `task_level` levels (None: the full label)."""
+def group_labels(
+    tasks: Sequence[str], task_level: int | None = None, min_queries: int = MIN_FOLD_QUERIES
+) -> list[str]:
+    """The leave-task-out group of each query ("" for an unlabelled query); see the module doc."""
     if task_level is not None and task_level < 1:
         raise DataError(f"task level must be 1 or more, got {task_level}")
-    return sorted(
-        {
-            TASK_SEP.join(t.split(TASK_SEP)[:task_level]) if task_level else t
-            for t in dataset.task_names
+    labels = [TASK_SEP.join(t.split(TASK_SEP)[:task_level]) if task_level else t for t in tasks]
+    while True:
+        counts = Counter(label for label in labels if label)
+        # A pooled "(small tasks)" group stays as it is: its siblings are big enough to keep.
+        small = {
+            g
+            for g, n in counts.items()
+            if n < min_queries and TASK_SEP in g and not g.endswith(SMALL_TASKS)
         }
-    )
+        if not small:
+            return labels
+        lifted: dict[str, str] = {}
+        for group in small:
+            parent = group.rsplit(TASK_SEP, 1)[0]
+            staying = [g for g in counts if g not in small and g.startswith(parent + TASK_SEP)]
+            lifted[group] = f"{parent}{TASK_SEP}{SMALL_TASKS}" if staying else parent
+        labels = [lifted.get(label, label) for label in labels]
+
+
+def task_groups(
+    dataset: RoutingDataset, task_level: int | None = None, min_queries: int = MIN_FOLD_QUERIES
+) -> list[str]:
+    """The distinct leave-task-out groups of a dataset, sorted."""
+    return sorted({g for g in group_labels(dataset.tasks, task_level, min_queries) if g})
 
 
 def in_domain(dataset: RoutingDataset, seed: int = 0) -> list[Fold]:
@@ -67,10 +96,14 @@ def in_domain(dataset: RoutingDataset, seed: int = 0) -> list[Fold]:
 
 
 def leave_task_out(
-    dataset: RoutingDataset, seed: int = 0, task_level: int | None = None
+    dataset: RoutingDataset,
+    seed: int = 0,
+    task_level: int | None = None,
+    min_queries: int = MIN_FOLD_QUERIES,
 ) -> list[Fold]:
     """One fold per task group: train (and validate) on the others, test on it."""
-    groups = task_groups(dataset, task_level)
+    labels = np.asarray(group_labels(dataset.tasks, task_level, min_queries), dtype=object)
+    groups = sorted({g for g in labels.tolist() if g})
     if not groups:
         raise DataError(
             f"{dataset.name}: leave-task-out needs task labels, and this dataset has none; "
@@ -82,13 +115,16 @@ def leave_task_out(
             f"{dataset.name}: leave-task-out needs at least two tasks, found only {groups[0]!r}; "
             f"use --protocol in-domain{deeper}"
         )
+    ids = np.asarray(dataset.query_ids, dtype=object)
     folds = []
     for group in groups:
-        rest, held = dataset.leave_task_out(group)
+        held = labels == group
+        rest = dataset.subset(ids[~held], f"{dataset.name}:-{group}")
+        test = dataset.subset(ids[held], f"{dataset.name}:{group}")
         train, val = rest.holdout(LEAVE_OUT_VAL_FRACTION, seed=seed)
         if train.n_queries == 0:
             train, val = rest, rest.subset([])
-        folds.append(Fold(group, train, val if val.n_queries else None, held))
+        folds.append(Fold(group, train, val if val.n_queries else None, test))
     return folds
 
 
