@@ -231,3 +231,17 @@ def test_creating_a_client_opens_nothing_and_reads_no_key(monkeypatch):
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
     client = LLMClient()  # no store, no loop, no key needed yet
     assert client.usage.calls == 0
+
+
+async def test_a_call_that_fits_once_calls_in_flight_settle_waits_instead_of_failing(server, store):
+    server.handler = lambda req: Reply(content="ok", delay=0.1)
+    spec = spec_for(server, input_price=0.0, output_price=1000.0)  # worst case $0.03 each
+    async with LLMClient(store, budget_usd=0.05) as client:
+        done = await asyncio.gather(
+            *(
+                client.chat(spec, [{"role": "user", "content": f"q{i}"}], max_tokens=30)
+                for i in range(3)
+            )
+        )
+    assert all(d.text == "ok" for d in done)  # each really cost $0.001
+    assert client.budget.spent == pytest.approx(3 * spec.call_cost(1, 1))

@@ -298,7 +298,7 @@ class LLMClient:
     ) -> Completion:
         sdk = self.sdk(spec)  # raises MissingKeyError before anything is spent
         estimate = self.estimate_cost(spec, request)
-        self.budget.reserve(estimate, spec.name)
+        await self.budget.acquire(estimate, spec.name)
         lane = self._lane(spec)
         started = time.monotonic()
         attempts = 0

@@ -36,7 +36,7 @@ async def stream_with_retries(
     url = base_url_of(spec)
     sdk = client.sdk(spec)
     estimate = client.estimate_cost(spec, request)
-    client.budget.reserve(estimate, spec.name)
+    await client.budget.acquire(estimate, spec.name)
     lane = client._lane(spec)
     started = time.monotonic()
     attempts = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from trouter.llm.errors import BudgetExceeded
@@ -82,8 +83,10 @@ class Usage:
 
 class Budget:
     """A hard cap on dollars spent. Before a call, its worst-case cost (prompt estimate plus
-    max_tokens of output) is reserved; the call is refused with `BudgetExceeded` if spent +
-    reserved + estimate would pass the cap. After the call the reservation becomes the real cost.
+    max_tokens of output) is reserved. If spent + reserved + estimate would pass the cap, the
+    call waits for calls in flight to settle (they usually cost less than reserved); if it
+    cannot fit even then, `BudgetExceeded` is raised, and every later call is refused too.
+    After a call its reservation becomes its real cost.
 
     `spent` may start above zero (money spent by earlier, interrupted runs of the same job)."""
 
@@ -93,23 +96,46 @@ class Budget:
         self.cap_usd = cap_usd
         self.spent = spent
         self.reserved = 0.0
+        self.exhausted = False
+        self._settled: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def reserve(self, estimate: float, model: str) -> None:
+    def _event(self) -> asyncio.Event:
+        loop = asyncio.get_running_loop()
+        if self._settled is None or self._loop is not loop:
+            self._settled, self._loop = asyncio.Event(), loop
+        return self._settled
+
+    def _refuse(self, estimate: float, model: str) -> BudgetExceeded:
+        self.exhausted = True
+        assert self.cap_usd is not None
+        return BudgetExceeded(
+            f"budget cap ${self.cap_usd:.4f} reached: ${self.spent:.4f} spent and the next call "
+            f"to {model!r} may cost up to ${estimate:.4f}; everything done so far is saved - "
+            "raise the cap (--budget or budget_usd) and rerun to continue"
+        )
+
+    async def acquire(self, estimate: float, model: str) -> None:
+        """Reserve `estimate` dollars, waiting for calls in flight if that may make room."""
         if self.cap_usd is None:
             self.reserved += estimate
             return
-        if self.spent + self.reserved + estimate > self.cap_usd + 1e-12:
-            raise BudgetExceeded(
-                f"budget cap ${self.cap_usd:.4f} reached: ${self.spent:.4f} spent, "
-                f"${self.reserved:.4f} in flight, and the next call to {model!r} may cost up to "
-                f"${estimate:.4f}; everything done so far is saved - raise the cap "
-                "(--budget or budget_usd) and rerun to continue"
-            )
-        self.reserved += estimate
+        while True:
+            if self.exhausted or self.spent + estimate > self.cap_usd + 1e-12:
+                raise self._refuse(estimate, model)
+            if self.spent + self.reserved + estimate <= self.cap_usd + 1e-12:
+                self.reserved += estimate
+                return
+            event = self._event()
+            event.clear()
+            await event.wait()
 
     def settle(self, estimate: float, actual: float) -> None:
+        """Turn a reservation into the call's real cost (0 if it failed)."""
         self.reserved = max(0.0, self.reserved - estimate)
         self.spent += actual
+        if self._settled is not None:
+            self._settled.set()
 
     @property
     def remaining(self) -> float | None:

@@ -99,6 +99,7 @@ class Synthesizer:
         self.version = f"{self.generate.version}+{self.check.version}"
         self.report = SynthReport()
         self._encode_lock = asyncio.Lock()
+        self._stop = False
 
     async def run(self) -> SynthReport:
         self.file.repair()
@@ -123,7 +124,12 @@ class Synthesizer:
         for leaf, items in by_leaf.items():
             self.dedup.add(leaf, self.encoder.encode([it.query for it in items]))
         self.leaf_count = {leaf: len(by_leaf.get(leaf, [])) for leaf in leaves}
-        await run_all(self._leaf(leaf) for leaf in leaves)
+        self._stop = False
+
+        def stop(_: BaseException) -> None:
+            self._stop = True  # the other leaves finish their current batch, then stop
+
+        await run_all((self._leaf(leaf) for leaf in leaves), on_error=stop)
         if self.out.suffix == ".parquet":
             from trouter.synth.items import write_parquet
 
@@ -145,7 +151,7 @@ class Synthesizer:
         seen: set[str] = set()
         context = self._leaf_context(leaf)
         for batch in range(max_batches):
-            if self.leaf_count[leaf] >= need:
+            if self.leaf_count[leaf] >= need or self._stop:
                 break
             language = self.profile.languages[batch % len(self.profile.languages)]
             items = await self._draft(leaf, context, batch, size, language, accepted)
@@ -164,7 +170,7 @@ class Synthesizer:
             self.report.batches += 1
             if self.on_batch is not None:
                 self.on_batch(leaf, len(new))
-        if self.leaf_count[leaf] < need:
+        if self.leaf_count[leaf] < need and not self._stop:
             self.report.short_leaves.append(leaf)
 
     async def _draft(

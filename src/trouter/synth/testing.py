@@ -5,7 +5,8 @@ checks) with valid JSON derived from the request, using the marker line every te
     with FakeOpenAI(FakeGenerator()) as server: ...
 
 The same request always gets the same answer. Knobs make the data misbehave on purpose:
-`duplicate_every` repeats an earlier query of the leaf, `unanswerable_every` writes a query the
+`duplicate_every` repeats an earlier query of the leaf, `global_duplicate_every` asks the same
+query in every leaf, `unanswerable_every` writes a query the
 answerability check rejects, `revise_rounds` is how many critique rounds still change the set.
 """
 
@@ -61,6 +62,7 @@ class FakeGenerator:
     """Callable handler for `FakeOpenAI` (see the module docstring)."""
 
     duplicate_every: int = 0
+    global_duplicate_every: int = 0  # this item's query is the same in every leaf
     unanswerable_every: int = 0
     revise_rounds: int = 1
     extra_nodes: int = 2  # propose this many more nodes than max, to exercise the limit
@@ -122,13 +124,16 @@ class FakeGenerator:
             serial = meta["batch"] * meta["n"] + i
             if self.duplicate_every and serial and serial % self.duplicate_every == 0:
                 seed = f"{meta['path']}|{meta['language']}|0"  # the leaf's first query again
+            elif self.global_duplicate_every and serial % self.global_duplicate_every == 0:
+                seed = f"shared|{serial}"  # the same query in every leaf
             else:
                 seed = f"{meta['path']}|{meta['language']}|{serial}"
             words = " ".join(_pick(seed, 9))
             query = f"Customer question: {words}?"
             if self.unanswerable_every and (serial + 1) % self.unanswerable_every == 0:
                 query += " UNANSWERABLE"
-            items.append(self._qa_item(query, formats[serial % len(formats)], serial))
+            offset = int(hashlib.sha256(meta["path"].encode()).hexdigest()[:6], 16)
+            items.append(self._qa_item(query, formats[(serial + offset) % len(formats)], serial))
         return {"items": items}
 
     @staticmethod
