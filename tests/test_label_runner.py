@@ -216,3 +216,27 @@ def test_reference_of_maps_the_item_schema_onto_scorer_references():
     assert ref.entry_point == "add"
     mc = reference_of(ITEMS[2])
     assert mc.choices == tuple(CHOICES) and mc.answer == "B"
+
+
+def test_a_budget_stop_keeps_what_was_done_and_the_rerun_finishes_it(server, tmp_path):
+    from trouter.llm import BudgetExceeded
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    pool = make_pool(server)
+    numeric = [i for i in ITEMS if i.answer_format == "numeric"]
+
+    async def go(budget: float | None):
+        client = LLMClient(store, run="b", budget_usd=budget)
+        try:
+            return await label_items(numeric, pool, client, store=store, run="b")
+        finally:
+            await client.aclose()
+
+    # Room for the cheap model's answers, not for a worst-case one (1024 tokens at $30/M) from
+    # the dear model: the run stops there, and the cheap answers in flight are kept.
+    with pytest.raises(BudgetExceeded):
+        asyncio.run(go(0.02))
+    kept = load_observations(store, "b")
+    assert kept and all(o.status == "ok" for o in kept.values())
+    summary = asyncio.run(go(None))
+    assert summary.reused == len(kept) and summary.observations == len(numeric) * len(pool)

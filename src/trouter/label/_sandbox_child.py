@@ -46,6 +46,7 @@ import stat
 import sys
 import time
 import traceback
+from typing import Any, NoReturn
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -64,7 +65,7 @@ _write = os.write
 _dumps = json.dumps
 
 
-def emit(nonce, record):
+def emit(nonce: str, record: dict[str, Any]) -> None:
     """One verdict line on the result fd (never through sys.stdout, which the code owns)."""
     record["nonce"] = nonce
     # OSError: the file-size limit was reached by the code's own writes: no verdict, no pass.
@@ -72,13 +73,15 @@ def emit(nonce, record):
         _write(RESULT_FD, (_dumps(record) + "\n").encode())
 
 
-def _check(ret, what):
+def _check(ret: int, what: str) -> None:
     if ret != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def _mount(source, target, fstype, flags, data=None):
+def _mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None
+) -> None:
     _check(
         _libc.mount(
             source.encode() if source else None,
@@ -91,11 +94,11 @@ def _mount(source, target, fstype, flags, data=None):
     )
 
 
-def _under(path, root):
+def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _blocking_ancestor(path):
+def _blocking_ancestor(path: str) -> str | None:
     """The outermost directory on `path` that other users cannot traverse, or None."""
     current = "/"
     for part in [p for p in path.split("/") if p]:
@@ -109,7 +112,7 @@ def _blocking_ancestor(path):
     return None
 
 
-def _enter_namespaces(workdir, as_root, tmpfs_mb):
+def _enter_namespaces(workdir: str, as_root: bool, tmpfs_mb: int) -> list[str]:
     """New net, mount and pid namespaces; tmpfs over writable dirs; re-expose what code needs.
 
     The pid namespace applies to the children forked afterwards: the worker becomes its pid 1,
@@ -167,19 +170,19 @@ def _enter_namespaces(workdir, as_root, tmpfs_mb):
     return sorted(outer)
 
 
-def _install_hooks(workdir):
+def _install_hooks(workdir: str) -> None:
     """Fallback confinement by audit hooks: no sockets, no writes outside the working dir."""
     allowed = (os.path.realpath(workdir), "/dev/null")
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
     mutations = {"os.remove", "os.rename", "os.rmdir", "os.mkdir", "shutil.rmtree", "os.link"}
 
-    def inside(path):
+    def inside(path: Any) -> bool:
         if isinstance(path, int):
             return True  # an already-open fd was checked when it was opened
         real = os.path.realpath(os.fsdecode(path))
         return any(_under(real, a) for a in allowed)
 
-    def hook(event, args):
+    def hook(event: str, args: tuple[Any, ...]) -> None:
         if event == "socket.__new__" or event.startswith("socket.connect"):
             raise PermissionError("network access is disabled in the sandbox")
         if event == "open" and args[0] is not None:
@@ -193,7 +196,7 @@ def _install_hooks(workdir):
     sys.addaudithook(hook)
 
 
-def _count_processes(uid):
+def _count_processes(uid: int) -> int:
     """Processes whose real uid is `uid` (read from status: /proc/PID's owner can be root)."""
     count = 0
     for entry in os.listdir("/proc"):
@@ -210,7 +213,7 @@ def _count_processes(uid):
     return count
 
 
-def prepare(cfg):
+def prepare(cfg: dict[str, Any]) -> list[str]:
     """Launcher side, before the fork: namespaces, or a subreaper when they are unavailable."""
     if cfg["namespaces"]:
         try:
@@ -225,7 +228,7 @@ def prepare(cfg):
     return [note, "subreaper"]
 
 
-def confine(cfg, isolation):
+def confine(cfg: dict[str, Any], isolation: list[str]) -> list[str]:
     """Worker side, after the fork: limits, then the uid drop (or audit hooks). Returns notes."""
     limits = cfg["limits"]
     as_root = os.geteuid() == 0
@@ -262,12 +265,12 @@ def confine(cfg, isolation):
     return done
 
 
-def _error_text(exc):
+def _error_text(exc: BaseException) -> str:
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return text[:MAX_ERROR_CHARS]
 
 
-def run_asserts(nonce, solution, tests, entry_point):
+def run_asserts(nonce: str, solution: str, tests: list[str], entry_point: str | None) -> int:
     """Execute the solution once, then each test in its namespace; one verdict per test."""
     namespace = {"__name__": "__solution__", "__builtins__": __builtins__}
     try:
@@ -291,7 +294,7 @@ def run_asserts(nonce, solution, tests, entry_point):
     return passed
 
 
-def run_io(nonce, solution, cases):
+def run_io(nonce: str, solution: str, cases: list[dict[str, str]]) -> int:
     """Run the solution as a script per case, stdin given, stdout compared line by line."""
     passed = 0
     real_stdin, real_stdout = sys.stdin, sys.stdout
@@ -320,12 +323,12 @@ def run_io(nonce, solution, cases):
     return passed
 
 
-def _lines(text):
+def _lines(text: str) -> list[str]:
     """Output compared modulo trailing spaces and surrounding blank lines, as judges do."""
     return [line.rstrip() for line in text.strip().splitlines()]
 
 
-def work(cfg, nonce, isolation):
+def work(cfg: dict[str, Any], nonce: str, isolation: list[str]) -> NoReturn:
     """The worker: confine, run the tests, report. Never returns."""
     status = 0
     try:
@@ -351,7 +354,7 @@ def work(cfg, nonce, isolation):
     os._exit(status)  # no atexit handler the code registered runs
 
 
-def _reap_descendants():
+def _reap_descendants() -> None:
     """Subreaper mode: kill and reap whatever the code left behind (orphans come to us)."""
     for _ in range(1000):
         try:
@@ -371,7 +374,7 @@ def _reap_descendants():
             time.sleep(0.001)
 
 
-def main():
+def main() -> int:
     global RESULT_FD
     config_path = sys.argv[1]
     with open(config_path) as f:

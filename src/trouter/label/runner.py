@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from trouter.errors import TrouterError
 from trouter.label.observations import (
     CALL_FAILED,
     OK,
@@ -137,9 +138,10 @@ async def label_items(
     """Have every pool model answer every item, grade each answer, store every observation.
 
     `on_start(n)` is told how many observations remain to be made (for a progress bar),
-    `on_observation` gets each one as it is made. Raises `BudgetExceeded` / `MissingKeyError`
-    from the client (everything finished so far is stored); every other call failure becomes a
-    stored failure observation.
+    `on_observation` gets each one as it is made. When the client raises a user-fixable error
+    (`BudgetExceeded`, `MissingKeyError`), no new call starts, the calls in flight finish and
+    are stored, then the error is raised; every other call failure becomes a stored failure
+    observation.
     """
     options = options or LabelOptions()
     check_scorable(items, judge)
@@ -161,10 +163,16 @@ async def label_items(
     judge_before = client.usage.per_model.get(judge.spec.name) if judge else None
     judge_calls_before = judge_before.calls if judge_before else 0
 
+    stopped: list[TrouterError] = []
+
     async def worker(spec: ModelSpec, queue: deque[SynthItem]) -> None:
-        while queue:
+        while queue and not stopped:
             item = queue.popleft()
-            observation = await observe(client, spec, item, judge, code, options, store)
+            try:
+                observation = await observe(client, spec, item, judge, code, options, store)
+            except TrouterError as exc:  # budget reached, key missing: stop taking new work
+                stopped.append(exc)
+                return
             writer.add(observation)
             summary.observed += 1
             summary.cache_hits += observation.cached
@@ -177,9 +185,12 @@ async def label_items(
         for _ in range(min(spec.max_concurrency, len(todo[spec.name])))
     ]
     try:
+        # Calls already in flight when the run stops are finished and stored: they are paid for.
         await _gather_all(tasks)
     finally:
         writer.flush()  # Ctrl-C, a budget stop or a bug: what finished is kept
+    if stopped:
+        raise stopped[0]
     summary.spent_usd = client.usage.cost_usd - spent_before
     if judge is not None:
         after = client.usage.per_model.get(judge.spec.name)
