@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 
-from trouter.store import LLMCacheEntry, LLMCall, Store
+from trouter.store import LLMCacheEntry, LLMCall, Store, utcnow
 
 TRANSPORT_KEYS = frozenset({"stream", "stream_options"})
+HIT_ROWS_PER_WRITE = 64
 
 
 def request_key(base_url: str, request: dict[str, Any], tag: str = "") -> str:
@@ -30,45 +33,86 @@ def request_key(base_url: str, request: dict[str, Any], tag: str = "") -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class CachedResponse:
+    response: dict[str, Any]
+    tokens_in: int
+    tokens_out: int
+
+
 class CallLog:
-    """Reads cached responses and writes (cache entry, call row) pairs, one transaction each,
-    so a response is either fully recorded or not at all when the process dies."""
+    """Reads cached responses and writes each paid call (its cache entry and its call row) in
+    one transaction, so a response is either fully recorded or not at all when the process dies.
+
+    Rows for cache hits are bookkeeping, not data: they are written in groups (with the next paid
+    call, every `HIT_ROWS_PER_WRITE` hits, and on `flush`), which keeps cached reruns fast."""
 
     def __init__(self, store: Store, run: str = "") -> None:
         self.store = store
         self.run = run
+        self._hits: list[dict[str, Any]] = []
 
-    def lookup(self, key: str) -> LLMCacheEntry | None:
-        with self.store.session() as s:
-            return s.get(LLMCacheEntry, key)
+    def lookup(self, key: str) -> CachedResponse | None:
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    LLMCacheEntry.response, LLMCacheEntry.tokens_in, LLMCacheEntry.tokens_out
+                ).where(LLMCacheEntry.key == key)
+            ).first()
+        if row is None:
+            return None
+        return CachedResponse(response=row[0], tokens_in=int(row[1]), tokens_out=int(row[2]))
 
-    def record(
-        self,
-        call: LLMCall,
-        entry: LLMCacheEntry | None = None,
-    ) -> None:
-        call.run = self.run
-        with self.store.session() as s, s.begin():
+    def _call_row(self, **fields: Any) -> dict[str, Any]:
+        row = {
+            "run": self.run,
+            "purpose": "",
+            "cached": False,
+            "status": "ok",
+            "attempts": 1,
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "cost": 0.0,
+            "latency_s": 0.0,
+            "error": "",
+            "created_at": utcnow(),
+        }
+        row.update(fields)
+        return row
+
+    def _write(self, calls: list[dict[str, Any]], entry: dict[str, Any] | None = None) -> None:
+        with self.store.engine.begin() as conn:
             if entry is not None:
-                s.merge(entry)  # an identical request finished concurrently elsewhere: same row
-            s.add(call)
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(LLMCacheEntry), [entry])
+                except IntegrityError:
+                    pass  # the identical request was answered and cached elsewhere meanwhile
+            if calls:
+                conn.execute(insert(LLMCall), calls)
 
     def record_hit(
         self, key: str, model: str, purpose: str, tokens_in: int, tokens_out: int
     ) -> None:
-        self.record(
-            LLMCall(
+        self._hits.append(
+            self._call_row(
                 key=key,
                 model=model,
                 purpose=purpose,
                 cached=True,
-                status="ok",
                 attempts=0,
                 tokens_in=tokens_in,
                 tokens_out=tokens_out,
-                cost=0.0,  # nothing paid now; the cache entry keeps the original cost
-            )
+            )  # cost 0: nothing paid now; the cache entry keeps the original cost
         )
+        if len(self._hits) >= HIT_ROWS_PER_WRITE:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending cache-hit rows."""
+        if self._hits:
+            hits, self._hits = self._hits, []
+            self._write(hits)
 
     def record_ok(
         self,
@@ -85,24 +129,23 @@ class CallLog:
     ) -> None:
         tokens_in, tokens_out, cost = usage
         entry = (
-            LLMCacheEntry(
-                key=key,
-                model=model,
-                request=request,
-                response=response,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-                cost=cost,
-            )
+            {
+                "key": key,
+                "model": model,
+                "request": request,
+                "response": response,
+                "tokens_in": tokens_in,
+                "tokens_out": tokens_out,
+                "cost": cost,
+                "created_at": utcnow(),
+            }
             if cache
             else None
         )
-        call = LLMCall(
+        call = self._call_row(
             key=key,
             model=model,
             purpose=purpose,
-            cached=False,
-            status="ok",
             attempts=attempts,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
@@ -110,23 +153,23 @@ class CallLog:
             latency_s=latency_s,
             error=notes,
         )
-        self.record(call, entry)
+        hits, self._hits = self._hits, []
+        self._write([*hits, call], entry)
 
     def record_error(
         self, key: str, model: str, purpose: str, attempts: int, latency_s: float, notes: str
     ) -> None:
-        self.record(
-            LLMCall(
-                key=key,
-                model=model,
-                purpose=purpose,
-                cached=False,
-                status="error",
-                attempts=attempts,
-                latency_s=latency_s,
-                error=notes,
-            )
+        hits, self._hits = self._hits, []
+        call = self._call_row(
+            key=key,
+            model=model,
+            purpose=purpose,
+            status="error",
+            attempts=attempts,
+            latency_s=latency_s,
+            error=notes,
         )
+        self._write([*hits, call])
 
     def spent(self) -> float:
         """Dollars already paid under this run id (earlier, interrupted runs included)."""

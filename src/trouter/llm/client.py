@@ -178,7 +178,9 @@ class LLMClient:
         return state.lanes[name]
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pools of the current event loop."""
+        """Write pending call-log rows and close the HTTP connection pools of this loop."""
+        if self.log is not None:
+            self.log.flush()
         state = self._state
         self._state = None
         if state is not None:

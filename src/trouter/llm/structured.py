@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -52,12 +53,17 @@ class StructuredFailure:
 StructuredResult = Structured[T] | StructuredFailure
 
 
+@cache
+def _schema_json(schema: type[BaseModel]) -> dict[str, Any]:
+    return schema.model_json_schema()  # costly to build; the same for every call
+
+
 def response_format(schema: type[BaseModel]) -> dict[str, Any]:
     """The `response_format` value asking for JSON that validates against `schema`."""
     name = re.sub(r"[^A-Za-z0-9_-]", "_", schema.__name__)[:64] or "reply"
     return {
         "type": "json_schema",
-        "json_schema": {"name": name, "schema": schema.model_json_schema()},
+        "json_schema": {"name": name, "schema": _schema_json(schema)},
     }
 
 
@@ -95,7 +101,7 @@ def parse_as(schema: type[T], text: str) -> T:
 
 def _with_schema_in_prompt(messages: Messages, schema: type[BaseModel]) -> list[dict[str, Any]]:
     instructions = load_prompt("json_instructions").render(
-        schema=json.dumps(schema.model_json_schema(), ensure_ascii=False)
+        schema=json.dumps(_schema_json(schema), ensure_ascii=False)
     )[-1]["content"]
     out = [dict(m) for m in messages]
     if out and out[0].get("role") == "system":

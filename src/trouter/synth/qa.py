@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import insert, select
 
 from trouter.encode import Encoder, load_encoder
 from trouter.errors import DataError
@@ -26,7 +27,7 @@ from trouter.llm import LLMClient, StructuredFailure
 from trouter.pool import ModelSpec
 from trouter.profile import TaskProfile
 from trouter.prompts import load_prompt
-from trouter.store import Store, SynthItemRow
+from trouter.store import Store, SynthItemRow, utcnow
 from trouter.synth.context import nodes_on_path, path_profile
 from trouter.synth.dedup import Deduper
 from trouter.synth.items import ItemsFile, SynthItem, format_choices
@@ -331,21 +332,36 @@ class Synthesizer:
         return new
 
     def _save_rows(self, items: Sequence[SynthItem]) -> None:
+        """Insert the items' store rows that are not there yet (idempotent, one transaction)."""
         if self.store is None or not items:
             return
         run = self.profile.run_id
-        with self.store.session() as s, s.begin():
-            for item in items:
-                s.merge(
-                    SynthItemRow(
-                        run=run,
-                        id=item.id,
-                        path=item.path,
-                        answer_format=item.answer_format,
-                        query=item.query,
-                        item=item.model_dump(mode="json"),
+        with self.store.engine.begin() as conn:
+            present: set[str] = set()
+            ids = [item.id for item in items]
+            for start in range(0, len(ids), 500):
+                present.update(
+                    conn.scalars(
+                        select(SynthItemRow.id).where(
+                            SynthItemRow.run == run, SynthItemRow.id.in_(ids[start : start + 500])
+                        )
                     )
                 )
+            rows = [
+                {
+                    "run": run,
+                    "id": item.id,
+                    "path": item.path,
+                    "answer_format": item.answer_format,
+                    "query": item.query,
+                    "item": item.model_dump(mode="json"),
+                    "created_at": utcnow(),
+                }
+                for item in items
+                if item.id not in present
+            ]
+            if rows:
+                conn.execute(insert(SynthItemRow), rows)
 
 
 async def synthesize(
