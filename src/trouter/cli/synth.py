@@ -113,7 +113,12 @@ async def _preflight(spec: ModelSpec, skip: bool, only: bool) -> None:
     for p in problems:
         if not p.fatal:
             err_console.print(f"[yellow]warning:[/] {p.message}", highlight=False)
-    raise_for_problems(problems)
+    try:
+        raise_for_problems(problems)
+    except TrouterError as exc:
+        raise TrouterError(
+            f"{exc} (to run from cached responses only, pass --skip-check)"
+        ) from None
     if only:
         console.print(f"[green]ok[/] model {spec.name!r}: key and endpoint {spec.base_url} work")
 
