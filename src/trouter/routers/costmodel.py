@@ -2,11 +2,14 @@
 
 Cost varies per query with the prompt's length and the answer's length, and is heavy-tailed, so
 the model is a ridge regression on the log scale, from the query embedding plus two length
-features (log characters and log words, which the unit-length embedding cannot see):
+features the unit-length embedding cannot see: log characters and log estimated tokens
+(`trouter.tokens.estimate_tokens`).
 
-- **tokens** route, when the training data has token counts and a pool with prices: predict
-  input and output tokens per model (each model has its own tokenizer and verbosity) and price
-  them with the pool's one cost formula (`Pool.cost`), so a price change needs no retraining.
+- **tokens** route, when the training data has token counts and a pool with prices: input tokens
+  are the text's token estimate times each model's tokenizer ratio (total recorded input tokens
+  over total estimate on the training data); output tokens are predicted per model by the
+  ridge; both are priced with the pool's one cost formula (`Pool.cost`), so a price change
+  needs no retraining.
 - **dollars** route otherwise: predict each model's $ cost directly.
 
 Targets are `log1p(value / scale)` (scale = the column's median positive value), so zeros (free
@@ -22,7 +25,6 @@ one eigendecomposition shared by every candidate.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,23 +36,20 @@ from trouter.data.dataset import RoutingDataset
 from trouter.encode import Embeddings
 from trouter.pool import Pool
 from trouter.routers.selection import Fold, select
+from trouter.tokens import estimate_tokens_many
 
 FloatMatrix = npt.NDArray[np.float64]
 
 #: Ridge penalties, as multiples of the number of training queries (features are unit-scale).
 RIDGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 DEFAULT_RIDGE = 1e-3
-_WORD = re.compile(r"\S+")
 _HEADROOM = math.log(10.0)
 
 
-def length_features(queries: Sequence[str]) -> FloatMatrix:
-    """[n, 2]: log1p(characters), log1p(whitespace-separated words) per query."""
-    out = np.empty((len(queries), 2), dtype=np.float64)
-    for i, q in enumerate(queries):
-        out[i, 0] = len(q)
-        out[i, 1] = len(_WORD.findall(q))
-    return np.log1p(out)
+def length_features(queries: Sequence[str], tokens: FloatMatrix) -> FloatMatrix:
+    """[n, 2]: log1p(characters), log1p(estimated tokens) per query."""
+    chars = np.fromiter((len(q) for q in queries), dtype=np.float64, count=len(queries))
+    return np.log1p(np.column_stack([chars, tokens]))
 
 
 @dataclass
@@ -92,9 +91,11 @@ class CostModel:
         scale: FloatMatrix,
         smear: FloatMatrix,
         y_max: FloatMatrix,
+        input_ratio: FloatMatrix,
         alpha: float,
     ) -> None:
         self.route = route
+        self.input_ratio = input_ratio
         self.coef = coef
         self.intercept = intercept
         self.scale = scale
@@ -114,17 +115,25 @@ class CostModel:
     @staticmethod
     def _targets(data: RoutingDataset, route: str) -> FloatMatrix:
         if route == "tokens":
-            return np.hstack([data.tokens_in, data.tokens_out])
+            return np.asarray(data.tokens_out, dtype=np.float64)
         return np.asarray(data.costs, dtype=np.float64)
 
     @staticmethod
-    def _features(queries: Sequence[str], x: Embeddings) -> FloatMatrix:
-        return np.hstack([np.asarray(x, dtype=np.float64), length_features(queries)])
+    def _features(queries: Sequence[str], x: Embeddings, tokens: FloatMatrix) -> FloatMatrix:
+        return np.hstack([np.asarray(x, dtype=np.float64), length_features(queries, tokens)])
 
     @classmethod
     def fit(cls, fold: Fold, alpha: float | None = None) -> CostModel:
         """Fit on `fold.full` with the ridge penalty chosen on the fold's validation part."""
         route = "tokens" if cls.uses_tokens(fold.full) else "dollars"
+        est_full = estimate_tokens_many(fold.full.queries).astype(np.float64)
+        input_ratio = np.ones(fold.full.n_models)
+        if route == "tokens":
+            recorded = np.asarray(fold.full.tokens_in, dtype=np.float64)
+            seen = ~np.isnan(recorded)
+            estimated = np.where(seen, est_full[:, None], 0.0).sum(axis=0)
+            total = np.where(seen, recorded, 0.0).sum(axis=0)
+            input_ratio = np.where(estimated > 0, total / np.maximum(estimated, 1e-12), 1.0)
         raw = cls._targets(fold.full, route)
         # Missing token counts (a model that never answered) take the column's typical value.
         observed = ~np.isnan(raw)
@@ -141,10 +150,12 @@ class CostModel:
             return np.where(seen, y, fill[None, :])
 
         if alpha is None and fold.val is not None and fold.x_val is not None:
+            est = estimate_tokens_many(fold.train.queries).astype(np.float64)
             path = RidgePath.fit(
-                cls._features(fold.train.queries, fold.x_train), log_targets(fold.train)
+                cls._features(fold.train.queries, fold.x_train, est), log_targets(fold.train)
             )
-            f_val = cls._features(fold.val.queries, fold.x_val)
+            est = estimate_tokens_many(fold.val.queries).astype(np.float64)
+            f_val = cls._features(fold.val.queries, fold.x_val, est)
             y_val = log_targets(fold.val)
             n = fold.train.n_queries
 
@@ -155,31 +166,28 @@ class CostModel:
             alpha = float(select(RIDGE_GRID, error, fold.source).best)
         elif alpha is None:
             alpha = DEFAULT_RIDGE
-        features = cls._features(fold.full.queries, fold.x_full)
+        features = cls._features(fold.full.queries, fold.x_full, est_full)
         y = log_targets(fold.full)
         coef, intercept = RidgePath.fit(features, y).coef(alpha * fold.full.n_queries)
         residual = y - (features @ coef + intercept)
         smear = np.exp(residual).mean(axis=0)
-        return cls(route, coef, intercept, scale, smear, y.max(axis=0) + _HEADROOM, alpha)
+        y_max = y.max(axis=0) + _HEADROOM
+        return cls(route, coef, intercept, scale, smear, y_max, input_ratio, alpha)
 
     # ------------------------------------------------------------------ prediction
-    def _values(self, queries: Sequence[str], x: Embeddings) -> FloatMatrix:
-        y = self._features(queries, x) @ self.coef + self.intercept
-        y = np.minimum(y, self.y_max)
-        return np.maximum(np.exp(y) * self.smear - 1.0, 0.0) * self.scale
-
     def predict(
         self, queries: Sequence[str], x: Embeddings, pool: Pool | None
     ) -> tuple[FloatMatrix, FloatMatrix | None]:
         """(cost [n, m] in dollars, predicted output tokens [n, m] or None)."""
-        values = self._values(queries, x)
+        est = estimate_tokens_many(queries).astype(np.float64)
+        y = self._features(queries, x, est) @ self.coef + self.intercept
+        y = np.minimum(y, self.y_max)
+        values = np.maximum(np.exp(y) * self.smear - 1.0, 0.0) * self.scale
         if self.route == "dollars":
             return values, None
         if pool is None:  # a tokens-route model is only ever fitted with a pool
             raise ValueError("the tokens cost route needs the pool the router was trained with")
-        m = values.shape[1] // 2
-        tokens_in, tokens_out = values[:, :m], values[:, m:]
-        return pool.cost(tokens_in, tokens_out), tokens_out
+        return pool.cost(est[:, None] * self.input_ratio, values), values
 
     # ------------------------------------------------------------------ persistence
     def to_state(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
@@ -189,6 +197,7 @@ class CostModel:
             "scale": self.scale,
             "smear": self.smear,
             "y_max": self.y_max,
+            "input_ratio": self.input_ratio,
         }
         return arrays, {"route": self.route, "alpha": self.alpha}
 
@@ -201,5 +210,6 @@ class CostModel:
             scale=arrays["scale"],
             smear=arrays["smear"],
             y_max=arrays["y_max"],
+            input_ratio=arrays["input_ratio"],
             alpha=float(meta["alpha"]),
         )

@@ -26,6 +26,12 @@ FloatMatrix = npt.NDArray[np.float64]
 _COST_PREFIX = "cost."
 
 
+def sigmoid(z: npt.NDArray[Any]) -> FloatMatrix:
+    """The logistic function in float64, without overflow warnings for large |z|."""
+    out: FloatMatrix = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
+    return out
+
+
 def targets(data: RoutingDataset) -> FloatMatrix:
     """The quality targets [n, m]: scores in [0, 1], a missing score counting as 0."""
     return np.asarray(data.scores, dtype=np.float64)

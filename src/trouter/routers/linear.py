@@ -18,18 +18,13 @@ import numpy.typing as npt
 
 from trouter.encode import Embeddings, Encoder
 from trouter.errors import ConfigError
-from trouter.routers.learned import FloatMatrix, LearnedRouter, targets
+from trouter.routers.learned import FloatMatrix, LearnedRouter, sigmoid, targets
 from trouter.routers.selection import Fold, brier, select
 
 #: Candidate penalties, strongest first (unit-length inputs need large weights, hence small values).
 ALPHA_GRID = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5)
 DEFAULT_ALPHA = 1e-3
 MAX_ITER = 300
-
-
-def _sigmoid(z: FloatMatrix) -> FloatMatrix:
-    out: FloatMatrix = 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic function
-    return out
 
 
 class Design:
@@ -74,7 +69,7 @@ def fit_logistic(
     def loss_and_grad(theta: FloatMatrix) -> tuple[float, FloatMatrix]:
         u, b = theta[: d * m].reshape(d, m), theta[d * m :]
         z = z_in @ u + b
-        residual = (_sigmoid(z) - y) / n
+        residual = (sigmoid(z) - y) / n
         weighted = penalty[:, None] * u
         value = float((np.logaddexp(0.0, z) - y * z).sum() / n + 0.5 * alpha * np.sum(u * weighted))
         grad_u = z_in.T @ residual + alpha * weighted
@@ -123,7 +118,7 @@ class LinearRouter(LearnedRouter):
             def error(a: float) -> float:
                 nonlocal previous
                 previous = fits[a] = fit_logistic(design, y_train, a, start=previous)
-                return brier(_sigmoid(x_val @ previous[0] + previous[1]), y_val)
+                return brier(sigmoid(x_val @ previous[0] + previous[1]), y_val)
 
             selection = select(ALPHA_GRID, error, fold.source)
             alpha = float(selection.best)
@@ -142,4 +137,4 @@ class LinearRouter(LearnedRouter):
         return {"alpha": self.alpha_, **chosen}
 
     def _predict_quality(self, x: Embeddings) -> FloatMatrix:
-        return _sigmoid(np.asarray(x, dtype=np.float64) @ self.coef_ + self.intercept_)
+        return sigmoid(np.asarray(x, dtype=np.float64) @ self.coef_ + self.intercept_)

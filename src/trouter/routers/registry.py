@@ -19,6 +19,8 @@ _ROUTERS: dict[str, str] = {
     "oracle": "trouter.routers.simple:OracleRouter",
     "knn": "trouter.routers.knn:KNNRouter",
     "linear": "trouter.routers.linear:LinearRouter",
+    "mlp": "trouter.routers.mlp:MLPRouter",
+    "mf": "trouter.routers.mf:MFRouter",
 }
 
 

@@ -105,8 +105,6 @@ def select(
     source: str,
 ) -> Selection:
     """The candidate with the lowest validation error (the first one on ties)."""
-    if len(candidates) == 1:
-        return Selection(candidates[0], {}, source)
     errors: dict[str, float] = {}
     best: C | None = None
     best_error = math.inf
