@@ -89,6 +89,9 @@ def serve(
     ] = False,
 ) -> None:
     """Serve an OpenAI-compatible gateway that routes each request with a trained router."""
+    from trouter.serve.server import prepare_process
+
+    prepare_process()  # first: thread settings that must precede numpy's import
     from trouter.serve import GatewayConfig, app_from_paths
     from trouter.serve.auth import load_client_keys
     from trouter.serve.server import LOOPBACK

@@ -9,15 +9,13 @@ get it (its other chunks carry `"usage": null`, which OpenAI clients ignore). Th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-import anyio
-import httpx
+import aiohttp
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -142,7 +140,7 @@ async def _relay(
                 pending += await anext(opened.chunks)
             except StopAsyncIteration:
                 break
-    except (httpx.TransportError, httpx.TimeoutException, TimeoutError) as exc:
+    except (aiohttp.ClientError, TimeoutError) as exc:
         message = f"upstream model {opened.model!r} failed mid-stream ({type(exc).__name__})"
         trace.fail(502, message)
         gw.metrics.failure(opened.model, "mid_stream", fell_back=False)
@@ -157,8 +155,7 @@ async def _relay(
         gw.metrics.request(CLIENT_CLOSED, trace.elapsed_s())
         raise
     finally:
-        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-            await opened.response.aclose()
+        opened.response.close()  # no-op after a full read (it was released to the pool)
     if pending.strip():
         yield pending
     _charge(gw, trace)

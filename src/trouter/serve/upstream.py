@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 
 from trouter.llm.endpoint import resolve_endpoint
 from trouter.llm.errors import ErrorKind, kind_of_status
@@ -112,7 +112,7 @@ class OpenStream:
     """A streaming response whose first body bytes have arrived."""
 
     model: str
-    response: httpx.Response
+    response: aiohttp.ClientResponse
     chunks: AsyncIterator[bytes]
     first: bytes
     content_type: str
@@ -138,11 +138,16 @@ def falls_back(status: int) -> bool:
 
 
 class Forwarder:
-    """Sends a request along a chain of pool models through one pooled `httpx.AsyncClient`."""
+    """Sends a request along a chain of pool models through one pooled `aiohttp.ClientSession`.
 
-    def __init__(self, endpoints: dict[str, Endpoint], client: httpx.AsyncClient) -> None:
+    aiohttp rather than httpx: on this machine httpx spent 0.6 ms (1 client) to 2 ms (128
+    clients) of CPU per proxied request against aiohttp's 0.1 ms, and a gateway's added latency
+    and throughput are mostly that number.
+    """
+
+    def __init__(self, endpoints: dict[str, Endpoint], session: aiohttp.ClientSession) -> None:
         self.endpoints = endpoints
-        self.client = client
+        self.session = session
 
     def _payload(self, body: dict[str, Any], endpoint: Endpoint) -> bytes:
         payload = {**body, "model": endpoint.model_id}
@@ -160,29 +165,31 @@ class Forwarder:
                 return None
             timeout = min(endpoint.timeout_s, remaining)
             try:
-                async with asyncio.timeout(timeout):
-                    response = await self.client.post(
+                async with (
+                    asyncio.timeout(timeout),
+                    self.session.post(
                         endpoint.url,
-                        content=self._payload(body, endpoint),
+                        data=self._payload(body, endpoint),
                         headers=endpoint.headers,
-                        timeout=timeout,
-                    )
-            except (TimeoutError, httpx.TimeoutException):
+                        timeout=aiohttp.ClientTimeout(total=timeout),
+                    ) as response,
+                ):
+                    status = response.status
+                    content = await response.read()
+            except TimeoutError:
                 attempts.failures.append(_timeout(name, timeout))
                 continue
-            except httpx.TransportError as exc:
+            except aiohttp.ClientError as exc:
                 attempts.failures.append(_transport(name, exc))
                 continue
-            status = response.status_code
             content_type = response.headers.get("content-type", "application/json")
             if status >= 400:
                 if falls_back(status):
                     attempts.failures.append(_status_failure(name, response))
                     continue
-                return Refusal(name, status, _client_error_body(endpoint, response), content_type)
+                return Refusal(name, status, endpoint.scrub(content), content_type)
             try:
-                parsed = json.loads(response.content)
-                usage = parsed.get("usage") if isinstance(parsed, dict) else None
+                parsed = json.loads(content)
                 if not isinstance(parsed, dict) or "choices" not in parsed:
                     raise ValueError("no choices")
             except ValueError:
@@ -190,12 +197,9 @@ class Forwarder:
                     Failure(name, MALFORMED, f"{name} returned an unreadable response body")
                 )
                 continue
+            usage = parsed.get("usage")
             return Answer(
-                name,
-                status,
-                response.content,
-                content_type,
-                usage if isinstance(usage, dict) else None,
+                name, status, content, content_type, usage if isinstance(usage, dict) else None
             )
         return None
 
@@ -210,69 +214,79 @@ class Forwarder:
                 attempts.deadline_hit = True
                 return None
             timeout = min(endpoint.timeout_s, remaining)
-            request = self.client.build_request(
-                "POST",
-                endpoint.url,
-                content=self._payload(body, endpoint),
-                headers=endpoint.headers,
-                # After the first byte, each read may wait up to the model's own timeout.
-                timeout=httpx.Timeout(endpoint.timeout_s, connect=timeout),
-            )
-            response: httpx.Response | None = None
+            response: aiohttp.ClientResponse | None = None
             try:
                 async with asyncio.timeout(timeout):
-                    response = await self.client.send(request, stream=True)
-                    status = response.status_code
+                    response = await self.session.post(
+                        endpoint.url,
+                        data=self._payload(body, endpoint),
+                        headers=endpoint.headers,
+                        # After the first byte, each read may wait up to the model's own timeout.
+                        timeout=aiohttp.ClientTimeout(
+                            total=None, sock_connect=timeout, sock_read=endpoint.timeout_s
+                        ),
+                    )
+                    status = response.status
                     content_type = response.headers.get("content-type", "text/event-stream")
                     if status >= 400:
-                        await response.aread()
-                        await response.aclose()
+                        content = await response.read()
+                        response.release()
                         if falls_back(status):
                             attempts.failures.append(_status_failure(name, response))
                             continue
-                        return Refusal(
-                            name, status, _client_error_body(endpoint, response), content_type
+                        return Refusal(name, status, endpoint.scrub(content), content_type)
+                    first = await response.content.readany()
+                    if not first:
+                        attempts.failures.append(
+                            Failure(name, CONNECTION, f"{name} closed the stream before any data")
                         )
-                    chunks = response.aiter_raw()
-                    first = b""
-                    while not first:  # skip empty reads: the first real bytes decide
-                        first = await anext(chunks)
-            except (TimeoutError, httpx.TimeoutException):
+            except TimeoutError:
                 attempts.failures.append(_timeout(name, timeout))
-            except StopAsyncIteration:
-                attempts.failures.append(
-                    Failure(name, CONNECTION, f"{name} closed the stream before sending anything")
-                )
-            except httpx.TransportError as exc:
+            except aiohttp.ClientError as exc:
                 attempts.failures.append(_transport(name, exc))
             else:
-                return OpenStream(name, response, chunks, first, content_type)
+                if first:
+                    return OpenStream(name, response, _chunks(response), first, content_type)
             if response is not None:
-                await response.aclose()
+                response.close()
         return None
+
+
+async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The rest of a streaming body, as it arrives; the connection goes back to the pool after."""
+    async for chunk in response.content.iter_any():
+        yield chunk
+    response.release()
 
 
 def _timeout(name: str, seconds: float) -> Failure:
     return Failure(name, TIMEOUT, f"{name} did not answer within {seconds:.3g} s")
 
 
-def _transport(name: str, exc: httpx.TransportError) -> Failure:
-    if isinstance(exc, httpx.ConnectError):
+def _transport(name: str, exc: aiohttp.ClientError) -> Failure:
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return Failure(name, CONNECTION, f"cannot connect to {name}")
     return Failure(name, CONNECTION, f"{name} broke the connection ({type(exc).__name__})")
 
 
-def _status_failure(name: str, response: httpx.Response) -> Failure:
-    kind = kind_of_status(response.status_code) or ErrorKind.SERVER
+def _status_failure(name: str, response: aiohttp.ClientResponse) -> Failure:
+    kind = kind_of_status(response.status) or ErrorKind.SERVER
     return Failure(
         name,
         kind.value,
-        f"{name} answered HTTP {response.status_code}",
-        status=response.status_code,
+        f"{name} answered HTTP {response.status}",
+        status=response.status,
         retry_after=response.headers.get("retry-after"),
     )
 
 
-def _client_error_body(endpoint: Endpoint, response: httpx.Response) -> bytes:
-    """The upstream's own 4xx body, minus anything that looks like our key."""
-    return endpoint.scrub(response.content)
+def new_session(connections: int) -> aiohttp.ClientSession:
+    """The gateway's one upstream session (create it inside the running event loop)."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(
+            limit=connections, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=300
+        ),
+        timeout=aiohttp.ClientTimeout(total=None),
+        trust_env=False,  # no per-request proxy / netrc lookups (they ran in a thread pool)
+        auto_decompress=True,
+    )
