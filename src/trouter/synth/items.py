@@ -29,7 +29,7 @@ import re
 import string
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import IO, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -118,6 +118,7 @@ class ItemsFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._last = 0
 
     def read(self) -> list[SynthItem]:
         """Every complete item in the file, in order (a torn last line is ignored)."""
@@ -150,15 +151,29 @@ class ItemsFile:
 
     def append(self, items: Iterable[SynthItem]) -> int:
         """Append items durably (one write, flush, fsync); returns how many were written."""
-        lines = [item.model_dump_json() + "\n" for item in items]
-        if not lines:
+        handle = self.write(items)
+        if handle is None:
             return 0
+        with handle:
+            os.fsync(handle.fileno())
+        return self._last
+
+    def write(self, items: Iterable[SynthItem]) -> IO[str] | None:
+        """Append items in one write and flush (safe from a process kill once this returns);
+        returns the open file for the caller to fsync (e.g. in a thread) and close, or None."""
+        lines = [item.model_dump_json() + "\n" for item in items]
+        self._last = len(lines)
+        if not lines:
+            return None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write("".join(lines))
-            fh.flush()
-            os.fsync(fh.fileno())
-        return len(lines)
+        handle = self.path.open("a", encoding="utf-8")
+        try:
+            handle.write("".join(lines))
+            handle.flush()
+        except BaseException:
+            handle.close()
+            raise
+        return handle
 
 
 def read_items(path: str | Path) -> list[SynthItem]:

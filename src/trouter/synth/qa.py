@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,10 +163,14 @@ class Synthesizer:
                 vectors = await self._encode([it.query for it in items])
             else:
                 vectors = None
-            # From here to the end of the batch there is no await: the dedup decision and the
-            # durable write happen together, so a kill cannot separate them.
+            # No await between the dedup decision and the write: a kill cannot separate them.
             new = self._accept(leaf, items, vectors, accepted, seen, need)
-            self.file.append(new)
+            handle = self.file.write(new)  # in the page cache now: a killed process loses nothing
+            if handle is not None:
+                try:  # and on disk once fsync returns (off the event loop)
+                    await asyncio.to_thread(os.fsync, handle.fileno())
+                finally:
+                    handle.close()
             self._save_rows(new)
             self.report.items_new += len(new)
             self.report.batches += 1
