@@ -298,3 +298,25 @@ def test_a_stream_failing_mid_way_ends_with_an_error_event(gateway, fake, store)
     assert "failed mid-stream" in str(err.value)
     row = logged(store, raw.headers["x-trouter-request-id"])
     assert row.status == "error" and row.final_model == "small" and row.http_status == 502
+
+
+def test_a_client_leaving_mid_stream_is_logged_as_client_closed(gateway, fake, store):
+    import httpx
+
+    fake.script(Reply(content="w " * 50, chunk_delay=0.05), model="small-id")
+    body = {"model": "trouter", "messages": HELLO, "stream": True}
+    headers = {"authorization": f"Bearer {KEY}"}
+    with (
+        httpx.Client(base_url=gateway.url) as c,
+        c.stream("POST", "/chat/completions", json=body, headers=headers) as r,
+    ):
+        next(r.iter_raw())
+        request_id = r.headers["x-trouter-request-id"]
+    until = time.monotonic() + 5
+    while time.monotonic() < until:
+        with store.session() as s:
+            row = s.query(DecisionLog).filter_by(request_id=request_id).one_or_none()
+        if row is not None:
+            break
+        time.sleep(0.05)
+    assert row is not None and row.status == "client_closed" and row.http_status == 499

@@ -117,6 +117,7 @@ def serve(
     url = _db_url(db) or default_url()
     gateway_app = app_from_paths(router, pool, config, url)
     gw = gateway_app.state.gateway
+    gw.routing.warm_up(config.tradeoff)  # load the encoder now; a bad --tradeoff fails here
     console.print(
         f"trouter gateway: router [bold]{gw.router.name}[/] over {', '.join(gw.pool.names)}\n"
         f"  listening on http://{host}:{port}/v1   (model: trouter, trouter:cost, trouter:lambda=N, ...)\n"

@@ -76,7 +76,7 @@ class Gateway:
         self.decision_log.start()
         self._session = new_session(self.config.upstream_connections)
         self._forwarder = Forwarder(self.endpoints, self._session)
-        await anyio.to_thread.run_sync(self.routing.warm_up)
+        await anyio.to_thread.run_sync(self.routing.warm_up, self.config.tradeoff)
         self.started_at = time.time()
 
     async def stop(self) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -27,14 +26,17 @@ from trouter.serve.upstream import Answer, Attempts, OpenStream, Refusal
 if TYPE_CHECKING:
     from trouter.serve.app import Gateway
 
-log = logging.getLogger("trouter.serve")
 
 DONE = b"data: [DONE]"
 CLIENT_CLOSED = 499  # nginx's code for "the client went away"
 
 
 async def chat_completions(gw: Gateway, request: Request) -> Response:
-    client = gw.auth.check(request.headers.get("authorization"))  # 401 before reading anything
+    try:  # 401 before reading anything; counted, but not logged (no row per stranger)
+        client = gw.auth.check(request.headers.get("authorization"))
+    except GatewayError as exc:
+        gw.metrics.request(exc.status, 0.0)
+        return exc.response()
     trace = Trace(requested="", client=client, stream=False)
     deadline = time.monotonic() + gw.config.deadline_s
     try:
@@ -58,7 +60,6 @@ async def _decide(gw: Gateway, chat: ChatRequest, trace: Trace) -> tuple[str, ..
         return (target.model,)  # bypass: the client named its model, so no fallback
     assert target.tradeoff is not None
     trace.tradeoff = str(target.tradeoff)
-    trace.lam = gw.routing.lam_for(target.tradeoff)
     trace.query = chat.routing_text(gw.config.route_turns, gw.config.route_max_chars)
     if not trace.query.strip():
         raise bad_request(
@@ -66,8 +67,8 @@ async def _decide(gw: Gateway, chat: ChatRequest, trace: Trace) -> tuple[str, ..
             "to bypass routing",
             param="messages",
         )
-    decision, trace.overhead_ms = await gw.routing.decide(trace.query, trace.lam)
-    trace.decision = decision
+    decision, trace.overhead_ms = await gw.routing.decide(trace.query, target.tradeoff)
+    trace.decision, trace.lam = decision, decision.lam
     gw.metrics.decision(decision.model, trace.overhead_ms / 1000.0)
     chain = decision.chain
     limit = gw.config.max_attempts

@@ -15,18 +15,22 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
-from trouter.errors import TrouterError
+from trouter.errors import ConfigError, TrouterError
 from trouter.routers.base import Decision, Estimates, Router
-from trouter.serve.errors import bad_request
+from trouter.serve.errors import GatewayError, bad_request
 from trouter.tradeoff import Tradeoff
 
 WARMUP_QUERY = "warm up the router"
 
-_Item = tuple[str, float, "asyncio.Future[Decision]"]
+_Item = tuple[str, Tradeoff, "asyncio.Future[Decision]"]
 
 
 class RoutingService:
-    """Turns (query, lam) into a `Decision` without blocking the event loop."""
+    """Turns (query, trade-off) into a `Decision` without blocking the event loop.
+
+    Trade-offs are resolved to a lam in the routing thread too (a budget is a bisection over
+    the calibration set, so a stream of distinct budgets must not stall the loop), then cached.
+    """
 
     def __init__(self, router: Router, *, max_batch: int = 64) -> None:
         self.router = router
@@ -36,10 +40,19 @@ class RoutingService:
         self._busy = False
         self._lams: OrderedDict[Tradeoff, float] = OrderedDict()
         self._lam_lock = threading.Lock()
+        self.warmed = False
 
-    def warm_up(self) -> None:
-        """Load the encoder and route once, so the first request pays no loading time."""
-        self.router.route([WARMUP_QUERY], self.lam_for(Tradeoff.from_preset("balanced")))
+    def warm_up(self, tradeoff: Tradeoff) -> None:
+        """Load the encoder and route once with the default trade-off, so the first request
+        pays no loading time and a router or trade-off that cannot work fails at start-up."""
+        if self.warmed:
+            return
+        (result,) = self._route_batch([WARMUP_QUERY], [tradeoff])
+        if isinstance(result, GatewayError):
+            raise ConfigError(f"--tradeoff: {result.message}")
+        if isinstance(result, BaseException):
+            raise result
+        self.warmed = True
 
     def lam_for(self, tradeoff: Tradeoff) -> float:
         """The lam for a trade-off (presets and budgets resolved once by calibration, cached)."""
@@ -57,12 +70,13 @@ class RoutingService:
                 self._lams.popitem(last=False)
         return lam
 
-    async def decide(self, query: str, lam: float) -> tuple[Decision, float]:
-        """The decision for one query and the routing overhead in ms (queueing included)."""
+    async def decide(self, query: str, tradeoff: Tradeoff) -> tuple[Decision, float]:
+        """The decision for one query and the routing overhead in ms (queueing included);
+        a trade-off this router cannot honour is a 400."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Decision] = loop.create_future()
-        self._pending.append((query, lam, future))
+        self._pending.append((query, tradeoff, future))
         if not self._busy:
             self._launch(loop)
         decision = await future
@@ -77,7 +91,7 @@ class RoutingService:
         del self._pending[: self.max_batch]
         self._busy = True
         job = self._executor.submit(
-            self._route_batch, [q for q, _, _ in batch], [lam for _, lam, _ in batch]
+            self._route_batch, [q for q, _, _ in batch], [t for _, t, _ in batch]
         )
         job.add_done_callback(
             lambda done: loop.call_soon_threadsafe(self._finish, loop, batch, done)
@@ -104,21 +118,39 @@ class RoutingService:
         if self._pending:
             self._launch(loop)
 
-    def _route_batch(self, queries: list[str], lams: list[float]) -> list[Decision | BaseException]:
-        try:
-            estimates = self.router.predict(queries)
-            return [_row(estimates, i).decisions(lam)[0] for i, lam in enumerate(lams)]
-        except Exception:
-            if len(queries) == 1:
-                raise
-        # One bad query must not fail its batch-mates: route each alone.
+    def _route_batch(
+        self, queries: list[str], tradeoffs: list[Tradeoff]
+    ) -> list[Decision | BaseException]:
         out: list[Decision | BaseException] = []
-        for query, lam in zip(queries, lams, strict=True):
+        lams: dict[int, float] = {}
+        for i, tradeoff in enumerate(tradeoffs):
             try:
-                out.append(self.router.predict([query]).decisions(lam)[0])
-            except Exception as exc:
+                lams[i] = self.lam_for(tradeoff)
+                out.append(_UNSET)
+            except GatewayError as exc:
                 out.append(exc)
+        todo = list(lams)
+        if not todo:
+            return out
+        try:
+            estimates = self.router.predict([queries[i] for i in todo])
+            for j, i in enumerate(todo):
+                out[i] = _row(estimates, j).decisions(lams[i])[0]
+            return out
+        except Exception as exc:
+            if len(todo) == 1:
+                out[todo[0]] = exc
+                return out
+        # One bad query must not fail its batch-mates: route each alone.
+        for i in todo:
+            try:
+                out[i] = self.router.predict([queries[i]]).decisions(lams[i])[0]
+            except Exception as exc:
+                out[i] = exc
         return out
+
+
+_UNSET = RuntimeError("not routed")  # a placeholder every path overwrites
 
 
 def _row(estimates: Estimates, i: int) -> Estimates:
