@@ -228,8 +228,9 @@ def main() -> None:
         memory(args)
         return
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}"
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.1f} at start (other work on the machine slows the "
+        "wall-clock figures; CPU ms per observation is the steadier measure)"
     )
     throughput(args)
     if args.memory:

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from trouter.cli.app import app, console, err_console
+from trouter.cli.synth import open_store
 from trouter.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     from trouter.data.dataset import RoutingDataset
     from trouter.label.runner import LabelOptions
     from trouter.pool import ModelSpec, Pool
-    from trouter.store import Store
     from trouter.synth.items import SynthItem
     from trouter.taxonomy import Taxonomy
 
@@ -41,15 +41,6 @@ JudgePoolOpt = Annotated[
 SkipCheckOpt = Annotated[
     bool, typer.Option("--skip-check", help="Do not check keys and endpoints before starting.")
 ]
-
-
-def open_store(db: str | None, out: Path) -> Store:
-    """`--db` as a URL or a SQLite path, else trouter.sqlite beside the output (as synthesize)."""
-    from trouter.store import Store, sqlite_url
-
-    if db is None:
-        return Store(sqlite_url(out.resolve().parent / "trouter.sqlite"))
-    return Store(db if "://" in db else sqlite_url(db))
 
 
 def observations_path(out: Path) -> Path:
