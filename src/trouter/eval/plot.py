@@ -47,6 +47,9 @@ def _draw_fold(ax: Any, fold: FoldResult, colors: dict[str, Any], legend: bool) 
             color=colors[rc.router],
             label=rc.router,
         )
+        distinct = np.unique(rc.curve.points(), axis=0)
+        if len(distinct) <= 3:  # a curve stuck at a few points would hide under a model's dot
+            ax.scatter(distinct[:, 0], distinct[:, 1], marker="x", s=40, color=colors[rc.router])
     order = np.argsort(fold.oracle.costs, kind="stable")
     ax.plot(
         fold.oracle.costs[order],
