@@ -21,6 +21,8 @@ _ROUTERS: dict[str, str] = {
     "linear": "trouter.routers.linear:LinearRouter",
     "mlp": "trouter.routers.mlp:MLPRouter",
     "mf": "trouter.routers.mf:MFRouter",
+    "trouter": "trouter.routers.trouter:TRouter",
+    "trouter-paper": "trouter.routers.trouter:PaperTRouter",
 }
 
 

@@ -1,0 +1,394 @@
+"""`TRouter`: the task-type-aware router (the paper's method plus our additions).
+
+The paper's core (DESIGN.md, "TRouter"): a frozen query embedding x; one embedding per taxonomy
+leaf (its path, definitions and example); q(t|x), a softmax over leaves of a learned query-leaf
+matching score; per-model decoders from each leaf's representation; every metric predicted as
+the q(t|x)-weighted mixture of the leaves' decoders; trained with MSE on quality and cost plus
+beta * KL(prior || q), the prior one-hot on the query's taxonomy leaf.
+
+Our additions, each a hyper-parameter (`PaperTRouter` switches them all off):
+
+- `residual`: a query-conditioned correction on the logit scale, from [x, log length, q(t|x)], so
+  two queries of one task type can still differ (the paper's top-1 task accuracy was ~30%);
+- `prior_smoothing`: the prior shares mass with sibling and then more distant leaves;
+- `hierarchical`: each leaf's decoder is its parent's plus an L2-penalised delta (node offsets
+  summed along the path), so sparse leaves borrow strength;
+- `cost_model="tokens"`: the shared `CostModel` (input tokens known from the text x price +
+  predicted output tokens x price when the data has token counts and a priced pool, else
+  log-scale $), instead of the paper's direct $ head;
+- `quality_loss="bce"`: cross-entropy for the (mostly 0/1) scores;
+- `text_view="head+tail"`: the encoder reads at most its window (256 word pieces for MiniLM);
+  long prompts (few-shot examples first, the question last) get a second embedding of their
+  last `tail_chars` characters, concatenated to the first.
+
+Without task labels the task column becomes a taxonomy (`Taxonomy.from_task_names`); without any
+task column, `latent_types` latent types are found by k-means on the embeddings and learned.
+An explicit `taxonomy` (from the synthesis pipeline) may be given; the dataset's task labels are
+then its leaf paths. The fitted taxonomy is saved with the router.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from trouter.data.dataset import RoutingDataset
+from trouter.encode import Embeddings, Encoder
+from trouter.errors import ConfigError
+from trouter.routers.base import Estimates, Router
+from trouter.routers.costmodel import CostModel
+from trouter.routers.selection import make_fold
+from trouter.routers.trouter.network import (
+    NumpyOps,
+    forward,
+    initial_parameters,
+    parameter_shapes,
+)
+from trouter.routers.trouter.structure import TaskStructure, latent_structure
+from trouter.routers.trouter.training import Part, Settings, run_training
+from trouter.taxonomy import Taxonomy
+
+FloatMatrix = npt.NDArray[np.float64]
+TEXT_VIEWS = ("full", "head+tail")
+COST_MODELS = ("tokens", "direct")
+QUALITY_LOSSES = ("bce", "mse")
+#: Epochs when there is nothing to validate on (a tiny training set and no validation set).
+DEFAULT_EPOCHS = 60
+_NET = "net."
+_COST = "cost."
+
+
+def tail_text(query: str, chars: int) -> str:
+    """The last `chars` characters of a query, starting at a word boundary."""
+    if len(query) <= chars:
+        return query
+    tail = query[-chars:]
+    cut = tail.find(" ")
+    return tail[cut + 1 :] if 0 <= cut < chars // 4 else tail
+
+
+def auto_latent_types(n_queries: int) -> int:
+    """Latent types when the data has no task labels: about sqrt(n / 10), between 2 and 24."""
+    return int(min(24, max(2, round(math.sqrt(n_queries / 10)))))
+
+
+class TRouter(Router):
+    """Task-type-aware router: task-type mixture + residual, taxonomy prior, hierarchical decoders.
+
+    >>> from trouter.routers.trouter import TRouter
+    >>> TRouter(encoder="hashing:256").residual
+    True
+    """
+
+    name = "trouter"
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy | dict[str, Any] | str | None = None,
+        *,
+        text_view: str = "head+tail",
+        tail_chars: int = 600,
+        hidden: int = 64,
+        beta: float = 1.0,
+        prior_smoothing: float = 0.1,
+        residual: bool = True,
+        residual_hidden: int = 64,
+        hierarchical: bool = True,
+        hier_l2: float = 10.0,
+        cost_model: str = "tokens",
+        quality_loss: str = "bce",
+        latent_types: int | None = None,
+        dropout: float = 0.1,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        batch_size: int = 128,
+        max_epochs: int = 300,
+        patience: int = 15,
+        encoder: str | Encoder = "minilm",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(encoder=encoder, seed=seed)
+        self.taxonomy = taxonomy
+        self.text_view = text_view
+        self.tail_chars = tail_chars
+        self.hidden = hidden
+        self.beta = beta
+        self.prior_smoothing = prior_smoothing
+        self.residual = residual
+        self.residual_hidden = residual_hidden
+        self.hierarchical = hierarchical
+        self.hier_l2 = hier_l2
+        self.cost_model = cost_model
+        self.quality_loss = quality_loss
+        self.latent_types = latent_types
+        self.dropout = dropout
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+
+    def get_params(self) -> dict[str, Any]:
+        params = super().get_params()
+        if isinstance(params["taxonomy"], Taxonomy):
+            params["taxonomy"] = params["taxonomy"].to_dict()
+        return params
+
+    # ------------------------------------------------------------------ checks and inputs
+    def _check_params(self) -> None:
+        choices = {
+            "text_view": (self.text_view, TEXT_VIEWS),
+            "cost_model": (self.cost_model, COST_MODELS),
+            "quality_loss": (self.quality_loss, QUALITY_LOSSES),
+        }
+        for name, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ConfigError(
+                    f"trouter: {name} must be one of {', '.join(allowed)}, got {value!r}"
+                )
+        positive = {
+            "hidden": self.hidden,
+            "tail_chars": self.tail_chars,
+            "batch_size": self.batch_size,
+            "max_epochs": self.max_epochs,
+            "patience": self.patience,
+        }
+        for name, count in positive.items():
+            if int(count) < 1:
+                raise ConfigError(f"trouter: {name} must be at least 1, got {count}")
+        weights = {"beta": self.beta, "hier_l2": self.hier_l2, "lr": self.lr}
+        for name, weight in weights.items():
+            if not (weight >= 0 and math.isfinite(weight)):
+                raise ConfigError(f"trouter: {name} must be a non-negative number, got {weight}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"trouter: dropout must be in [0, 1), got {self.dropout}")
+        if self.latent_types is not None and self.latent_types < 1:
+            raise ConfigError(f"trouter: latent_types must be at least 1, got {self.latent_types}")
+
+    def _resolve_taxonomy(self) -> Taxonomy | None:
+        tax = self.taxonomy
+        if tax is None or isinstance(tax, Taxonomy):
+            return tax
+        if isinstance(tax, dict):
+            return Taxonomy.from_dict(tax)
+        if isinstance(tax, str | Path):
+            return Taxonomy.load(tax)
+        raise ConfigError(
+            f"trouter: taxonomy must be a Taxonomy, a dict or a file path, got {type(tax).__name__}"
+        )
+
+    def _embed(self, queries: Any) -> Embeddings | None:
+        queries = list(queries)
+        head = self.encoder_.encode(queries)
+        if self.text_view == "full":
+            return head
+        tails = [tail_text(q, self.tail_chars) for q in queries]
+        tail = head.copy()
+        longer = [i for i, (q, t) in enumerate(zip(queries, tails, strict=True)) if t != q]
+        if longer:
+            tail[longer] = self.encoder_.encode([tails[i] for i in longer])
+        # Each half is unit-length, so the concatenation divided by sqrt(2) is too.
+        return (np.concatenate([head, tail], axis=1) / np.sqrt(2.0)).astype(np.float32)
+
+    def _leaf_vectors(self, texts: list[str]) -> FloatMatrix:
+        e = np.asarray(self.encoder_.encode(texts), dtype=np.float64)
+        return np.concatenate([e, e], axis=1) / np.sqrt(2.0) if self.text_view != "full" else e
+
+    def _features(self, queries: list[str]) -> FloatMatrix:
+        """Log length, standardised with the training set's mean and spread: a query property the
+        unit-length embedding cannot see."""
+        raw = np.log1p(np.fromiter((len(q) for q in queries), np.float64, len(queries)))[:, None]
+        return (raw - self.feature_mean_) / self.feature_std_
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(
+        self,
+        train: RoutingDataset,
+        x: Embeddings | None,
+        val: RoutingDataset | None,
+        x_val: Embeddings | None,
+    ) -> None:
+        if x is None:
+            raise TypeError("TRouter needs query embeddings")
+        self._check_params()
+        fold = make_fold(train, x, val, x_val, self.seed)
+        structure, labeller, leaf_vectors = self._structure(
+            fold.full, np.asarray(fold.x_full, np.float64)
+        )
+        self.leaf_vectors_: FloatMatrix = leaf_vectors
+        self.taxonomy_: dict[str, Any] = structure.taxonomy.to_dict()
+        self.leaves_: list[str] = list(structure.leaves)
+        self.path_matrix_ = structure.path_matrix
+        raw = np.log1p(np.fromiter((len(q) for q in fold.full.queries), np.float64))
+        self.feature_mean_ = np.asarray([raw.mean()])
+        self.feature_std_ = np.asarray([max(float(raw.std()), 1e-6)])
+        direct = self.cost_model == "direct"
+        if direct:
+            scale = float(np.asarray(fold.full.costs).mean(axis=0).max())
+            self.cost_scale_ = np.asarray([scale if scale > 0 else 1.0])
+        else:
+            self.cost_model_ = CostModel.fit(fold)
+
+        def part(data: RoutingDataset, xs: Embeddings) -> Part:
+            prior, labelled = structure.prior(labeller(data, xs), self.prior_smoothing)
+            return Part(
+                x=np.asarray(xs, dtype=np.float64),
+                f=self._features(data.queries),
+                y=np.asarray(data.scores, dtype=np.float64),
+                cost=np.asarray(data.costs) / self.cost_scale_[0] if direct else None,
+                prior=prior,
+                labelled=labelled,
+            )
+
+        shapes = parameter_shapes(
+            d=x.shape[1],
+            k=1,
+            leaves=structure.n_leaves,
+            nodes=len(structure.nodes),
+            models=train.n_models,
+            hidden=self.hidden,
+            residual_hidden=self.residual_hidden if self.residual else 0,
+            hierarchical=self.hierarchical,
+            direct_cost=direct,
+        )
+        init = initial_parameters(shapes, np.random.default_rng(self.seed))
+        fixed = {"E": leaf_vectors, "P": structure.path_matrix}
+        settings = Settings(
+            residual=self.residual,
+            quality_loss=self.quality_loss,
+            beta=self.beta,
+            hier_l2=self.hier_l2 if self.hierarchical else 0.0,
+            cost_weight=1.0,
+            dropout=self.dropout,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            learn_leaves=self.latent_,
+        )
+        full = part(fold.full, fold.x_full)
+        info: dict[str, Any] = {"source": fold.source, "leaves": structure.n_leaves}
+        if fold.val is None or fold.x_val is None:
+            result = run_training(init, fixed, full, settings, self.seed, epochs=DEFAULT_EPOCHS)
+        else:
+            result = run_training(
+                init,
+                fixed,
+                part(fold.train, fold.x_train),
+                settings,
+                self.seed,
+                val=part(fold.val, fold.x_val),
+            )
+            info["val_error"] = result.val_error
+            if fold.carved:
+                result = run_training(init, fixed, full, settings, self.seed, epochs=result.epochs)
+        info["epochs"] = result.epochs
+        self.training_: dict[str, Any] = info
+        if "E" in result.params:
+            self.leaf_vectors_ = result.params.pop("E").astype(np.float64)
+        self.params_: dict[str, FloatMatrix] = {
+            k: np.asarray(v, dtype=np.float64) for k, v in result.params.items()
+        }
+
+    def _structure(
+        self, data: RoutingDataset, x: FloatMatrix
+    ) -> tuple[TaskStructure, Any, FloatMatrix]:
+        """(task structure, a function giving each query's task label for the prior, leaf vectors)."""
+        taxonomy = self._resolve_taxonomy()
+        self.latent_ = bool(
+            taxonomy is None and (self.latent_types is not None or not data.has_tasks)
+        )
+        if self.latent_:
+            k = self.latent_types or auto_latent_types(data.n_queries)
+            structure, _, centres = latent_structure(data.queries, x, k, self.seed)
+            leaves = list(structure.leaves)
+
+            def nearest(part: RoutingDataset, xs: Embeddings) -> list[str]:
+                picks = np.argmax(np.asarray(xs, np.float64) @ centres.T, axis=1)
+                return [leaves[j] for j in picks]
+
+            return structure, nearest, centres
+        if taxonomy is None:
+            taxonomy = Taxonomy.from_task_names(data.task_names)
+        structure = TaskStructure.from_taxonomy(taxonomy)
+        if data.has_tasks and not any(structure.match(t) for t in data.task_names):
+            raise ConfigError(
+                f"trouter: none of the data's task labels (e.g. {data.task_names[0]!r}) is a path "
+                f"of the taxonomy (e.g. {structure.leaves[0]!r}); label the data with leaf paths"
+            )
+        return structure, lambda part, xs: part.tasks, self._leaf_vectors(structure.leaf_texts())
+
+    # ------------------------------------------------------------------ prediction
+    def _predict(self, queries: list[str], x: Embeddings | None) -> Estimates:
+        if x is None:
+            raise TypeError("TRouter needs query embeddings")
+        p = {**self.params_, "E": self.leaf_vectors_, "P": self.path_matrix_}
+        xs = np.asarray(x, dtype=np.float64)
+        q, quality, direct_cost = forward(
+            p, xs, self._features(queries), NumpyOps, residual="R1" in p
+        )
+        tokens_out = None
+        if direct_cost is not None:
+            cost = direct_cost * self.cost_scale_[0]
+        else:
+            cost, tokens_out = self.cost_model_.predict(queries, x, self.pool_)
+        return Estimates(
+            self.models_,
+            np.clip(quality, 0.0, 1.0),
+            np.maximum(cost, 0.0),
+            tokens_out=tokens_out,
+            task_probs=q,
+            task_names=tuple(self.leaves_),
+        )
+
+    def task_structure(self) -> TaskStructure:
+        """The fitted taxonomy's structure (leaves, nodes), e.g. to inspect or explain."""
+        self._check_fitted()
+        return TaskStructure.from_taxonomy(Taxonomy.from_dict(self.taxonomy_))
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+        arrays, meta = super()._get_state()
+        for key in ("params_", "cost_model_"):
+            meta.pop(key, None)
+        arrays.update({_NET + k: v for k, v in self.params_.items()})
+        if hasattr(self, "cost_model_"):
+            cost_arrays, cost_meta = self.cost_model_.to_state()
+            arrays.update({_COST + k: v for k, v in cost_arrays.items()})
+            meta[_COST + "meta"] = cost_meta
+        return arrays, meta
+
+    def _set_state(self, arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any]) -> None:
+        def strip(prefix: str) -> dict[str, npt.NDArray[Any]]:
+            return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
+
+        self.params_ = {k: np.asarray(v, dtype=np.float64) for k, v in strip(_NET).items()}
+        if _COST + "meta" in meta:
+            self.cost_model_ = CostModel.from_state(strip(_COST), meta[_COST + "meta"])
+        rest = {k: v for k, v in arrays.items() if not k.startswith((_NET, _COST))}
+        super()._set_state(rest, {k: v for k, v in meta.items() if k != _COST + "meta"})
+
+
+class PaperTRouter(TRouter):
+    """The paper-faithful TRouter: one-hot prior, no residual, flat decoders, direct $ cost, MSE.
+
+    Every other hyper-parameter (and any of these, if given) passes through to `TRouter`.
+    """
+
+    name = "trouter-paper"
+    PAPER: dict[str, Any] = {
+        "text_view": "full",
+        "prior_smoothing": 0.0,
+        "residual": False,
+        "hierarchical": False,
+        "cost_model": "direct",
+        "quality_loss": "mse",
+    }
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**{**self.PAPER, **params})
