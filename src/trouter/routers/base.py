@@ -235,7 +235,8 @@ class Router(ABC):
         rng = np.random.default_rng(self.seed)
         n = train.n_queries
         pick = np.sort(rng.choice(n, size=min(n, CALIBRATION_QUERIES), replace=False))
-        queries = [train.queries[i] for i in pick]
+        every_query = train.queries  # a fresh list per access: read it once, not per pick
+        queries = [every_query[i] for i in pick]
         est = self._predict(queries, self._embed(queries))
         self.calibration_ = Calibration(quality=est.quality.copy(), cost=est.cost.copy())
 
