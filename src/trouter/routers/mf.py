@@ -18,8 +18,11 @@ would not be qualities in [0, 1] one can weigh against dollars.
 
 Because every query is observed on all N models, the model is a rank-<=min(dim, N) bilinear
 model: W and P share one projection across models, which is what distinguishes it from the
-per-model `linear` baseline. Prediction collapses it to one [d, N] matrix. Training stops early
-on the validation fold's Brier score (see `neural`).
+per-model `linear` baseline. Prediction collapses it to one [d, N] matrix. Kept from RouteLLM:
+the architecture, dim 128, the training noise 0.1, Adam with weight decay 1e-5. Changed: a
+larger step (lr 3e-3, batches of 256 queries x N models) with early stopping on the validation
+fold's Brier score (see `neural`) instead of a fixed 100 epochs at lr 3e-4, which reaches the
+same validation error in a fraction of the time.
 """
 
 from __future__ import annotations
@@ -76,10 +79,11 @@ class MFRouter(LearnedRouter):
         self,
         dim: int | None = None,
         noise: float = 0.1,
-        lr: float = 1e-3,
+        lr: float = 3e-3,
         weight_decay: float = 1e-5,
         max_epochs: int = 200,
         patience: int = 10,
+        batch_size: int = 256,
         *,
         encoder: str | Encoder = "minilm",
         seed: int = 0,
@@ -91,6 +95,7 @@ class MFRouter(LearnedRouter):
         self.weight_decay = weight_decay
         self.max_epochs = max_epochs
         self.patience = patience
+        self.batch_size = batch_size
 
     def _fit_quality(self, fold: Fold) -> dict[str, Any]:
         if self.dim is not None and self.dim < 1:
@@ -103,6 +108,7 @@ class MFRouter(LearnedRouter):
             patience=self.patience,
             lr=self.lr,
             weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
             input_noise=self.noise,
         )
         params, dim, info = fit_network({k: mf_builder(k) for k in grid}, fold, config, self.seed)

@@ -50,10 +50,11 @@ class MLPRouter(LearnedRouter):
         self,
         hidden: int | None = None,
         dropout: float = 0.1,
-        lr: float = 1e-3,
+        lr: float = 3e-3,
         weight_decay: float = 1e-5,
         max_epochs: int = 200,
         patience: int = 10,
+        batch_size: int = 256,
         *,
         encoder: str | Encoder = "minilm",
         seed: int = 0,
@@ -65,6 +66,7 @@ class MLPRouter(LearnedRouter):
         self.weight_decay = weight_decay
         self.max_epochs = max_epochs
         self.patience = patience
+        self.batch_size = batch_size
 
     def _fit_quality(self, fold: Fold) -> dict[str, Any]:
         if self.hidden is not None and self.hidden < 1:
@@ -77,6 +79,7 @@ class MLPRouter(LearnedRouter):
             patience=self.patience,
             lr=self.lr,
             weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
         )
         params, hidden, info = fit_network(
             {h: mlp_builder(h, self.dropout) for h in grid}, fold, config, self.seed

@@ -37,9 +37,9 @@ class TrainConfig:
 
     max_epochs: int = 200
     patience: int = 10
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 1e-5
-    batch_size: int = 128
+    batch_size: int = 256
     #: Epochs when there is nothing to validate on (a tiny training set, no validation set).
     default_epochs: int = 50
     #: Std of Gaussian noise added to the embeddings while training (RouteLLM's MF uses it).
@@ -72,7 +72,7 @@ def train_network(
         yt = torch.as_tensor(np.asarray(y, dtype=np.float32))
         net = build(xt.shape[1], yt.shape[1])
         optimiser = torch.optim.Adam(
-            net.parameters(), lr=config.lr, weight_decay=config.weight_decay
+            net.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
         )
         loss_fn = torch.nn.BCEWithLogitsLoss()
         x_val = torch.as_tensor(np.asarray(val[0], dtype=np.float32)) if val else None
