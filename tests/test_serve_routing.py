@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 
@@ -181,3 +182,15 @@ def test_route_turns_chooses_what_the_router_reads(fake, tmp_path):
         with store.session() as s:
             row = s.query(DecisionLog).filter_by(request_id=r.headers["x-trouter-request-id"]).one()
         assert row.query == expected
+
+
+def test_routing_text_keeps_the_newest_turn_from_its_beginning():
+    from trouter.serve.request import parse_chat_request
+
+    def chat(*turns):
+        body = {"model": "trouter", "messages": [{"role": "user", "content": t} for t in turns]}
+        return parse_chat_request(json.dumps(body).encode())
+
+    assert chat("a" * 50 + "b" * 50).routing_text(1, max_chars=60) == "a" * 50 + "b" * 10
+    assert chat("old question", "new").routing_text(0, max_chars=10) == "old qu\nnew"
+    assert chat("old", "newest turn is long").routing_text(0, max_chars=8) == "newest t"

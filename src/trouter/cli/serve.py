@@ -67,6 +67,9 @@ def serve(
     route_turns: Annotated[
         int, typer.Option("--route-turns", help="User turns the router reads (0: all).")
     ] = 1,
+    route_max_chars: Annotated[
+        int, typer.Option("--route-max-chars", help="Characters of text the router reads.")
+    ] = 4000,
     deadline: Annotated[
         float, typer.Option("--deadline", help="Seconds for all attempts of one request.")
     ] = 120.0,
@@ -88,7 +91,12 @@ def serve(
         bool, typer.Option("--access-log", help="uvicorn's per-request access log.")
     ] = False,
 ) -> None:
-    """Serve an OpenAI-compatible gateway that routes each request with a trained router."""
+    """Serve an OpenAI-compatible gateway that routes each request with a trained router.
+
+    Model names: trouter (the default trade-off), trouter:quality, trouter:balanced, trouter:cost, trouter:lambda=200, trouter:budget=0.5 ($ per 1k queries), or a pool model's own name to bypass routing.
+
+    Response headers: x-trouter-model, x-trouter-routed-model, x-trouter-predicted-quality, x-trouter-predicted-cost, x-trouter-task, x-trouter-lambda, x-trouter-overhead-ms, x-trouter-fallbacks, x-trouter-request-id (the decision-log row).
+    """
     from trouter.serve.server import prepare_process
 
     prepare_process()  # first: thread settings that must precede numpy's import
@@ -108,6 +116,7 @@ def serve(
         api_keys=keys,
         default_tradeoff=tradeoff,
         route_turns=route_turns,
+        route_max_chars=route_max_chars,
         deadline_s=deadline,
         max_attempts=max_attempts,
         max_body_bytes=int(max_body_mb * 1024 * 1024),

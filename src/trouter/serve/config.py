@@ -37,6 +37,8 @@ class GatewayConfig:
         Tradeoff.parse(self.default_tradeoff)  # fails early with the parser's own message
         if self.route_turns < 0:
             raise ConfigError("route_turns must be 0 (all user turns) or a positive number")
+        if self.route_max_chars < 1:
+            raise ConfigError("route_max_chars must be at least 1")
         if self.max_body_bytes < 1024:
             raise ConfigError("max_body_bytes must be at least 1024")
         if self.deadline_s <= 0:

@@ -28,16 +28,26 @@ class ChatRequest:
     wants_usage: bool  # streaming only: did the client ask for the usage chunk itself?
 
     def routing_text(self, turns: int = 1, max_chars: int = 4000) -> str:
-        """Text the router reads: the last `turns` user turns (0: all of them), newest last."""
+        """Text the router reads: the last `turns` user turns (0: all of them), oldest first.
+
+        At most `max_chars` characters: the newest turn is kept first and from its beginning,
+        as encoders truncate (so a long query is seen as it was in training); older turns fill
+        what room is left.
+        """
         texts = [
             _text_of(m.get("content"))
             for m in self.body["messages"]
             if isinstance(m, dict) and m.get("role") == "user"
         ]
-        picked = texts if turns <= 0 else texts[-turns:]
-        text = "\n".join(t for t in picked if t)
-        # Keep the end: the newest turn is what the router must see.
-        return text[-max_chars:] if len(text) > max_chars else text
+        picked = [t for t in (texts if turns <= 0 else texts[-turns:]) if t]
+        parts: list[str] = []
+        room = max_chars
+        for text in reversed(picked):
+            if room <= 0:
+                break
+            parts.append(text[:room])
+            room -= len(parts[-1]) + 1
+        return "\n".join(reversed(parts))
 
 
 async def read_body(request: Request, limit: int) -> bytes:
