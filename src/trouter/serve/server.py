@@ -45,8 +45,12 @@ def prepare_process(blas_threads: int = 1) -> None:
     calls: on a 2-core machine shared with the event loop they burned about 1 ms of CPU per
     request and made a 16-query kNN batch 20x slower (17 ms instead of 0.9 ms). So OpenBLAS gets
     one thread (unless the user set OPENBLAS_NUM_THREADS), and HF tokenizers no thread pool.
+    Variables the user set are left alone.
     """
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(blas_threads))
+    # torch (MiniLM) gets the cores the event loop does not need, at most 4: two OpenMP threads
+    # on a 2-core machine shared with the loop made one short encode 10x slower under load.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, min(4, (os.cpu_count() or 2) - 1))))
     # The event loop shares the GIL with the routing and decision-log threads; Python's default
     # 5 ms switch interval let them hold it long enough to halve throughput at 16 clients.
     sys.setswitchinterval(0.001)
