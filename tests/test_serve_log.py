@@ -204,3 +204,23 @@ def test_sigkill_under_load_loses_no_answered_request(router, fake, tmp_path):
     with sqlite3.connect(db) as conn:
         ids = {row[0] for row in conn.execute("SELECT request_id FROM decisions")}
     assert r.headers["x-trouter-request-id"] in ids and set(answered) <= ids
+
+
+POSTGRES_URL = os.environ.get("TROUTER_TEST_POSTGRES_URL")
+
+
+@pytest.mark.skipif(
+    not POSTGRES_URL, reason="set TROUTER_TEST_POSTGRES_URL=postgresql+psycopg://... to run"
+)
+def test_the_log_and_its_summary_work_on_postgres(router, fake):
+    store = Store(POSTGRES_URL)
+    started = datetime.now(UTC)
+    app = create_app(router, pool_at(router.pool_, fake.url), GatewayConfig(), store)
+    with GatewayServer(app) as gw, httpx.Client(base_url=gw.url) as c:
+        fake.script(Status(503), model="small-id")
+        for stream in (False, True, False):
+            body = {"model": "trouter", "messages": HELLO, "stream": stream}
+            assert c.post("/chat/completions", json=body).status_code == 200
+    summary = summarise(store, since=started)
+    assert (summary.requests, summary.errors, summary.fallback_requests) == (3, 0, 1)
+    assert summary.spend > 0 and {m.model for m in summary.models} == {"small", "medium"}

@@ -163,7 +163,7 @@ def logs(
         return
     span = f"{s.first:%Y-%m-%d %H:%M} .. {s.last:%Y-%m-%d %H:%M}" if s.first and s.last else ""
     console.print(
-        f"[bold]{s.requests}[/] requests {span}   spend [bold]${s.spend:.4f}[/]   "
+        f"[bold]{s.requests}[/] requests {span}   spend [bold]${_money(s.spend)}[/]   "
         f"tokens {s.tokens_in} in / {s.tokens_out} out\n"
         f"errors {s.errors} ({s.error_rate:.1%})   requests with fallbacks {s.fallback_requests} "
         f"({s.fallbacks} fallbacks)   latency p50 {s.p50_latency_ms:.1f} ms, p95 {s.p95_latency_ms:.1f} ms   "
@@ -186,7 +186,7 @@ def logs(
             str(m.requests),
             f"{m.share:.1%}",
             str(m.chosen),
-            f"{m.spend:.4f}",
+            _money(m.spend),
             str(m.tokens_in),
             str(m.tokens_out),
             f"{m.mean_latency_ms:.1f}",
@@ -196,3 +196,8 @@ def logs(
         "HTTP statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(s.statuses.items())),
         highlight=False,
     )
+
+
+def _money(dollars: float) -> str:
+    """Dollars with cents for real spend, and significant digits for test-sized amounts."""
+    return f"{dollars:.2f}" if dollars >= 1 else f"{dollars:.3g}"
