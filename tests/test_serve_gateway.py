@@ -320,3 +320,18 @@ def test_a_client_leaving_mid_stream_is_logged_as_client_closed(gateway, fake, s
             break
         time.sleep(0.05)
     assert row is not None and row.status == "client_closed" and row.http_status == 499
+
+
+def test_without_stream_usage_the_body_is_forwarded_as_sent(router, fake, store):
+    app = create_app(
+        router, pool_at(router.pool_, fake.url), GatewayConfig(stream_usage=False), store
+    )
+    with GatewayServer(app) as gw:
+        c = openai.OpenAI(base_url=gw.url, api_key="x", max_retries=0)
+        raw = c.chat.completions.with_raw_response.create(
+            model="trouter", messages=HELLO, stream=True
+        )
+        assert "".join(ch.choices[0].delta.content or "" for ch in raw.parse() if ch.choices)
+    assert "stream_options" not in fake.completions[-1].body
+    row = logged(store, raw.headers["x-trouter-request-id"])
+    assert row.status == "ok" and (row.tokens_in, row.tokens_out, row.cost) == (0, 0, 0.0)

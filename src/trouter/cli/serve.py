@@ -84,6 +84,13 @@ def serve(
         bool,
         typer.Option("--log-queries/--no-log-queries", help="Keep the routed text in the log."),
     ] = True,
+    stream_usage: Annotated[
+        bool,
+        typer.Option(
+            "--stream-usage/--no-stream-usage",
+            help="Ask upstreams for a stream's usage chunk (turn off for servers that reject stream_options).",
+        ),
+    ] = True,
     public_metrics: Annotated[
         bool, typer.Option("--public-metrics", help="Serve /metrics without client auth.")
     ] = False,
@@ -121,6 +128,7 @@ def serve(
         max_attempts=max_attempts,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         log_queries=log_queries,
+        stream_usage=stream_usage,
         public_metrics=public_metrics,
     )
     url = _db_url(db) or default_url()
