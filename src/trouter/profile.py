@@ -163,6 +163,11 @@ class TaskProfile(BaseModel):
     levels: list[LevelSpec] = Field(min_length=1)
     generator: str | ModelSpec = Field(description="A pool model's name, or an inline ModelSpec.")
     pool: str | None = Field(default=None, description="Pool YAML, relative to the profile.")
+    judge: str | ModelSpec | None = Field(
+        default=None,
+        description="Model that grades free-text answers when the pool is labelled: a pool "
+        "model's name or an inline ModelSpec (None: the caller decides, e.g. the generator).",
+    )
     items_per_leaf: int = Field(default=10, ge=1)
     budget_usd: float | None = Field(default=None, gt=0.0, description="Hard $ cap on spending.")
     taxonomy: TaxonomySettings = Field(default_factory=TaxonomySettings)
@@ -259,6 +264,21 @@ class TaskProfile(BaseModel):
                 f"{self.pool_path}; the pool has: {', '.join(pool.names)}"
             )
         return pool[self.generator]
+
+    def judge_spec(self, other: Pool | None = None) -> ModelSpec | None:
+        """The judge as a `ModelSpec` (a name is looked up in the profile's pool, then in
+        `other`, e.g. the pool being labelled), or None when the profile names none."""
+        if self.judge is None or isinstance(self.judge, ModelSpec):
+            return self.judge
+        pools = [p for p in (self.load_pool(), other) if p is not None]
+        for pool in pools:
+            if self.judge in pool:
+                return pool[self.judge]
+        names = sorted({n for pool in pools for n in pool.names})
+        raise ConfigError(
+            f"profile {self.name!r}: judge {self.judge!r} is not in the pool; "
+            f"the pool has: {', '.join(names)}"
+        )
 
     @property
     def level_names(self) -> list[str]:

@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "trouter.cli.data",
     "trouter.cli.synth",
     "trouter.cli.label",
+    "trouter.cli.coldstart",
 )
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

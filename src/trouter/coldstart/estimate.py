@@ -1,0 +1,219 @@
+"""The cost estimate of a cold start, for every step still to do, before any call is made.
+
+Taxonomy and synthesis reuse the synthesis planners (`trouter.synth.plan`); before the taxonomy
+exists, synthesis is planned on a stand-in tree of the profile's typical shape (the mean of
+min_nodes and max_nodes children per parent) and, for the upper bound, of its largest shape.
+Labelling is estimated per pool model from the items (or, before they exist, from their expected
+number): prompt tokens from the text, output tokens `TYPICAL_ANSWER_TOKENS` typically and
+`max_tokens` at most; free-text answers add one judge call each. Cached answers cost nothing and
+are not subtracted, except that observations already stored are not counted again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from trouter.label.runner import LabelOptions, messages_for, reference_of
+from trouter.llm import LLMClient
+from trouter.pool import ModelSpec, Pool
+from trouter.profile import TaskProfile
+from trouter.synth.items import SynthItem
+from trouter.synth.plan import Plan, plan_synthesis, plan_taxonomy
+from trouter.taxonomy import Taxonomy, TaxonomyNode
+
+TYPICAL_ANSWER_TOKENS = 300
+TYPICAL_JUDGE_TOKENS = 80
+TYPICAL_QUERY_CHARS = 400  # a synthetic query before it exists
+
+
+@dataclass(frozen=True)
+class StepEstimate:
+    """One step: whether it runs, its LLM calls and $ (typical and at most), the models used."""
+
+    step: str
+    status: str  # "done" (skipped), "to do", "resume"
+    calls: int = 0
+    calls_max: int = 0
+    cost: float = 0.0
+    cost_max: float = 0.0
+    models: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass
+class RunPlan:
+    """Every step's estimate, and the job's budget position."""
+
+    steps: list[StepEstimate]
+    budget_usd: float | None
+    spent_before_usd: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cost(self) -> float:
+        return sum(s.cost for s in self.steps)
+
+    @property
+    def cost_max(self) -> float:
+        return sum(s.cost_max for s in self.steps)
+
+    @property
+    def calls(self) -> int:
+        return sum(s.calls for s in self.steps)
+
+    @property
+    def remaining_usd(self) -> float | None:
+        if self.budget_usd is None:
+            return None
+        return max(0.0, self.budget_usd - self.spent_before_usd)
+
+    def pending(self) -> list[str]:
+        return [s.step for s in self.steps if s.status != "done"]
+
+
+def shaped_taxonomy(profile: TaskProfile, largest: bool = False) -> Taxonomy:
+    """A stand-in taxonomy with the profile's typical (or largest) number of nodes per level."""
+
+    def children(depth: int) -> list[TaxonomyNode]:
+        if depth == len(profile.levels):
+            return []
+        level = profile.levels[depth]
+        if level.nodes is not None:
+            count = len(level.nodes)
+        elif largest:
+            count = level.max_nodes
+        else:
+            count = max(1, round((level.min_nodes + level.max_nodes) / 2))
+        return [
+            TaxonomyNode(name=f"{level.name} {i + 1}", children=children(depth + 1))
+            for i in range(count)
+        ]
+
+    return Taxonomy(levels=profile.level_names, roots=children(0))
+
+
+def _with_model(plan: Plan, spec: ModelSpec) -> Plan:
+    plan.model = spec  # the planners read the profile's generator; a --concurrency copy is equal
+    return plan
+
+
+def taxonomy_estimate(profile: TaskProfile, spec: ModelSpec, status: str) -> StepEstimate:
+    plan = _with_model(plan_taxonomy(profile), spec)
+    return StepEstimate(
+        "taxonomy",
+        status,
+        plan.calls,
+        plan.calls_max,
+        plan.cost,
+        plan.cost_max,
+        (spec.name,),
+        f"{len(profile.levels)} levels",
+    )
+
+
+def items_estimate(
+    profile: TaskProfile,
+    spec: ModelSpec,
+    status: str,
+    taxonomy: Taxonomy | None,
+    have: int = 0,
+) -> StepEstimate:
+    """Synthesis calls; `have` items already written count against the typical figure."""
+    if taxonomy is not None:
+        typical = _with_model(plan_synthesis(profile, taxonomy), spec)
+        largest = typical
+        leaves = len(taxonomy.leaf_paths())
+        note = f"{leaves} leaves x {profile.items_per_leaf} items"
+    else:
+        typical = _with_model(plan_synthesis(profile, shaped_taxonomy(profile)), spec)
+        largest = _with_model(plan_synthesis(profile, shaped_taxonomy(profile, True)), spec)
+        leaves = len(shaped_taxonomy(profile).leaf_paths())
+        note = f"about {leaves} leaves x {profile.items_per_leaf} items (taxonomy not built yet)"
+    wanted = max(1, leaves * profile.items_per_leaf)
+    left = max(0.0, 1.0 - have / wanted)
+    if have:
+        note += f"; {have} written already"
+    return StepEstimate(
+        "items",
+        status,
+        round(typical.calls * left),
+        largest.calls_max,
+        typical.cost * left,
+        largest.cost_max,
+        (spec.name,),
+        note,
+    )
+
+
+def _judge_share(profile: TaskProfile) -> float:
+    formats = profile.synthesis.answer_formats
+    return 1.0 / len(formats) if "free_text" in formats else 0.0
+
+
+def labels_estimate(
+    profile: TaskProfile,
+    pool: Pool,
+    judge: ModelSpec | None,
+    options: LabelOptions,
+    status: str,
+    items: Sequence[SynthItem] | None,
+    expected_items: int,
+    done: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset(),
+) -> StepEstimate:
+    """Pool answers (and judge grades) for the items, skipping stored observations."""
+    sizer = LLMClient(None)  # only its cost estimator: no store, no connection
+    if items is None:
+        stand_in = SynthItem(
+            query="x" * TYPICAL_QUERY_CHARS,
+            reference="x",
+            answer_format="exact",
+            path="leaf",
+            generator="estimate",
+            prompt_version="estimate",
+        )
+        todo = {spec.name: [stand_in] * expected_items for spec in pool}
+        free = round(expected_items * _judge_share(profile))
+        judged = {spec.name: [stand_in] * free for spec in pool}
+    else:
+        todo = {spec.name: [it for it in items if (it.id, spec.name) not in done] for spec in pool}
+        judged = {
+            m: [it for it in its if it.answer_format == "free_text"] for m, its in todo.items()
+        }
+    calls = calls_max = 0
+    cost = cost_max = 0.0
+    for spec in pool:
+        for item in todo[spec.name]:
+            body = {"messages": messages_for(item, options)}
+            cost += sizer.estimate_cost(
+                spec, {**body, "max_tokens": min(options.max_tokens, TYPICAL_ANSWER_TOKENS)}
+            )
+            cost_max += sizer.estimate_cost(spec, {**body, "max_tokens": options.max_tokens})
+        calls += len(todo[spec.name])
+    judge_calls = sum(len(v) for v in judged.values())
+    if judge is not None and judge_calls:
+        from trouter.label.scorers import Judge
+
+        grader = Judge(sizer, judge)
+        answer = "x" * (TYPICAL_ANSWER_TOKENS * 4)
+        for its in judged.values():
+            for item in its:
+                messages = grader.messages(answer, reference_of(item))
+                cost += sizer.estimate_cost(
+                    judge, {"messages": messages, "max_tokens": TYPICAL_JUDGE_TOKENS}
+                )
+                cost_max += sizer.estimate_cost(
+                    judge, {"messages": messages, "max_tokens": grader.max_tokens}
+                )
+    calls += judge_calls
+    calls_max = calls
+    n = len(items) if items is not None else expected_items
+    note = f"{n} items x {len(pool)} models"
+    if done:
+        note += f"; {len(done)} observations stored already"
+    if judge_calls:
+        note += f"; ~{judge_calls} judge calls"
+    models = (*pool.names, *([judge.name] if judge is not None and judge_calls else []))
+    return StepEstimate(
+        "labels", status, calls, calls_max, cost, cost_max, tuple(dict.fromkeys(models)), note
+    )

@@ -1,0 +1,476 @@
+"""`Coldstart`: task profile -> taxonomy -> items -> labels -> TRouter -> report -> summary.
+
+    run = Coldstart("examples/support-profile.yaml", ColdstartOptions(out=Path("runs/support")))
+    print(run.plan().cost)          # the estimate, no call made
+    await run.preflight()           # keys and endpoints of the generator, judge and pool
+    summary = await run.run()       # every step, skipping those already complete
+
+One `LLMClient` (run id `coldstart:<profile>`) makes every call, so one budget cap spans every
+step and every invocation of the job (money spent by an interrupted invocation counts), and one
+response cache in the store lets an interrupted step resume without paying twice. Each step
+writes its output atomically (or, for items, as an append-only journal) and is recorded in
+`coldstart.json` (see `trouter.coldstart.state`); `force` / `from_step` redo steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from pydantic import BaseModel
+from sqlalchemy import delete
+
+from trouter.coldstart.results import (
+    Summary,
+)
+from trouter.coldstart.state import (
+    STEPS,
+    RunPaths,
+    RunState,
+    atomic_write_text,
+    check_step,
+    digest,
+    file_digest,
+    lines_digest,
+)
+from trouter.errors import ConfigError, DataError
+from trouter.pool import ModelSpec, Pool
+from trouter.profile import TaskProfile
+from trouter.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from trouter.coldstart.estimate import RunPlan
+    from trouter.llm import Completion, LLMCallError, LLMClient
+    from trouter.store import Store
+    from trouter.synth.items import SynthItem
+
+
+@dataclass(frozen=True)
+class ColdstartOptions:
+    """How to run a cold start (the `trouter coldstart` options)."""
+
+    out: Path
+    pool: Path | None = None  # default: the profile's pool
+    db: str | None = None  # a SQLAlchemy URL or a SQLite path (default: OUT/trouter.sqlite)
+    budget: float | None = None  # default: the profile's budget_usd
+    judge: str | None = None  # a model name (pool or profile pool); default: profile, generator
+    encoder: str | None = None  # dedup and router encoder; default: the profile's
+    seed: int = 0
+    holdout: float = 0.25  # of every leaf's items, held out for the report
+    max_tokens: int = 1024  # pool answers
+    concurrency: int | None = None  # the generator's max_concurrency
+    from_step: str | None = None
+    force: tuple[str, ...] = ()
+    stream: bool = False
+    command: str = ""  # recorded in the report
+
+
+class Reporter(Protocol):
+    """What the pipeline tells its caller (the CLI draws progress bars from it)."""
+
+    def step(self, name: str, number: int, total: int, skipped: bool, reason: str) -> None: ...
+
+    def progress(
+        self,
+        *,
+        total: float | None = None,
+        completed: float | None = None,
+        advance: float = 0.0,
+        note: str | None = None,
+    ) -> None: ...
+
+    def message(self, text: str, warning: bool = False) -> None: ...
+
+    def done(self, name: str, lines: list[str]) -> None: ...
+
+
+class QuietReporter:
+    """A `Reporter` that says nothing."""
+
+    def step(self, name: str, number: int, total: int, skipped: bool, reason: str) -> None:
+        pass
+
+    def progress(
+        self,
+        *,
+        total: float | None = None,
+        completed: float | None = None,
+        advance: float = 0.0,
+        note: str | None = None,
+    ) -> None:
+        pass
+
+    def message(self, text: str, warning: bool = False) -> None:
+        pass
+
+    def done(self, name: str, lines: list[str]) -> None:
+        pass
+
+
+def store_url(db: str | None, out: Path) -> str:
+    from trouter.store import sqlite_url
+
+    if db is None:
+        return sqlite_url(out / "trouter.sqlite")
+    return db if "://" in db else sqlite_url(db)
+
+
+class Coldstart:
+    """One cold-start job (see the module docstring). Construction reads and checks every input
+    (profile, pool, judge, options) and calls nothing."""
+
+    def __init__(
+        self,
+        profile_path: str | Path,
+        options: ColdstartOptions,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.options = options
+        self.reporter: Reporter = reporter or QuietReporter()
+        self.profile = TaskProfile.load(profile_path)
+        spec = self.profile.generator_spec()
+        if options.concurrency is not None:
+            if options.concurrency < 1:
+                raise ConfigError("--concurrency must be at least 1")
+            spec = spec.model_copy(update={"max_concurrency": options.concurrency})
+        self.generator = spec
+        pool_path = options.pool or self.profile.pool_path
+        if pool_path is None:
+            raise ConfigError(
+                f"profile {self.profile.name!r} names no pool; pass --pool POOL.yaml "
+                "(the models to route between)"
+            )
+        self.pool = Pool.load(pool_path)
+        self.judge = self._resolve_judge()
+        self.cap = options.budget if options.budget is not None else self.profile.budget_usd
+        if self.cap is not None and self.cap <= 0:
+            raise ConfigError(f"--budget must be a positive number of dollars, got {self.cap}")
+        if not 0.0 < options.holdout <= 0.5:
+            raise ConfigError(f"--holdout must be in (0, 0.5], got {options.holdout}")
+        if options.max_tokens < 1:
+            raise ConfigError("--max-tokens must be at least 1")
+        self.encoder = options.encoder or self.profile.synthesis.encoder
+        from trouter.encode import load_encoder
+
+        load_encoder(self.encoder)  # a bad spec is a one-line error now, not after paid steps
+        self.forced = {check_step(s, "--force") for s in options.force}
+        if options.from_step is not None:
+            start = STEPS.index(check_step(options.from_step, "--from-step"))
+            self.forced |= set(STEPS[start:])
+        self.run_id = f"coldstart:{self.profile.name}"
+        self.paths = RunPaths(Path(options.out))
+        self.state = RunState(self.paths, self.profile.name)
+        self.url = store_url(options.db, self.paths.out)
+        self.current: str | None = None  # the step running now (for "what is saved" messages)
+        self._redone: set[str] = set()
+        self._store: Store | None = None
+        self._client: LLMClient | None = None
+
+    def _resolve_judge(self) -> ModelSpec | None:
+        name = self.options.judge
+        if name is not None:
+            for pool in (self.pool, self.profile.load_pool()):
+                if pool is not None and name in pool:
+                    return pool[name]
+            raise ConfigError(
+                f"--judge {name!r} is not a model of the pool; the pool has: "
+                f"{', '.join(self.pool.names)}"
+            )
+        judge = self.profile.judge_spec(self.pool)
+        if judge is None and "free_text" in self.profile.synthesis.answer_formats:
+            return self.generator  # free-text answers need a grader; the generator is one
+        return judge
+
+    # ------------------------------------------------------------------ step status
+    def fingerprint(self, step: str) -> str:
+        """A hash of everything the step reads; a changed fingerprint means the step is redone."""
+        p, gen = self.profile, {"model": self.generator.model, "url": self.generator.base_url}
+        if step == "taxonomy":
+            keys = {"description", "audience", "languages", "levels", "taxonomy"}
+            return digest({"profile": p.model_dump(mode="json", include=keys), "generator": gen})
+        if step == "items":
+            keys = {"description", "audience", "languages", "items_per_leaf", "synthesis"}
+            return digest(
+                {
+                    "taxonomy": self._taxonomy_digest(),
+                    "profile": p.model_dump(mode="json", include=keys),
+                    "generator": gen,
+                    "encoder": self.encoder,
+                }
+            )
+        if step == "labels":
+            pool = [(m.name, m.model, m.base_url, m.input_price, m.output_price) for m in self.pool]
+            judge = None if self.judge is None else (self.judge.model, self.judge.base_url)
+            return digest(
+                {
+                    "items": lines_digest(self.paths.items),
+                    "pool": pool,
+                    "judge": judge,
+                    "max_tokens": self.options.max_tokens,
+                }
+            )
+        if step == "router":
+            return digest(
+                {
+                    "dataset": file_digest(self.paths.dataset),
+                    "taxonomy": self._taxonomy_digest(),
+                    "encoder": self.encoder,
+                    "seed": self.options.seed,
+                    "holdout": self.options.holdout,
+                }
+            )
+        if step == "report":
+            r = self.paths.router
+            return digest(
+                {
+                    "router": file_digest(r / "config.json", r / "weights.safetensors"),
+                    "split": file_digest(self.paths.split),
+                    "dataset": file_digest(self.paths.dataset),
+                }
+            )
+        return ""  # summary: rewritten every time
+
+    def _taxonomy_digest(self) -> str:
+        if not self.paths.taxonomy.is_file():
+            return ""
+        return digest(Taxonomy.load(self.paths.taxonomy).to_dict())
+
+    def status(self, step: str, upstream_pending: bool = False) -> tuple[str, str]:
+        """("done" | "to do" | "resume", why) for one step, given whether a step above runs."""
+        if step == "summary":
+            return "to do", "rewritten on every run"
+        if step in self.forced and step not in self._redone:
+            return "to do", "forced"
+        if upstream_pending:
+            return "to do", "after the steps above"
+        fingerprint = self.fingerprint(step)
+        if self.state.is_done(step, fingerprint):
+            return "done", "output complete"
+        record = self.state.record(step)
+        changed = record is not None and record.fingerprint != fingerprint
+        partial = (step == "items" and self.paths.items.is_file()) or (
+            step == "labels" and self._stored_observations() > 0
+        )
+        reason = "inputs changed" if changed else "interrupted before" if partial else "new"
+        return ("resume" if partial else "to do"), reason
+
+    def statuses(self) -> list[tuple[str, str, str]]:
+        out: list[tuple[str, str, str]] = []
+        pending = False
+        for step in STEPS:
+            status, reason = self.status(step, pending)
+            pending = pending or (status != "done" and step != "summary")
+            out.append((step, status, reason))
+        return out
+
+    # ------------------------------------------------------------------ store
+    def _store_exists(self) -> bool:
+        if not self.url.startswith("sqlite:///"):
+            return True
+        return Path(self.url.removeprefix("sqlite:///")).is_file()
+
+    def store(self) -> Store:
+        """The job's store (opened, and created, on first use)."""
+        from trouter.store import Store
+
+        if self._store is None:
+            self._store = Store(self.url)
+        return self._store
+
+    def _stored_observations(self) -> int:
+        if self._store is None and not self._store_exists():
+            return 0
+        from trouter.label.observations import load_observations
+
+        return len(load_observations(self.store(), self.run_id))
+
+    def spent_before(self) -> float:
+        """Dollars this job already spent (every earlier invocation)."""
+        if self._store is None and not self._store_exists():
+            return 0.0
+        from trouter.llm.cache import CallLog
+
+        return CallLog(self.store(), self.run_id).spent()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # ------------------------------------------------------------------ before any call
+    def plan(self) -> RunPlan:
+        """Every step's status and cost estimate; calls nothing and writes nothing."""
+        from trouter.coldstart import estimate as est
+        from trouter.label.runner import LabelOptions
+
+        plan = est.RunPlan([], self.cap, self.spent_before())
+        statuses = {step: (status, reason) for step, status, reason in self.statuses()}
+        tax_done = statuses["taxonomy"][0] == "done"
+        items_done = statuses["items"][0] == "done"
+        taxonomy = Taxonomy.load(self.paths.taxonomy) if tax_done else None
+        for step in STEPS:
+            status, reason = statuses[step]
+            if status == "done":
+                plan.steps.append(est.StepEstimate(step, status, note=reason))
+            elif step == "taxonomy":
+                plan.steps.append(est.taxonomy_estimate(self.profile, self.generator, status))
+            elif step == "items":
+                have = len(self._read_items()) if taxonomy is not None else 0
+                plan.steps.append(
+                    est.items_estimate(self.profile, self.generator, status, taxonomy, have)
+                )
+            elif step == "labels":
+                items = self._read_items() if items_done else None
+                leaves = len((taxonomy or est.shaped_taxonomy(self.profile)).leaf_paths())
+                done: set[tuple[str, str]] = set()
+                if items is not None and statuses["labels"][1] != "forced":
+                    done = self._kept_observations()
+                plan.steps.append(
+                    est.labels_estimate(
+                        self.profile,
+                        self.pool,
+                        self.judge,
+                        LabelOptions(max_tokens=self.options.max_tokens),
+                        status,
+                        items,
+                        leaves * self.profile.items_per_leaf,
+                        done,
+                    )
+                )
+            else:
+                plan.steps.append(est.StepEstimate(step, status, note="no LLM calls"))
+        return plan
+
+    def _read_items(self) -> list[SynthItem]:
+        from trouter.synth.items import ItemsFile
+
+        return ItemsFile(self.paths.items).read()
+
+    def _kept_observations(self) -> set[tuple[str, str]]:
+        if self._store is None and not self._store_exists():
+            return set()
+        from trouter.label.observations import load_observations
+
+        stored = load_observations(self.store(), self.run_id)
+        return {key for key, obs in stored.items() if not obs.retry}
+
+    def needed_models(self) -> list[ModelSpec]:
+        """The models the steps still to do will call."""
+        pending = {step for step, status, _ in self.statuses() if status != "done"}
+        specs: list[ModelSpec] = []
+        if pending & {"taxonomy", "items"}:
+            specs.append(self.generator)
+        if "labels" in pending:
+            specs.extend(self.pool)
+            if self.judge is not None:
+                specs.append(self.judge)
+        return specs
+
+    async def preflight(self) -> None:
+        """Check the keys and endpoints of every model still needed; one error names them all."""
+        from trouter.llm import preflight, raise_for_problems
+
+        problems = await preflight(self.needed_models())
+        for p in problems:
+            if not p.fatal:
+                self.reporter.message(p.message, warning=True)
+        try:
+            raise_for_problems(problems)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc} (to run from cached answers only, pass --skip-check)"
+            ) from None
+
+    # ------------------------------------------------------------------ the run
+    async def run(self) -> Summary:
+        """Run every step that is not complete; returns the summary (also in summary.json)."""
+        from trouter.coldstart.steps import Steps
+        from trouter.llm import LLMClient
+
+        self.paths.out.mkdir(parents=True, exist_ok=True)
+        client = LLMClient(
+            self.store(), run=self.run_id, budget_usd=self.cap, stream=self.options.stream
+        )
+        self._client = client
+        steps = Steps(self, client)
+        ran: dict[str, str] = {}
+        try:
+            pending = False
+            for number, step in enumerate(STEPS, start=1):
+                status, reason = self.status(step, pending)
+                if status == "done":
+                    self.reporter.step(step, number, len(STEPS), True, reason)
+                    ran[step] = "skipped"
+                    continue
+                pending = pending or step != "summary"
+                self.current = step
+                self.reporter.step(step, number, len(STEPS), False, reason)
+                fingerprint = self.fingerprint(step)
+                forced = step in self.forced and step not in self._redone
+                self._redone.add(step)
+                result: BaseModel = await steps.run(step, forced, ran)
+                self.state.mark(step, fingerprint, result)
+                ran.setdefault(step, "ran")
+                self.reporter.done(step, steps.lines(step, result))
+            self.current = None
+        finally:
+            client.on_call = None
+            await client.aclose()
+        record = self.state.record("summary")
+        assert record is not None
+        return Summary.model_validate(record.result)
+
+    def on_call(self, _: Completion | LLMCallError) -> None:
+        """Keeps the progress note (calls, cache hits, $) current."""
+        if self._client is not None:
+            u = self._client.usage
+            self.reporter.progress(
+                note=f"{u.calls} calls, {u.cache_hits} cached, {u.failures} failed, "
+                f"${u.cost_usd:.4f}"
+            )
+
+    # ------------------------------------------------------------------ after a stop
+    def saved(self) -> list[str]:
+        """What is on disk after a stop (budget, Ctrl-C, error), one line per thing."""
+        lines = []
+        for step in STEPS[:-1]:
+            record = self.state.record(step)
+            if record is not None and all(p.exists() for p in self.paths.outputs(step)):
+                outputs = ", ".join(p.name for p in self.paths.outputs(step))
+                lines.append(f"{step}: done ({outputs})")
+        if self.current == "items" and self.paths.items.is_file():
+            lines.append(f"items: {len(self._read_items())} written so far in {self.paths.items}")
+        if self.current == "labels":
+            lines.append(f"labels: {self._stored_observations()} observations stored in the store")
+        lines.append(f"every answer paid for is cached in {self.url}")
+        return lines
+
+    # ------------------------------------------------------------------ shared by steps
+    def remove_observations(self) -> None:
+        from trouter.store import LabelObservation
+
+        with self.store().engine.begin() as conn:
+            conn.execute(delete(LabelObservation).where(LabelObservation.run == self.run_id))
+
+    def replace_router(self, build: Path) -> None:
+        """Swap a finished router directory in place of the old one."""
+        target = self.paths.router
+        old = target.with_name(f".router.old.{os.getpid()}")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(build, target)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def write_split(self, directory: Path, split: dict[str, list[str]]) -> None:
+        payload = {"seed": self.options.seed, "holdout": self.options.holdout, **split}
+        atomic_write_text(directory / self.paths.split.name, json.dumps(payload) + "\n")
+
+    def read_split(self) -> dict[str, list[str]]:
+        if not self.paths.split.is_file():
+            raise DataError(f"{self.paths.split} is missing; rerun with --force router")
+        data: dict[str, list[str]] = json.loads(self.paths.split.read_text(encoding="utf-8"))
+        return data

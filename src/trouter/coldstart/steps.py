@@ -1,0 +1,349 @@
+"""The six cold-start steps, each a thin use of the library piece that owns the work:
+`TaxonomyBuilder`, `Synthesizer`, `label_items`, `TRouter`, the evaluation, the call log."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from trouter.coldstart.results import (
+    ItemsResult,
+    LabelsResult,
+    ReportResult,
+    RouterResult,
+    Summary,
+    TaxonomyResult,
+)
+from trouter.coldstart.state import atomic_write_text
+from trouter.errors import DataError
+from trouter.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from trouter.coldstart.pipeline import Coldstart
+    from trouter.llm import Completion, LLMCallError, LLMClient
+    from trouter.synth.items import SynthItem
+
+VAL_FRACTION = 0.1  # of every leaf, for TRouter's early stopping
+
+
+class Steps:
+    """Runs one step at a time for a `Coldstart` with its one `LLMClient`."""
+
+    def __init__(self, job: Coldstart, client: LLMClient) -> None:
+        self.job = job
+        self.client = client
+        self.paths = job.paths
+        self.report = job.reporter
+
+    async def run(self, step: str, forced: bool, ran: dict[str, str]) -> BaseModel:
+        self.client.on_call = self.job.on_call
+        if step == "taxonomy":
+            return await self.taxonomy(forced)
+        if step == "items":
+            return await self.items(forced)
+        if step == "labels":
+            return await self.labels(forced)
+        if step == "router":
+            return self.router()
+        if step == "report":
+            return self.evaluate()
+        ran["summary"] = "ran"
+        return self.summary(ran)
+
+    # ------------------------------------------------------------------ 1. taxonomy
+    async def taxonomy(self, forced: bool) -> TaxonomyResult:
+        from trouter.synth.builder import TaxonomyBuilder
+        from trouter.synth.plan import plan_taxonomy
+
+        job = self.job
+        if self.paths.taxonomy.is_file():  # about to be replaced: keep the old one (hand edits)
+            shutil.copyfile(self.paths.taxonomy, self.paths.out / "taxonomy.previous.yaml")
+        self.report.progress(total=plan_taxonomy(job.profile).calls, completed=0)
+
+        def on_call(done: Completion | LLMCallError) -> None:
+            self.report.progress(advance=1)
+            job.on_call(done)
+
+        self.client.on_call = on_call
+
+        def level_done(level: object) -> None:
+            lv = level  # a LevelReport
+            self.report.message(
+                f"level {getattr(lv, 'level', '')!r}: {getattr(lv, 'nodes', 0)} nodes under "
+                f"{getattr(lv, 'parents', 0)} parent(s)"
+            )
+
+        builder = TaxonomyBuilder(job.profile, self.client, spec=job.generator, on_level=level_done)
+        taxonomy, report = await builder.build()
+        taxonomy.save(self.paths.taxonomy)
+        return TaxonomyResult(
+            leaves=len(taxonomy.leaf_paths()),
+            levels=list(taxonomy.levels),
+            structured_failures=report.structured_failures,
+            childless=[p for lv in report.levels for p in lv.childless],
+            short=[p for lv in report.levels for p in lv.short],
+        )
+
+    # ------------------------------------------------------------------ 2. items
+    async def items(self, forced: bool) -> ItemsResult:
+        from trouter.synth.items import ItemsFile
+        from trouter.synth.qa import Synthesizer
+
+        job = self.job
+        taxonomy = Taxonomy.load(self.paths.taxonomy)
+        leaves = taxonomy.leaf_paths()
+        if forced and self.paths.items.is_file():
+            os.replace(self.paths.items, self.paths.out / "items.previous.jsonl")
+        stray = self._set_aside_stray(set(leaves))
+        need = job.profile.items_per_leaf
+        have = Counter(it.path for it in ItemsFile(self.paths.items).read())
+        self.report.progress(
+            total=len(leaves) * need, completed=sum(min(n, need) for n in have.values())
+        )
+        synth = Synthesizer(
+            job.profile,
+            taxonomy,
+            self.client,
+            self.paths.items,
+            store=job.store(),
+            spec=job.generator,
+            encoder=job.encoder,
+            on_batch=lambda _leaf, n: self.report.progress(advance=n),
+        )
+        report = await synth.run()
+        per_leaf = Counter(it.path for it in ItemsFile(self.paths.items).read())
+        return ItemsResult(
+            total=sum(per_leaf.values()),
+            per_leaf={leaf: per_leaf.get(leaf, 0) for leaf in leaves},
+            wanted_per_leaf=need,
+            short_leaves=sorted(leaf for leaf in leaves if per_leaf.get(leaf, 0) < need),
+            dropped={
+                "unanswerable": report.unanswerable,
+                "near-duplicates": report.duplicates_leaf + report.duplicates_global,
+                "invalid": report.invalid,
+            },
+            structured_failures=report.structured_failures,
+            stray=stray,
+        )
+
+    def _set_aside_stray(self, leaves: set[str]) -> int:
+        """Move items whose leaf left the taxonomy (a hand edit) to items.stray.jsonl."""
+        from trouter.synth.items import ItemsFile
+
+        journal = ItemsFile(self.paths.items)
+        journal.repair()
+        items = journal.read()
+        keep = [it for it in items if it.path in leaves]
+        if len(keep) == len(items):
+            return 0
+        ItemsFile(self.paths.stray_items).append(it for it in items if it.path not in leaves)
+        tmp = self.paths.items.with_name(f".{self.paths.items.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        ItemsFile(tmp).append(keep)
+        os.replace(tmp, self.paths.items)
+        self.report.message(
+            f"{len(items) - len(keep)} items belong to leaves no longer in the taxonomy; "
+            f"set aside in {self.paths.stray_items}",
+            warning=True,
+        )
+        return len(items) - len(keep)
+
+    # ------------------------------------------------------------------ 3. labels
+    async def labels(self, forced: bool) -> LabelsResult:
+        from trouter.label.observations import load_observations, to_dataset, write_jsonl
+        from trouter.label.runner import LabelOptions, check_scorable, label_items
+        from trouter.label.scorers import Code, Judge
+        from trouter.synth.items import read_items
+
+        job = self.job
+        items: list[SynthItem] = sorted(
+            read_items(self.paths.items), key=lambda it: (it.path, it.id)
+        )
+        if not items:
+            raise DataError(f"{self.paths.items} holds no items to label; rerun with --force items")
+        judge = Judge(self.client, job.judge) if job.judge is not None else None
+        check_scorable(items, judge)
+        if forced:  # regrade every answer (answers already paid for come from the cache)
+            job.remove_observations()
+        summary = await label_items(
+            items,
+            job.pool,
+            self.client,
+            store=job.store(),
+            run=job.run_id,
+            judge=judge,
+            code=Code(),
+            options=LabelOptions(max_tokens=job.options.max_tokens),
+            on_observation=lambda _: self.report.progress(advance=1),
+            on_start=lambda n: self.report.progress(total=n, completed=0),
+        )
+        observations = load_observations(job.store(), job.run_id)
+        dataset = to_dataset(observations, items, job.pool, name=f"coldstart:{job.profile.name}")
+        dataset.save(self.paths.dataset)
+        write_jsonl(observations, items, job.pool, self.paths.observations)
+        return LabelsResult(
+            items=len(items),
+            observations=summary.observations,
+            reused=summary.reused,
+            observed=summary.observed,
+            cache_hits=summary.cache_hits,
+            call_failures=dict(summary.call_failures),
+            score_failures=dict(summary.score_failures),
+            mean_score=summary.mean_score,
+            cost_usd=summary.cost_usd,
+            judge=job.judge.name if job.judge is not None else None,
+            judge_calls=summary.judge_calls,
+        )
+
+    # ------------------------------------------------------------------ 4. router
+    def router(self) -> RouterResult:
+        from trouter.data.dataset import RoutingDataset
+        from trouter.routers.trouter import TRouter
+
+        job, opts = self.job, self.job.options
+        dataset = RoutingDataset.load(self.paths.dataset)
+        parts = dataset.split(
+            seed=opts.seed,
+            fractions=(1.0 - opts.holdout - VAL_FRACTION, VAL_FRACTION, opts.holdout),
+        )
+        if parts.test.n_queries == 0 or parts.train.n_queries == 0:
+            raise DataError(
+                f"{dataset.n_queries} labelled items are too few to hold {opts.holdout:.0%} of each "
+                "leaf out for the report; raise items_per_leaf in the profile or --holdout"
+            )
+        self.report.progress(total=None, note=f"fitting on {parts.train.n_queries} queries")
+        router = TRouter(
+            taxonomy=Taxonomy.load(self.paths.taxonomy), encoder=job.encoder, seed=opts.seed
+        )
+        start = time.perf_counter()
+        router.fit(parts.train, val=parts.val if parts.val.n_queries else None)
+        seconds = round(time.perf_counter() - start, 3)
+        for stale in self.paths.out.glob(".router.*"):  # left by a run killed mid-swap
+            shutil.rmtree(stale, ignore_errors=True)
+        build = self.paths.out / f".router.{os.getpid()}.tmp"
+        router.save(build)
+        job.write_split(
+            build,
+            {
+                "train": parts.train.query_ids,
+                "val": parts.val.query_ids,
+                "test": parts.test.query_ids,
+            },
+        )
+        job.replace_router(build)
+        epochs = router.training_.get("epochs")
+        return RouterResult(
+            directory=str(self.paths.router),
+            router=router.name,
+            encoder=router.encoder_.spec,
+            n_train=parts.train.n_queries,
+            n_val=parts.val.n_queries,
+            n_test=parts.test.n_queries,
+            holdout=opts.holdout,
+            seed=opts.seed,
+            epochs=int(epochs) if epochs is not None else None,
+            fit_seconds=seconds,
+        )
+
+    # ------------------------------------------------------------------ 5. report
+    def evaluate(self) -> ReportResult:
+        from trouter.coldstart.report import write_report
+        from trouter.data.dataset import RoutingDataset
+        from trouter.routers.registry import load_router
+
+        job = self.job
+        for stale in self.paths.out.glob(".report-*"):  # left by a run killed mid-plot
+            shutil.rmtree(stale, ignore_errors=True)
+        router = load_router(self.paths.router, expect_models=job.pool.names)
+        dataset = RoutingDataset.load(self.paths.dataset)
+        split = job.read_split()
+        name = dataset.name
+        val = dataset.subset(split["val"], f"{name}:val") if split["val"] else None
+        self.report.progress(
+            total=None, note=f"evaluating on {len(split['test'])} held-out queries"
+        )
+        return write_report(
+            router,
+            dataset.subset(split["train"], f"{name}:train"),
+            val,
+            dataset.subset(split["test"], f"{name}:held-out"),
+            self.paths,
+            encoder=(router.encoder_.spec, router.encoder_.id),
+            seed=job.options.seed,
+            command=job.options.command,
+        )
+
+    # ------------------------------------------------------------------ 6. summary
+    def summary(self, ran: dict[str, str]) -> Summary:
+        from trouter.coldstart.summary import calls_per_model
+
+        job, state = self.job, self.job.state
+
+        def result(step: str) -> dict[str, object]:
+            record = state.record(step)
+            if record is None:
+                raise DataError(f"step {step!r} has no result; rerun with --from-step {step}")
+            return record.result
+
+        u = self.client.usage
+        if self.client.log is not None:
+            self.client.log.flush()  # this run's cache-hit rows, so the totals count them
+        calls = calls_per_model(job.store(), job.run_id, u)
+        summary = Summary(
+            profile=job.profile.name,
+            out=str(self.paths.out),
+            store=job.url,
+            router_dir=str(self.paths.router),
+            budget_usd=job.cap,
+            spent_total_usd=job.spent_before(),
+            spent_now_usd=u.cost_usd,
+            saved_now_usd=u.saved_usd,
+            cache_hits_now=u.cache_hits,
+            cache_hits_total=sum(m.cached_calls for m in calls),
+            steps=dict(ran),
+            taxonomy=TaxonomyResult.model_validate(result("taxonomy")),
+            items=ItemsResult.model_validate(result("items")),
+            labels=LabelsResult.model_validate(result("labels")),
+            router=RouterResult.model_validate(result("router")),
+            report=ReportResult.model_validate(result("report")),
+            calls=calls,
+            structured_failures_now=u.structured_failures,
+        )
+        atomic_write_text(self.paths.summary, summary.model_dump_json(indent=2) + "\n")
+        return summary
+
+    # ------------------------------------------------------------------ one line per result
+    @staticmethod
+    def lines(step: str, result: BaseModel) -> list[str]:
+        if isinstance(result, TaxonomyResult):
+            return [f"{result.leaves} leaves over levels {' > '.join(result.levels)}"]
+        if isinstance(result, ItemsResult):
+            dropped = ", ".join(f"{v} {k}" for k, v in result.dropped.items())
+            return [
+                f"{result.total} items over {len(result.per_leaf)} leaves "
+                f"({len(result.short_leaves)} leaves short of {result.wanted_per_leaf}); "
+                f"dropped: {dropped}"
+            ]
+        if isinstance(result, LabelsResult):
+            return [
+                f"{result.observations} observations ({result.reused} kept from before, "
+                f"{result.observed} made now, {result.cache_hits} from the cache); "
+                f"{sum(result.call_failures.values())} calls failed, "
+                f"{sum(result.score_failures.values())} answers not scorable"
+            ]
+        if isinstance(result, RouterResult):
+            return [
+                f"TRouter fitted on {result.n_train} queries (+{result.n_val} validation) in "
+                f"{result.fit_seconds:.1f} s; {result.n_test} held out; saved to {result.directory}"
+            ]
+        if isinstance(result, ReportResult):
+            gap = "n/a" if result.gap_recovered is None else f"{result.gap_recovered:.2f}"
+            return [
+                f"AIQ {result.aiq:.3f}, gap recovered {gap} on {result.n_test} held-out queries"
+            ]
+        return []
