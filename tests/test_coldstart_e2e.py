@@ -300,14 +300,19 @@ def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], what: str) -> None:
+def kill_when(
+    proc: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    what: str,
+    sig: signal.Signals = signal.SIGKILL,
+) -> None:
     deadline = time.monotonic() + 60
     while not ready():
         assert proc.poll() is None, f"the run ended before {what}"
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
 
 
 def test_sigkill_at_several_steps_then_rerun_loses_nothing_and_pays_nothing_twice(setup, capsys):
@@ -327,6 +332,14 @@ def test_sigkill_at_several_steps_then_rerun_loses_nothing_and_pays_nothing_twic
     kill_when(spawn(args, s.tmp / "2.log"), lambda: s.pool_requests() >= 90, "labelling")
     assert len(read_items(out / "items.jsonl")) == N_ITEMS
     assert not (out / "dataset.parquet").exists()
+
+    # Ctrl-C (SIGINT) in labelling: a clean stop that says what is saved and how to resume.
+    interrupted = spawn(args, s.tmp / "ctrl-c.log")
+    kill_when(interrupted, lambda: s.pool_requests() >= 150, "labelling", signal.SIGINT)
+    assert interrupted.returncode == 130
+    told = (s.tmp / "ctrl-c.log").read_text()
+    assert "interrupted during step 'labels'; saved so far:" in told, told[-2000:]
+    assert "items: done" in told and "rerun the same command to resume" in told
     kept = stored_observations(out)
     assert kept < N_OBS
 
@@ -356,8 +369,8 @@ def test_sigkill_at_several_steps_then_rerun_loses_nothing_and_pays_nothing_twic
     assert stored_observations(out) == N_OBS
     assert all(r["status"] == "ok" for r in rows)
     assert paid_twice(out) == []
-    # Only the answers in flight at the kill during labelling could be paid twice.
-    assert s.pool_requests() <= N_OBS + 4 * len(POOL) + 2  # + the two scripted dear failures
+    # Only the answers in flight at the two stops in labelling could be paid twice.
+    assert s.pool_requests() <= N_OBS + 2 * 4 * len(POOL) + 2  # + the scripted dear failures
     assert s.pool_requests() == requests_before  # the last run asked the pool nothing
     assert json.loads((out / "summary.json").read_text())["items"]["total"] == N_ITEMS
     assert (out / "router" / "config.json").is_file() and not list(out.glob(".router.*"))
