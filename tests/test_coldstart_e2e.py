@@ -417,6 +417,7 @@ def test_a_budget_stop_says_what_is_saved_and_a_rerun_with_more_budget_finishes(
     out = s.tmp / "run"
     assert run(s.args(out, "--budget", "0.05")) == 2
     err = capsys.readouterr().err
+    assert "is above what the budget has left" in err  # warned before any call
     assert "budget cap $0.0500 reached" in err
     assert "stopped during step 'labels'" in err and "rerun the same command" in err
     assert "items: done" in err

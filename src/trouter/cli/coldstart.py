@@ -30,8 +30,20 @@ class RichReporter:
         self.console = out
         self.bar: Progress | None = None
         self.task: TaskID | None = None
+        self.name = ""
 
     def step(self, name: str, number: int, total: int, skipped: bool, reason: str) -> None:
+        self.close()
+        if skipped:
+            self.console.print(f"[dim]step {number}/{total} · {name}: skipped ({reason})[/]")
+            return
+        self.console.rule(
+            f"[bold]step {number}/{total} · {name}[/] [dim]({reason})[/]", align="left"
+        )
+        self.name = name
+
+    def _bar(self) -> tuple[Progress, TaskID]:
+        """The step's progress bar, started when the step first reports progress."""
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -41,24 +53,19 @@ class RichReporter:
             TimeElapsedColumn,
         )
 
-        self.close()
-        if skipped:
-            self.console.print(f"[dim]step {number}/{total} · {name}: skipped ({reason})[/]")
-            return
-        self.console.rule(
-            f"[bold]step {number}/{total} · {name}[/] [dim]({reason})[/]", align="left"
-        )
-        self.bar = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[note]}"),
-            console=self.console,
-        )
-        self.bar.start()
-        self.task = self.bar.add_task(name, total=None, note="")
+        if self.bar is None or self.task is None:
+            self.bar = Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[note]}"),
+                console=self.console,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(self.name, total=None, note="")
+        return self.bar, self.task
 
     def progress(
         self,
@@ -68,12 +75,11 @@ class RichReporter:
         advance: float = 0.0,
         note: str | None = None,
     ) -> None:
-        if self.bar is None or self.task is None:
-            return
+        bar, task = self._bar()
         if note is None:
-            self.bar.update(self.task, total=total, completed=completed, advance=advance)
+            bar.update(task, total=total, completed=completed, advance=advance)
         else:
-            self.bar.update(self.task, total=total, completed=completed, advance=advance, note=note)
+            bar.update(task, total=total, completed=completed, advance=advance, note=note)
 
     def message(self, text: str, warning: bool = False) -> None:
         prefix = "[yellow]warning:[/] " if warning else "  "
@@ -300,10 +306,12 @@ def _print_summary(s: Summary) -> None:
         f"{max(per_leaf, default=0)} per leaf (wanted {s.items.wanted_per_leaf}); dropped: {dropped}",
         highlight=False,
     )
-    for leaf in s.items.short_leaves[:5]:
-        console.print(
-            f"  short leaf: {escape(leaf)} ({s.items.per_leaf[leaf]} items)", highlight=False
-        )
+    if len(per_leaf) <= 12:  # a small taxonomy: every leaf; a large one: the short ones
+        for leaf, count in s.items.per_leaf.items():
+            console.print(f"  {escape(leaf)}: {count}", highlight=False)
+    else:
+        for leaf in s.items.short_leaves[:10]:
+            console.print(f"  short: {escape(leaf)}: {s.items.per_leaf[leaf]}", highlight=False)
     calls = Table(
         "model",
         "roles",
