@@ -6,7 +6,8 @@ what to skip.
 """
 
 from trouter.coldstart.estimate import RunPlan, StepEstimate
-from trouter.coldstart.pipeline import Coldstart, ColdstartOptions, QuietReporter, Reporter
+from trouter.coldstart.pipeline import Coldstart, ColdstartOptions
+from trouter.coldstart.reporter import QuietReporter, Reporter
 from trouter.coldstart.results import (
     ItemsResult,
     LabelsResult,

@@ -14,30 +14,24 @@ writes its output atomically (or, for items, as an append-only journal) and is r
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
-from sqlalchemy import delete
 
-from trouter.coldstart.results import (
-    Summary,
-)
+from trouter.coldstart.reporter import QuietReporter, Reporter
+from trouter.coldstart.results import Summary
 from trouter.coldstart.state import (
     STEPS,
     RunPaths,
     RunState,
-    atomic_write_text,
     check_step,
     digest,
     file_digest,
     lines_digest,
 )
-from trouter.errors import ConfigError, DataError
+from trouter.errors import ConfigError
 from trouter.pool import ModelSpec, Pool
 from trouter.profile import TaskProfile
 from trouter.taxonomy import Taxonomy
@@ -67,48 +61,6 @@ class ColdstartOptions:
     force: tuple[str, ...] = ()
     stream: bool = False
     command: str = ""  # recorded in the report
-
-
-class Reporter(Protocol):
-    """What the pipeline tells its caller (the CLI draws progress bars from it)."""
-
-    def step(self, name: str, number: int, total: int, skipped: bool, reason: str) -> None: ...
-
-    def progress(
-        self,
-        *,
-        total: float | None = None,
-        completed: float | None = None,
-        advance: float = 0.0,
-        note: str | None = None,
-    ) -> None: ...
-
-    def message(self, text: str, warning: bool = False) -> None: ...
-
-    def done(self, name: str, lines: list[str]) -> None: ...
-
-
-class QuietReporter:
-    """A `Reporter` that says nothing."""
-
-    def step(self, name: str, number: int, total: int, skipped: bool, reason: str) -> None:
-        pass
-
-    def progress(
-        self,
-        *,
-        total: float | None = None,
-        completed: float | None = None,
-        advance: float = 0.0,
-        note: str | None = None,
-    ) -> None:
-        pass
-
-    def message(self, text: str, warning: bool = False) -> None:
-        pass
-
-    def done(self, name: str, lines: list[str]) -> None:
-        pass
 
 
 def store_url(db: str | None, out: Path) -> str:
@@ -448,29 +400,3 @@ class Coldstart:
             lines.append(f"labels: {self._stored_observations()} observations stored in the store")
         lines.append(f"every answer paid for is cached in {self.url}")
         return lines
-
-    # ------------------------------------------------------------------ shared by steps
-    def remove_observations(self) -> None:
-        from trouter.store import LabelObservation
-
-        with self.store().engine.begin() as conn:
-            conn.execute(delete(LabelObservation).where(LabelObservation.run == self.run_id))
-
-    def replace_router(self, build: Path) -> None:
-        """Swap a finished router directory in place of the old one."""
-        target = self.paths.router
-        old = target.with_name(f".router.old.{os.getpid()}")
-        if target.exists():
-            os.replace(target, old)
-        os.replace(build, target)
-        shutil.rmtree(old, ignore_errors=True)
-
-    def write_split(self, directory: Path, split: dict[str, list[str]]) -> None:
-        payload = {"seed": self.options.seed, "holdout": self.options.holdout, **split}
-        atomic_write_text(directory / self.paths.split.name, json.dumps(payload) + "\n")
-
-    def read_split(self) -> dict[str, list[str]]:
-        if not self.paths.split.is_file():
-            raise DataError(f"{self.paths.split} is missing; rerun with --force router")
-        data: dict[str, list[str]] = json.loads(self.paths.split.read_text(encoding="utf-8"))
-        return data

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
+from sqlalchemy import delete
 
 from trouter.coldstart.results import (
     ItemsResult,
@@ -169,7 +172,7 @@ class Steps:
         judge = Judge(self.client, job.judge) if job.judge is not None else None
         check_scorable(items, judge)
         if forced:  # regrade every answer (answers already paid for come from the cache)
-            job.remove_observations()
+            self._remove_observations()
         summary = await label_items(
             items,
             job.pool,
@@ -227,7 +230,7 @@ class Steps:
             shutil.rmtree(stale, ignore_errors=True)
         build = self.paths.out / f".router.{os.getpid()}.tmp"
         router.save(build)
-        job.write_split(
+        self._write_split(
             build,
             {
                 "train": parts.train.query_ids,
@@ -235,7 +238,7 @@ class Steps:
                 "test": parts.test.query_ids,
             },
         )
-        job.replace_router(build)
+        self._replace_router(build)
         epochs = router.training_.get("epochs")
         return RouterResult(
             directory=str(self.paths.router),
@@ -261,7 +264,7 @@ class Steps:
             shutil.rmtree(stale, ignore_errors=True)
         router = load_router(self.paths.router, expect_models=job.pool.names)
         dataset = RoutingDataset.load(self.paths.dataset)
-        split = job.read_split()
+        split = self._read_split()
         name = dataset.name
         val = dataset.subset(split["val"], f"{name}:val") if split["val"] else None
         self.report.progress(
@@ -316,6 +319,33 @@ class Steps:
         )
         atomic_write_text(self.paths.summary, summary.model_dump_json(indent=2) + "\n")
         return summary
+
+    # ------------------------------------------------------------------ helpers
+    def _remove_observations(self) -> None:
+        from trouter.store import LabelObservation
+
+        with self.job.store().engine.begin() as conn:
+            conn.execute(delete(LabelObservation).where(LabelObservation.run == self.job.run_id))
+
+    def _replace_router(self, build: Path) -> None:
+        """Swap a finished router directory in place of the old one."""
+        target = self.paths.router
+        old = target.with_name(f".router.old.{os.getpid()}")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(build, target)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _write_split(self, directory: Path, split: dict[str, list[str]]) -> None:
+        opts = self.job.options
+        payload = {"seed": opts.seed, "holdout": opts.holdout, **split}
+        atomic_write_text(directory / self.paths.split.name, json.dumps(payload) + "\n")
+
+    def _read_split(self) -> dict[str, list[str]]:
+        if not self.paths.split.is_file():
+            raise DataError(f"{self.paths.split} is missing; rerun with --force router")
+        data: dict[str, list[str]] = json.loads(self.paths.split.read_text(encoding="utf-8"))
+        return data
 
     # ------------------------------------------------------------------ one line per result
     @staticmethod
