@@ -4,8 +4,9 @@
 
 Each (dataset, protocol) is one `trouter bench` run (the real CLI, in this process, sharing the
 on-disk embedding cache) writing report.json / report.md / cost_quality.png under `--out`
-(default runs/results/, not committed). RESULTS.md is then assembled from those report.json files
-alone; `--tables-only` rebuilds it from existing reports without running anything.
+(default runs/results/, not committed), and run.json (command, date, wall time per run; a
+"resources" line may be added by hand, e.g. from `/usr/bin/time -v`). RESULTS.md is then
+assembled from those files alone; `--tables-only` rebuilds it without running anything.
 
 Leave-task-out cuts routellm_evals' task paths ("mmlu/<category>/<subject>") at level 2: six
 folds, one per MMLU category (3,000-4,700 queries each), GSM8K and MT-Bench (its eight 10-query
@@ -16,6 +17,7 @@ each (about 100 queries, and 60 full refits); the other datasets have flat task 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shlex
@@ -24,6 +26,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from trouter.cli import run
 from trouter.eval.report import COLUMN_NOTES, markdown_table, read_report, summarise
@@ -80,7 +83,38 @@ def gap_by_fold(rows: list[ResultRow], routers: list[str]) -> list[str]:
     return lines
 
 
-def render(jobs: list[Job], args: argparse.Namespace, timings: dict[str, float]) -> str:
+RUN_LOG = "run.json"
+
+
+def load_run_log(out: Path) -> dict[str, Any]:
+    """What the last run recorded: its command, date and per-job wall times."""
+    path = out / RUN_LOG
+    return json.loads(path.read_text()) if path.is_file() else {"timings": {}}
+
+
+def save_run_log(out: Path, log: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{RUN_LOG}.tmp"
+    tmp.write_text(json.dumps(log, indent=2))
+    tmp.replace(out / RUN_LOG)
+
+
+def noise_note(rows: list[ResultRow]) -> str:
+    """How much gap the random router shows: the floor below which a gap means nothing."""
+    gaps = [r.gap_recovered for r in rows if r.router == "random" and r.gap_recovered is not None]
+    if not gaps:
+        return ""
+    return (
+        "Reading the numbers: the upper hull of a noisy curve sits a little above the chord "
+        "between the single models, so even the random router shows a gap of up to "
+        f"{max(gaps):.2f} on a single fold here (most visibly on the two-model data, whose zero "
+        "hull is one chord). Treat gaps of that size as no gain. The zero row's rewards are those "
+        "of the best single model chosen on the test set itself, a hindsight reference."
+    )
+
+
+def render(jobs: list[Job], args: argparse.Namespace, log: dict[str, Any]) -> str:
+    timings: dict[str, float] = log.get("timings", {})
     paths = {job.slug: args.out / job.slug / "report.json" for job in jobs}
     missing = [slug for slug, path in paths.items() if not path.is_file()]
     if missing:
@@ -88,13 +122,13 @@ def render(jobs: list[Job], args: argparse.Namespace, timings: dict[str, float])
     reports = {slug: read_report(path) for slug, path in paths.items()}
     first = next(iter(reports.values())).info
     versions = ", ".join(f"{k} {v}" for k, v in first.versions.items())
-    command = "nice -n 10 python benchmarks/run_results.py" + (
-        " " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""
-    )
+    command = log.get("command", "nice -n 10 python benchmarks/run_results.py")
+    date = log.get("date", datetime.now(UTC).date().isoformat())
+    all_rows = [row for saved in reports.values() for row in saved.rows]
     out = [
         "# Results: baselines on the shared routing data",
         "",
-        f"- date: {datetime.now(UTC).date().isoformat()} · seed {first.seed} · encoder "
+        f"- date: {date} · seed {first.seed} · encoder "
         f"`{first.encoder}` ({first.encoder_id}) · machine: {platform.machine()}, "
         f"{os.cpu_count()} CPU cores (shared with other jobs while this ran)",
         f"- command: `{command}` (one `trouter bench` run per table; its exact command is under "
@@ -108,6 +142,8 @@ def render(jobs: list[Job], args: argparse.Namespace, timings: dict[str, float])
         "into its parent, so MT-Bench's eight 10-query categories form one fold.",
         "",
         COLUMN_NOTES,
+        "",
+        noise_note(all_rows),
         "",
     ]
     for dataset in dict.fromkeys(job.dataset for job in jobs):
@@ -137,9 +173,11 @@ def render(jobs: list[Job], args: argparse.Namespace, timings: dict[str, float])
                 routers = [s.router for s in summarise(rows) if s.router not in ("zero", "oracle")]
                 out += gap_by_fold(rows, routers)
             out += ["", f"`{saved.info.command}` · {seconds:.0f} s", ""]
-    total = sum(timings.values())
+    total = sum(timings.get(job.slug, 0.0) for job in jobs)
     if total:
-        out.append(f"Total run time: {total / 60:.1f} min.")
+        out.append(f"Total wall time of the six runs: {total / 60:.1f} min.")
+    if log.get("resources"):
+        out.append(log["resources"])
     return "\n".join(out) + "\n"
 
 
@@ -158,20 +196,26 @@ def main() -> None:
     args = parser.parse_args()
 
     jobs = [j for j in JOBS if not args.only or j.slug in args.only.split(",")]
-    timings: dict[str, float] = {}
+    log = load_run_log(args.out)
     if not args.tables_only:
+        log["command"] = "nice -n 10 python benchmarks/run_results.py" + (
+            " " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""
+        )
+        log["date"] = datetime.now(UTC).date().isoformat()
+        log.setdefault("timings", {})
         for job in jobs:
             argv = bench_args(job, args)
             print(f"\n=== trouter {shlex.join(argv)}", flush=True)
             start = time.perf_counter()
             code = run(argv)
-            timings[job.slug] = time.perf_counter() - start
             if code != 0:
                 sys.exit(f"{job.slug} failed with exit code {code}")
+            log["timings"][job.slug] = round(time.perf_counter() - start, 1)
+            save_run_log(args.out, log)
     if args.only and not args.tables_only:
         print("(--only: RESULTS.md not rewritten; rerun with --tables-only to assemble it)")
         return
-    args.results.write_text(render(list(JOBS), args, timings))
+    args.results.write_text(render(list(JOBS), args, log))
     print(f"wrote {args.results}")
 
 
