@@ -27,6 +27,7 @@ err_console = Console(stderr=True)
 COMMAND_MODULES = (
     "trouter.cli.info",
     "trouter.cli.bench",
+    "trouter.cli.train",
     "trouter.cli.serve",
     "trouter.cli.data",
     "trouter.cli.synth",

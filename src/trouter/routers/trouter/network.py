@@ -8,7 +8,9 @@ vectors (the encoder's embedding of each leaf's text), P [T, N] leaf-to-path inc
     L_q     = key Dq + dq (+ P Nq)                per-leaf quality logits    [T, M]
     mixture = q(t|x) @ sigmoid(L_q)               task-type mixture          [n, M]
     quality = sigmoid(logit(mixture) + residual([x, f, q]))  with the residual on, else mixture
-    cost    = q(t|x) @ softplus(key Dc + dc (+ P Nc))   (the paper's direct cost head, scaled $)
+    cost    = q(t|x) @ softplus(key Dc + dc (+ P Nc))   the paper's direct cost head (scaled $)
+         or q(t|x) @ (key Dc + dc (+ P Nc)) + f Wf     the log-scale head (standardised log $ or
+                                                       log tokens; see `cost`)
 
 `residual` is a one-hidden-layer MLP whose output layer starts at zero, so training starts from
 the pure mixture. The node offsets Nq / Nc (hierarchical decoders) start at zero and carry an L2
@@ -120,13 +122,16 @@ def forward(
         hidden = ops.relu(ops.cat([x, f, q]) @ p["R1"] + p["r1"])
         if dropout is not None:
             hidden = dropout(hidden)
-        quality = ops.sigmoid(ops.logit(quality) + hidden @ p["R2"] + p["r2"])
+        out = hidden @ p["R2"] if "V" not in p else (hidden @ p["R2"]) @ p["V"]
+        quality = ops.sigmoid(ops.logit(quality) + out + p["r2"])
     cost = None
     if "Dc" in p:
         cost_logits = key @ p["Dc"] + p["dc"]
         if "Nc" in p:
             cost_logits = cost_logits + p["P"] @ p["Nc"]
-        cost = q @ ops.softplus(cost_logits)
+        # A log-scale head adds a per-model slope on the query features; the direct head is a
+        # mixture of non-negative per-leaf costs.
+        cost = q @ cost_logits + f @ p["Wf"] if "Wf" in p else q @ ops.softplus(cost_logits)
     return q, quality, cost
 
 
@@ -140,9 +145,15 @@ def parameter_shapes(
     hidden: int,
     residual_hidden: int,
     hierarchical: bool,
-    direct_cost: bool,
+    cost_head: str,
+    cost_outputs: int,
+    residual_rank: int = 0,
 ) -> dict[str, tuple[int, ...]]:
-    """Every learnable parameter's shape for one configuration (E and P are fixed inputs)."""
+    """Every learnable parameter's shape for one configuration (E and P are fixed inputs).
+
+    `cost_head` is "direct", "log" or "none" (cost predicted outside the network), with
+    `cost_outputs` columns.
+    """
     shapes: dict[str, tuple[int, ...]] = {
         "Wq": (d, hidden),
         "Wk": (d, hidden),
@@ -153,16 +164,23 @@ def parameter_shapes(
     }
     if hierarchical:
         shapes["Nq"] = (nodes, models)
-    if direct_cost:
-        shapes["Dc"] = (hidden, models)
-        shapes["dc"] = (models,)
+    if cost_head != "none":
+        shapes["Dc"] = (hidden, cost_outputs)
+        shapes["dc"] = (cost_outputs,)
         if hierarchical:
-            shapes["Nc"] = (nodes, models)
+            shapes["Nc"] = (nodes, cost_outputs)
+        if cost_head == "log":
+            shapes["Wf"] = (k, cost_outputs)
     if residual_hidden > 0:
         shapes["R1"] = (d + k + leaves, residual_hidden)
         shapes["r1"] = (residual_hidden,)
-        shapes["R2"] = (residual_hidden, models)
         shapes["r2"] = (models,)
+        if 0 < residual_rank < models:
+            # Low rank: a few query factors ("difficulty") that each model weighs differently.
+            shapes["R2"] = (residual_hidden, residual_rank)
+            shapes["V"] = (residual_rank, models)
+        else:
+            shapes["R2"] = (residual_hidden, models)
     return shapes
 
 
@@ -173,7 +191,7 @@ def initial_parameters(
     projected cosines), decoders small, node offsets and the residual's output layer at zero."""
     out: Arrays = {}
     for name, shape in shapes.items():
-        if name in ("Wq", "Wk", "R1", "Dq", "Dc"):
+        if name in ("Wq", "Wk", "R1", "Dq", "Dc", "V"):
             out[name] = rng.normal(0.0, 1.0 / np.sqrt(shape[0]), size=shape)
         elif name == "log_scale":
             out[name] = np.asarray(np.log(scale))

@@ -13,9 +13,8 @@ Our additions, each a hyper-parameter (`PaperTRouter` switches them all off):
 - `prior_smoothing`: the prior shares mass with sibling and then more distant leaves;
 - `hierarchical`: each leaf's decoder is its parent's plus an L2-penalised delta (node offsets
   summed along the path), so sparse leaves borrow strength;
-- `cost_model="tokens"`: the shared `CostModel` (input tokens known from the text x price +
-  predicted output tokens x price when the data has token counts and a priced pool, else
-  log-scale $), instead of the paper's direct $ head;
+- `cost_model`: `log` ($ on the log scale, with a length slope) or `tokens` (input and output
+  tokens, priced with the pool) instead of the paper's `direct` $ head (see `cost`);
 - `quality_loss="bce"`: cross-entropy for the (mostly 0/1) scores;
 - `text_view="head+tail"`: the encoder reads at most its window (256 word pieces for MiniLM);
   long prompts (few-shot examples first, the question last) get a second embedding of their
@@ -42,6 +41,13 @@ from trouter.errors import ConfigError
 from trouter.routers.base import Estimates, Router
 from trouter.routers.costmodel import CostModel
 from trouter.routers.selection import make_fold
+from trouter.routers.trouter.cost import (
+    COST_MODELS,
+    CostTargets,
+    dollars,
+    raw_targets,
+    resolve_route,
+)
 from trouter.routers.trouter.network import (
     NumpyOps,
     forward,
@@ -49,17 +55,17 @@ from trouter.routers.trouter.network import (
     parameter_shapes,
 )
 from trouter.routers.trouter.structure import TaskStructure, latent_structure
-from trouter.routers.trouter.training import Part, Settings, run_training
+from trouter.routers.trouter.training import Part, Settings, fit_in_stages
 from trouter.taxonomy import Taxonomy
 
 FloatMatrix = npt.NDArray[np.float64]
 TEXT_VIEWS = ("full", "head+tail")
-COST_MODELS = ("tokens", "direct")
 QUALITY_LOSSES = ("bce", "mse")
 #: Epochs when there is nothing to validate on (a tiny training set and no validation set).
 DEFAULT_EPOCHS = 60
 _NET = "net."
 _COST = "cost."
+_TARGETS = "cost_targets."
 
 
 def tail_text(query: str, chars: int) -> str:
@@ -97,9 +103,10 @@ class TRouter(Router):
         prior_smoothing: float = 0.1,
         residual: bool = True,
         residual_hidden: int = 64,
+        residual_rank: int = 0,
         hierarchical: bool = True,
         hier_l2: float = 10.0,
-        cost_model: str = "tokens",
+        cost_model: str = "log",
         quality_loss: str = "bce",
         latent_types: int | None = None,
         dropout: float = 0.1,
@@ -108,6 +115,7 @@ class TRouter(Router):
         batch_size: int = 128,
         max_epochs: int = 300,
         patience: int = 15,
+        ensemble: int = 1,
         encoder: str | Encoder = "minilm",
         seed: int = 0,
     ) -> None:
@@ -120,6 +128,7 @@ class TRouter(Router):
         self.prior_smoothing = prior_smoothing
         self.residual = residual
         self.residual_hidden = residual_hidden
+        self.residual_rank = residual_rank
         self.hierarchical = hierarchical
         self.hier_l2 = hier_l2
         self.cost_model = cost_model
@@ -131,6 +140,7 @@ class TRouter(Router):
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.patience = patience
+        self.ensemble = ensemble
 
     def get_params(self) -> dict[str, Any]:
         params = super().get_params()
@@ -156,6 +166,7 @@ class TRouter(Router):
             "batch_size": self.batch_size,
             "max_epochs": self.max_epochs,
             "patience": self.patience,
+            "ensemble": self.ensemble,
         }
         for name, count in positive.items():
             if int(count) < 1:
@@ -226,12 +237,23 @@ class TRouter(Router):
         raw = np.log1p(np.fromiter((len(q) for q in fold.full.queries), np.float64))
         self.feature_mean_ = np.asarray([raw.mean()])
         self.feature_std_ = np.asarray([max(float(raw.std()), 1e-6)])
-        direct = self.cost_model == "direct"
-        if direct:
+        route = resolve_route(self.cost_model, fold.full)
+        self.cost_route_ = route
+        targets: CostTargets | None = None
+        if route == "direct":
             scale = float(np.asarray(fold.full.costs).mean(axis=0).max())
             self.cost_scale_ = np.asarray([scale if scale > 0 else 1.0])
-        else:
+        elif route == "shared":
             self.cost_model_ = CostModel.fit(fold)
+        else:
+            targets = CostTargets.fit(raw_targets(fold.full, route))
+
+        def cost_targets(data: RoutingDataset) -> FloatMatrix | None:
+            if route == "direct":
+                return np.asarray(data.costs) / self.cost_scale_[0]
+            if targets is not None:
+                return targets.transform(raw_targets(data, route))
+            return None
 
         def part(data: RoutingDataset, xs: Embeddings) -> Part:
             prior, labelled = structure.prior(labeller(data, xs), self.prior_smoothing)
@@ -239,7 +261,7 @@ class TRouter(Router):
                 x=np.asarray(xs, dtype=np.float64),
                 f=self._features(data.queries),
                 y=np.asarray(data.scores, dtype=np.float64),
-                cost=np.asarray(data.costs) / self.cost_scale_[0] if direct else None,
+                cost=cost_targets(data),
                 prior=prior,
                 labelled=labelled,
             )
@@ -253,10 +275,13 @@ class TRouter(Router):
             hidden=self.hidden,
             residual_hidden=self.residual_hidden if self.residual else 0,
             hierarchical=self.hierarchical,
-            direct_cost=direct,
+            cost_head={"direct": "direct", "shared": "none"}.get(route, "log"),
+            cost_outputs=train.n_models * (2 if route == "tokens" else 1),
+            residual_rank=self.residual_rank,
         )
-        init = initial_parameters(shapes, np.random.default_rng(self.seed))
-        fixed = {"E": leaf_vectors, "P": structure.path_matrix}
+        fixed = {"P": structure.path_matrix}
+        if not self.latent_:
+            fixed["E"] = leaf_vectors
         settings = Settings(
             residual=self.residual,
             quality_loss=self.quality_loss,
@@ -269,31 +294,45 @@ class TRouter(Router):
             batch_size=self.batch_size,
             max_epochs=self.max_epochs,
             patience=self.patience,
-            learn_leaves=self.latent_,
         )
+        has_val = fold.val is not None and fold.x_val is not None
         full = part(fold.full, fold.x_full)
-        info: dict[str, Any] = {"source": fold.source, "leaves": structure.n_leaves}
-        if fold.val is None or fold.x_val is None:
-            result = run_training(init, fixed, full, settings, self.seed, epochs=DEFAULT_EPOCHS)
-        else:
-            result = run_training(
+        train_part = part(fold.train, fold.x_train) if has_val else None
+        val_part = (
+            part(fold.val, fold.x_val) if fold.val is not None and fold.x_val is not None else None
+        )
+        self.members_: list[dict[str, FloatMatrix]] = []
+        runs: list[dict[str, Any]] = []
+        for k in range(self.ensemble):
+            seed = self.seed + 1000 * k
+            init = initial_parameters(shapes, np.random.default_rng(seed))
+            if self.latent_:  # latent types have no text: their vectors are learned, from k-means
+                init["E"] = leaf_vectors.astype(np.float32)
+            params, info = fit_in_stages(
                 init,
                 fixed,
-                part(fold.train, fold.x_train),
                 settings,
-                self.seed,
-                val=part(fold.val, fold.x_val),
+                seed,
+                full=full,
+                train=train_part,
+                val=val_part,
+                carved=fold.carved,
+                default_epochs=DEFAULT_EPOCHS,
             )
-            info["val_error"] = result.val_error
-            if fold.carved:
-                result = run_training(init, fixed, full, settings, self.seed, epochs=result.epochs)
-        info["epochs"] = result.epochs
-        self.training_: dict[str, Any] = info
-        if "E" in result.params:
-            self.leaf_vectors_ = result.params.pop("E").astype(np.float64)
-        self.params_: dict[str, FloatMatrix] = {
-            k: np.asarray(v, dtype=np.float64) for k, v in result.params.items()
+            runs.append(info)
+            self.members_.append({k: np.asarray(v, dtype=np.float64) for k, v in params.items()})
+        if targets is not None:
+            self.cost_targets_ = targets
+            targets.calibrate(
+                self._network(fold.full.queries, fold.x_full)[2], raw_targets(fold.full, route)
+            )
+        self.training_: dict[str, Any] = {
+            "source": fold.source,
+            "leaves": structure.n_leaves,
+            **runs[0],
         }
+        if self.ensemble > 1:
+            self.training_["members"] = runs
 
     def _structure(
         self, data: RoutingDataset, x: FloatMatrix
@@ -327,16 +366,16 @@ class TRouter(Router):
     def _predict(self, queries: list[str], x: Embeddings | None) -> Estimates:
         if x is None:
             raise TypeError("TRouter needs query embeddings")
-        p = {**self.params_, "E": self.leaf_vectors_, "P": self.path_matrix_}
-        xs = np.asarray(x, dtype=np.float64)
-        q, quality, direct_cost = forward(
-            p, xs, self._features(queries), NumpyOps, residual="R1" in p
-        )
+        q, quality, head = self._network(queries, x)
         tokens_out = None
-        if direct_cost is not None:
-            cost = direct_cost * self.cost_scale_[0]
-        else:
+        if self.cost_route_ == "direct":
+            cost = head * self.cost_scale_[0]
+        elif self.cost_route_ == "shared":
             cost, tokens_out = self.cost_model_.predict(queries, x, self.pool_)
+        else:
+            cost, tokens_out = dollars(
+                self.cost_route_, self.cost_targets_.inverse(head), self.pool_
+            )
         return Estimates(
             self.models_,
             np.clip(quality, 0.0, 1.0),
@@ -346,6 +385,19 @@ class TRouter(Router):
             task_names=tuple(self.leaves_),
         )
 
+    def _network(self, queries: list[str], x: Embeddings) -> tuple[FloatMatrix, FloatMatrix, Any]:
+        """(q(t|x), quality, cost head output or None), averaged over the ensemble's members."""
+        xs = np.asarray(x, dtype=np.float64)
+        f = self._features(queries)
+        outputs = [
+            forward(p, xs, f, NumpyOps, residual="R1" in p)
+            for p in ({"E": self.leaf_vectors_, "P": self.path_matrix_, **m} for m in self.members_)
+        ]
+        q: FloatMatrix = np.mean([o[0] for o in outputs], axis=0)
+        quality: FloatMatrix = np.mean([o[1] for o in outputs], axis=0)
+        head = None if outputs[0][2] is None else np.mean([o[2] for o in outputs], axis=0)
+        return q, quality, head
+
     def task_structure(self) -> TaskStructure:
         """The fitted taxonomy's structure (leaves, nodes), e.g. to inspect or explain."""
         self._check_fitted()
@@ -354,9 +406,12 @@ class TRouter(Router):
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
         arrays, meta = super()._get_state()
-        for key in ("params_", "cost_model_"):
+        for key in ("members_", "cost_model_", "cost_targets_"):
             meta.pop(key, None)
-        arrays.update({_NET + k: v for k, v in self.params_.items()})
+        if hasattr(self, "cost_targets_"):
+            arrays.update({_TARGETS + k: v for k, v in self.cost_targets_.to_arrays().items()})
+        for k, member in enumerate(self.members_):
+            arrays.update({f"{_NET}{k}.{name}": v for name, v in member.items()})
         if hasattr(self, "cost_model_"):
             cost_arrays, cost_meta = self.cost_model_.to_state()
             arrays.update({_COST + k: v for k, v in cost_arrays.items()})
@@ -367,10 +422,16 @@ class TRouter(Router):
         def strip(prefix: str) -> dict[str, npt.NDArray[Any]]:
             return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
 
-        self.params_ = {k: np.asarray(v, dtype=np.float64) for k, v in strip(_NET).items()}
+        members: dict[int, dict[str, FloatMatrix]] = {}
+        for key, value in strip(_NET).items():
+            k, _, name = key.partition(".")
+            members.setdefault(int(k), {})[name] = np.asarray(value, dtype=np.float64)
+        self.members_ = [members[k] for k in sorted(members)]
         if _COST + "meta" in meta:
             self.cost_model_ = CostModel.from_state(strip(_COST), meta[_COST + "meta"])
-        rest = {k: v for k, v in arrays.items() if not k.startswith((_NET, _COST))}
+        if any(k.startswith(_TARGETS) for k in arrays):
+            self.cost_targets_ = CostTargets.from_arrays(strip(_TARGETS))
+        rest = {k: v for k, v in arrays.items() if not k.startswith((_NET, _COST, _TARGETS))}
         super()._set_state(rest, {k: v for k, v in meta.items() if k != _COST + "meta"})
 
 

@@ -3,20 +3,24 @@
 Loss per batch (means over the batch's queries):
 
     quality loss   BCE (or the paper's MSE) of predicted quality against the scores
-  + cost loss      MSE of the direct cost head against scaled $ (direct cost only)
+  + cost loss      MSE of the cost head against its targets (scaled $, or standardised logs)
   + beta * KL(prior || q(t|x))    over the queries with a task label
   + hier_l2 * |node offsets|^2 / n_train   (hierarchical decoders: a Gaussian prior on deltas)
 
-Early stopping watches the validation error (Brier score of quality, plus the cost MSE when the
-network predicts cost), keeps the best epoch's weights, and reports the epoch count so a caller
-can retrain on all its data for exactly that long. Deterministic for a seed: everything runs in
+Early stopping watches the validation Brier score of quality (what routing consumes; the cost
+head is low-capacity and settles within a few epochs, and its much larger squared error would
+otherwise decide when quality stops learning), keeps the best epoch's weights (epoch 0, the starting point, included:
+a stage that does not improve on validation changes nothing), and reports the epoch count so a
+caller can retrain on all its data for exactly that long. `trainable` names the parameters a
+stage may change; the others are used as they are (the router fits the task-type mixture first,
+then the residual on top of it). Deterministic for a seed: everything runs in
 `torch.random.fork_rng` with a seeded batch-order generator, and the caller's global RNG is left
 alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +30,8 @@ from trouter.routers.trouter.network import Arrays, TorchOps, forward, initial_p
 
 FloatMatrix = npt.NDArray[np.float64]
 #: Parameters with their own penalty (or none), left out of AdamW's weight decay.
-NO_DECAY = frozenset({"Nq", "Nc", "leaf_bias", "log_scale", "dq", "dc", "r1", "r2", "E"})
+NO_DECAY = frozenset({"Nq", "Nc", "leaf_bias", "log_scale", "dq", "dc", "r1", "r2", "E", "Wf"})
+RESIDUAL = frozenset({"R1", "r1", "R2", "r2", "V"})
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class Part:
     x: FloatMatrix  # [n, d]
     f: FloatMatrix  # [n, k]
     y: FloatMatrix  # [n, M] scores in [0, 1]
-    cost: FloatMatrix | None  # [n, M] scaled $ (direct cost only)
+    cost: FloatMatrix | None  # [n, M'] the cost head's targets (None: cost is not in the network)
     prior: FloatMatrix  # [n, T]
     labelled: FloatMatrix  # [n]
 
@@ -59,7 +64,6 @@ class Settings:
     batch_size: int
     max_epochs: int
     patience: int
-    learn_leaves: bool  # latent types: the leaf vectors are parameters too
 
 
 @dataclass(frozen=True)
@@ -77,10 +81,12 @@ def run_training(
     seed: int,
     val: Part | None = None,
     epochs: int | None = None,
+    trainable: frozenset[str] | None = None,
 ) -> Trained:
-    """Train from `init` (numpy parameters) with `fixed` inputs (E, P); see the module docstring.
+    """Train from `init` (numpy parameters) with `fixed` inputs (P, and E unless it is learned).
 
     With `val`, stop early on it (at most `max_epochs`); without, run exactly `epochs`.
+    `trainable` (default: every parameter in `init`) names what this stage may change.
     """
     import torch
 
@@ -89,7 +95,8 @@ def run_training(
     # Batches are small: extra threads only add synchronisation (and make timings noisy).
     torch.set_num_threads(1)
     try:
-        return _train(torch, ops, init, fixed, data, settings, seed, val, epochs)
+        names = frozenset(init) if trainable is None else trainable & frozenset(init)
+        return _train(torch, ops, init, fixed, data, settings, seed, val, epochs, names)
     finally:
         torch.set_num_threads(threads)
 
@@ -104,7 +111,10 @@ def _train(
     seed: int,
     val: Part | None,
     epochs: int | None,
+    trainable: frozenset[str],
 ) -> Trained:
+    if val is None and not epochs:
+        return Trained(dict(init), 0, None)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         order = torch.Generator().manual_seed(seed)
@@ -112,10 +122,8 @@ def _train(
         def tensor(a: Any) -> Any:
             return torch.as_tensor(np.asarray(a, dtype=np.float32))
 
-        params = {k: torch.nn.Parameter(tensor(v)) for k, v in init.items()}
-        consts = {k: tensor(v) for k, v in fixed.items()}
-        if settings.learn_leaves:
-            params["E"] = torch.nn.Parameter(consts.pop("E"))
+        params = {k: torch.nn.Parameter(tensor(v)) for k, v in init.items() if k in trainable}
+        consts = {k: tensor(v) for k, v in {**fixed, **init}.items() if k not in trainable}
         groups = [
             {"params": [v for k, v in params.items() if k not in NO_DECAY]},
             {"params": [v for k, v in params.items() if k in NO_DECAY], "weight_decay": 0.0},
@@ -144,9 +152,7 @@ def _train(
                 fit = ((quality - batch["y"]) ** 2).mean()
             error = ((quality - batch["y"]) ** 2).mean()
             if cost is not None:
-                cost_error = ((cost - batch["cost"]) ** 2).mean()
-                fit = fit + settings.cost_weight * cost_error
-                error = error + settings.cost_weight * cost_error
+                fit = fit + settings.cost_weight * ((cost - batch["cost"]) ** 2).mean()
             prior = batch["prior"]
             kl = (prior * (torch.log(prior.clamp_min(1e-12)) - torch.log(q.clamp_min(1e-12)))).sum(
                 1
@@ -157,9 +163,12 @@ def _train(
                     loss = loss + settings.hier_l2 * (params[name] ** 2).sum() / n_train
             return loss, error
 
-        n_epochs = settings.max_epochs if val_tensors is not None else max(int(epochs or 1), 1)
+        n_epochs = settings.max_epochs if val_tensors is not None else int(epochs or 0)
         best_error, best_epoch = float("inf"), 0
-        best_state: dict[str, Any] | None = None
+        best_state = {k: v.detach().clone() for k, v in params.items()}
+        if val_tensors is not None:
+            with torch.no_grad():
+                best_error = float(loss_of(val_tensors, training=False)[1])
         for epoch in range(1, n_epochs + 1):
             for rows in torch.randperm(len(data), generator=order).split(settings.batch_size):
                 optimiser.zero_grad()
@@ -176,11 +185,10 @@ def _train(
                 best_state = {k: v.detach().clone() for k, v in params.items()}
             elif epoch - best_epoch >= settings.patience:
                 break
-        final = best_state if best_state is not None else {k: v.detach() for k, v in params.items()}
-        out = {k: v.numpy().astype(np.float32) for k, v in final.items()}
-    if val_tensors is None:
-        return Trained(out, n_epochs, None)
-    return Trained(out, max(best_epoch, 1), best_error)
+        if val_tensors is None:
+            best_state, best_epoch = {k: v.detach() for k, v in params.items()}, n_epochs
+        out = {**init, **{k: v.numpy().astype(np.float32) for k, v in best_state.items()}}
+    return Trained(out, best_epoch, best_error if val_tensors is not None else None)
 
 
 def _tensors(part: Part, tensor: Any) -> dict[str, Any]:
@@ -196,4 +204,57 @@ def _tensors(part: Part, tensor: Any) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Part", "Settings", "Trained", "initial_parameters", "run_training"]
+def fit_in_stages(
+    init: Arrays,
+    fixed: Arrays,
+    settings: Settings,
+    seed: int,
+    *,
+    full: Part,
+    train: Part | None,
+    val: Part | None,
+    carved: bool,
+    default_epochs: int,
+) -> tuple[Arrays, dict[str, Any]]:
+    """Fit the task-type mixture, then the residual on top of it; return (weights, what happened).
+
+    Stage 1 trains everything but the residual; stage 2 trains only the residual, with the
+    mixture frozen, so the residual is a correction of the mixture's errors and is kept only for
+    the epochs that improve the validation error (none: it is dropped). With a validation part
+    carved out of the training data (`carved`), both stages are then retrained on `full` for the
+    epochs found. Without any validation part, the mixture trains for `default_epochs` and the
+    residual is left out (nothing could tell whether it helps).
+    """
+    mixture = frozenset(init) - RESIDUAL
+    plain = replace(settings, residual=False)
+    info: dict[str, Any] = {}
+    if val is None or train is None:
+        params = run_training(
+            init, fixed, full, plain, seed, epochs=default_epochs, trainable=mixture
+        ).params
+        info.update(mixture_epochs=default_epochs, residual_epochs=0, epochs=default_epochs)
+        return _without_residual(params), info
+    first = run_training(init, fixed, train, plain, seed, val=val, trainable=mixture)
+    info.update(mixture_epochs=first.epochs, mixture_val_error=first.val_error)
+    params, residual_epochs, val_error = first.params, 0, first.val_error
+    if settings.residual:
+        second = run_training(params, fixed, train, settings, seed + 1, val=val, trainable=RESIDUAL)
+        params, residual_epochs, val_error = second.params, second.epochs, second.val_error
+    info.update(residual_epochs=residual_epochs, val_error=val_error)
+    info["epochs"] = first.epochs + residual_epochs
+    if carved:
+        params = run_training(
+            init, fixed, full, plain, seed, epochs=first.epochs, trainable=mixture
+        ).params
+        if residual_epochs:
+            params = run_training(
+                params, fixed, full, settings, seed + 1, epochs=residual_epochs, trainable=RESIDUAL
+            ).params
+    return params if residual_epochs else _without_residual(params), info
+
+
+def _without_residual(params: Arrays) -> Arrays:
+    return {k: v for k, v in params.items() if k not in RESIDUAL}
+
+
+__all__ = ["Part", "Settings", "Trained", "fit_in_stages", "initial_parameters", "run_training"]
