@@ -96,17 +96,17 @@ class TRouter(Router):
         self,
         taxonomy: Taxonomy | dict[str, Any] | str | None = None,
         *,
-        text_view: str = "head+tail",
+        text_view: str = "full",
         tail_chars: int = 600,
         hidden: int = 64,
         beta: float = 1.0,
-        prior_smoothing: float = 0.1,
-        residual: bool = True,
+        prior_smoothing: float = 0.2,
+        residual: bool = False,
         residual_hidden: int = 64,
         residual_rank: int = 0,
         hierarchical: bool = True,
         hier_l2: float = 10.0,
-        cost_model: str = "log",
+        cost_model: str = "tokens",
         quality_loss: str = "bce",
         latent_types: int | None = None,
         dropout: float = 0.1,
@@ -115,7 +115,7 @@ class TRouter(Router):
         batch_size: int = 128,
         max_epochs: int = 300,
         patience: int = 15,
-        ensemble: int = 1,
+        ensemble: int = 5,
         encoder: str | Encoder = "minilm",
         seed: int = 0,
     ) -> None:
@@ -436,7 +436,7 @@ class TRouter(Router):
 
 
 class PaperTRouter(TRouter):
-    """The paper-faithful TRouter: one-hot prior, no residual, flat decoders, direct $ cost, MSE.
+    """The paper-faithful TRouter: one-hot prior, flat decoders, direct $ cost, MSE, one network.
 
     Every other hyper-parameter (and any of these, if given) passes through to `TRouter`.
     """
@@ -449,6 +449,7 @@ class PaperTRouter(TRouter):
         "hierarchical": False,
         "cost_model": "direct",
         "quality_loss": "mse",
+        "ensemble": 1,
     }
 
     def __init__(self, **params: Any) -> None:
