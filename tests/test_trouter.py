@@ -15,8 +15,8 @@ from trouter.data.dataset import RoutingDataset
 from trouter.errors import ConfigError
 from trouter.routers.registry import load_router, make_router
 from trouter.routers.trouter import PaperTRouter, TRouter
-from trouter.routers.trouter.router import tail_text
 from trouter.routers.trouter.structure import TaskStructure
+from trouter.routers.trouter.views import tail_text
 from trouter.taxonomy import Taxonomy, TaxonomyNode
 
 ENCODER = "hashing:256"

@@ -6,19 +6,25 @@ matching score; per-model decoders from each leaf's representation; every metric
 the q(t|x)-weighted mixture of the leaves' decoders; trained with MSE on quality and cost plus
 beta * KL(prior || q), the prior one-hot on the query's taxonomy leaf.
 
-Our additions, each a hyper-parameter (`PaperTRouter` switches them all off):
+Our additions, each a hyper-parameter (`PaperTRouter` switches them all off); the defaults were
+chosen on validation folds carved from the training splits of the three shared datasets, the same
+defaults for every dataset (benchmarks/RESULTS-trouter.md has the evidence):
 
-- `residual`: a query-conditioned correction on the logit scale, from [x, log length, q(t|x)], so
-  two queries of one task type can still differ (the paper's top-1 task accuracy was ~30%);
-- `prior_smoothing`: the prior shares mass with sibling and then more distant leaves;
-- `hierarchical`: each leaf's decoder is its parent's plus an L2-penalised delta (node offsets
-  summed along the path), so sparse leaves borrow strength;
-- `cost_model`: `log` ($ on the log scale, with a length slope) or `tokens` (input and output
-  tokens, priced with the pool) instead of the paper's `direct` $ head (see `cost`);
-- `quality_loss="bce"`: cross-entropy for the (mostly 0/1) scores;
-- `text_view="head+tail"`: the encoder reads at most its window (256 word pieces for MiniLM);
-  long prompts (few-shot examples first, the question last) get a second embedding of their
-  last `tail_chars` characters, concatenated to the first.
+- `prior_smoothing` (default 0.2): the prior shares mass with sibling and then more distant
+  leaves, so q(t|x) keeps some mass on related task types; the mixture then shrinks each type's
+  estimates toward its neighbours' (on real data this helped; on cleanly separated toy tasks it
+  biases the estimates, and 0 recovers them exactly);
+- `hierarchical` (on): each leaf's decoder is its parent's plus an L2-penalised delta (node
+  offsets summed along the path), so sparse leaves borrow strength;
+- `cost_model` (`tokens`): input and output tokens predicted per model on the log scale and priced
+  with the pool, or `log` $ when the data has no token counts, instead of the paper's `direct` $
+  head (see `cost`);
+- `quality_loss` (`bce`): cross-entropy for the (mostly 0/1) scores;
+- `ensemble` (5): members trained from different seeds, their probabilities averaged;
+- `residual` (off: it lowered validation Brier but not routing quality here): a query-conditioned
+  correction on the logit scale from [x, log length, q(t|x)], fitted after the mixture and kept
+  only for the epochs that improve validation;
+- `text_view` (`full`): `head+tail` adds an embedding of a long prompt's end (see `views`).
 
 Without task labels the task column becomes a taxonomy (`Taxonomy.from_task_names`); without any
 task column, `latent_types` latent types are found by k-means on the embeddings and learned.
@@ -29,7 +35,6 @@ then its leaf paths. The fitted taxonomy is saved with the router.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,8 +46,8 @@ from trouter.errors import ConfigError
 from trouter.routers.base import Estimates, Router
 from trouter.routers.costmodel import CostModel
 from trouter.routers.selection import make_fold
+from trouter.routers.trouter.config import check_params, resolve_taxonomy
 from trouter.routers.trouter.cost import (
-    COST_MODELS,
     CostTargets,
     dollars,
     raw_targets,
@@ -56,25 +61,15 @@ from trouter.routers.trouter.network import (
 )
 from trouter.routers.trouter.structure import TaskStructure, latent_structure
 from trouter.routers.trouter.training import Part, Settings, fit_in_stages
+from trouter.routers.trouter.views import embed_view, leaf_view, log_length
 from trouter.taxonomy import Taxonomy
 
 FloatMatrix = npt.NDArray[np.float64]
-TEXT_VIEWS = ("full", "head+tail")
-QUALITY_LOSSES = ("bce", "mse")
 #: Epochs when there is nothing to validate on (a tiny training set and no validation set).
 DEFAULT_EPOCHS = 60
 _NET = "net."
 _COST = "cost."
 _TARGETS = "cost_targets."
-
-
-def tail_text(query: str, chars: int) -> str:
-    """The last `chars` characters of a query, starting at a word boundary."""
-    if len(query) <= chars:
-        return query
-    tail = query[-chars:]
-    cut = tail.find(" ")
-    return tail[cut + 1 :] if 0 <= cut < chars // 4 else tail
 
 
 def auto_latent_types(n_queries: int) -> int:
@@ -149,71 +144,13 @@ class TRouter(Router):
         return params
 
     # ------------------------------------------------------------------ checks and inputs
-    def _check_params(self) -> None:
-        choices = {
-            "text_view": (self.text_view, TEXT_VIEWS),
-            "cost_model": (self.cost_model, COST_MODELS),
-            "quality_loss": (self.quality_loss, QUALITY_LOSSES),
-        }
-        for name, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise ConfigError(
-                    f"trouter: {name} must be one of {', '.join(allowed)}, got {value!r}"
-                )
-        positive = {
-            "hidden": self.hidden,
-            "tail_chars": self.tail_chars,
-            "batch_size": self.batch_size,
-            "max_epochs": self.max_epochs,
-            "patience": self.patience,
-            "ensemble": self.ensemble,
-        }
-        for name, count in positive.items():
-            if int(count) < 1:
-                raise ConfigError(f"trouter: {name} must be at least 1, got {count}")
-        weights = {"beta": self.beta, "hier_l2": self.hier_l2, "lr": self.lr}
-        for name, weight in weights.items():
-            if not (weight >= 0 and math.isfinite(weight)):
-                raise ConfigError(f"trouter: {name} must be a non-negative number, got {weight}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"trouter: dropout must be in [0, 1), got {self.dropout}")
-        if self.latent_types is not None and self.latent_types < 1:
-            raise ConfigError(f"trouter: latent_types must be at least 1, got {self.latent_types}")
-
-    def _resolve_taxonomy(self) -> Taxonomy | None:
-        tax = self.taxonomy
-        if tax is None or isinstance(tax, Taxonomy):
-            return tax
-        if isinstance(tax, dict):
-            return Taxonomy.from_dict(tax)
-        if isinstance(tax, str | Path):
-            return Taxonomy.load(tax)
-        raise ConfigError(
-            f"trouter: taxonomy must be a Taxonomy, a dict or a file path, got {type(tax).__name__}"
-        )
-
     def _embed(self, queries: Any) -> Embeddings | None:
-        queries = list(queries)
-        head = self.encoder_.encode(queries)
-        if self.text_view == "full":
-            return head
-        tails = [tail_text(q, self.tail_chars) for q in queries]
-        tail = head.copy()
-        longer = [i for i, (q, t) in enumerate(zip(queries, tails, strict=True)) if t != q]
-        if longer:
-            tail[longer] = self.encoder_.encode([tails[i] for i in longer])
-        # Each half is unit-length, so the concatenation divided by sqrt(2) is too.
-        return (np.concatenate([head, tail], axis=1) / np.sqrt(2.0)).astype(np.float32)
-
-    def _leaf_vectors(self, texts: list[str]) -> FloatMatrix:
-        e = np.asarray(self.encoder_.encode(texts), dtype=np.float64)
-        return np.concatenate([e, e], axis=1) / np.sqrt(2.0) if self.text_view != "full" else e
+        return embed_view(self.encoder_, list(queries), self.text_view, self.tail_chars)
 
     def _features(self, queries: list[str]) -> FloatMatrix:
         """Log length, standardised with the training set's mean and spread: a query property the
         unit-length embedding cannot see."""
-        raw = np.log1p(np.fromiter((len(q) for q in queries), np.float64, len(queries)))[:, None]
-        return (raw - self.feature_mean_) / self.feature_std_
+        return (log_length(queries)[:, None] - self.feature_mean_) / self.feature_std_
 
     # ------------------------------------------------------------------ fitting
     def _fit(
@@ -225,7 +162,7 @@ class TRouter(Router):
     ) -> None:
         if x is None:
             raise TypeError("TRouter needs query embeddings")
-        self._check_params()
+        check_params(self)
         fold = make_fold(train, x, val, x_val, self.seed)
         structure, labeller, leaf_vectors = self._structure(
             fold.full, np.asarray(fold.x_full, np.float64)
@@ -234,7 +171,7 @@ class TRouter(Router):
         self.taxonomy_: dict[str, Any] = structure.taxonomy.to_dict()
         self.leaves_: list[str] = list(structure.leaves)
         self.path_matrix_ = structure.path_matrix
-        raw = np.log1p(np.fromiter((len(q) for q in fold.full.queries), np.float64))
+        raw = log_length(fold.full.queries)
         self.feature_mean_ = np.asarray([raw.mean()])
         self.feature_std_ = np.asarray([max(float(raw.std()), 1e-6)])
         route = resolve_route(self.cost_model, fold.full)
@@ -338,7 +275,7 @@ class TRouter(Router):
         self, data: RoutingDataset, x: FloatMatrix
     ) -> tuple[TaskStructure, Any, FloatMatrix]:
         """(task structure, a function giving each query's task label for the prior, leaf vectors)."""
-        taxonomy = self._resolve_taxonomy()
+        taxonomy = resolve_taxonomy(self.taxonomy)
         self.latent_ = bool(
             taxonomy is None and (self.latent_types is not None or not data.has_tasks)
         )
@@ -360,7 +297,11 @@ class TRouter(Router):
                 f"trouter: none of the data's task labels (e.g. {data.task_names[0]!r}) is a path "
                 f"of the taxonomy (e.g. {structure.leaves[0]!r}); label the data with leaf paths"
             )
-        return structure, lambda part, xs: part.tasks, self._leaf_vectors(structure.leaf_texts())
+        return (
+            structure,
+            lambda part, xs: part.tasks,
+            leaf_view(self.encoder_, structure.leaf_texts(), self.text_view),
+        )
 
     # ------------------------------------------------------------------ prediction
     def _predict(self, queries: list[str], x: Embeddings | None) -> Estimates:
