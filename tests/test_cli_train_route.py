@@ -169,3 +169,16 @@ def test_bad_param_syntax_is_a_one_line_error(toy_file, tmp_path, capsys):
     assert "NAME=VALUE" in one_error_line(capsys)
     assert run([*args, "--param", "no_such_thing=1"]) == 2
     assert "no_such_thing" in one_error_line(capsys)
+
+
+def test_quickstart_benchmarks_trains_and_explains_on_the_bundled_data(tmp_path, capsys):
+    out = tmp_path / "qs"
+    args = ["quickstart", "--out", str(out), "--encoder", "hashing:64", "--routers", "knn"]
+    args += ["--param", "ensemble=1", "--param", "max_epochs=3"]  # a quick TRouter for the test
+    assert run(args) == 0
+    printed = capsys.readouterr().out
+    assert "explained decisions" in printed and printed.count("task types:") == 4
+    report = json.loads((out / "bench" / "report.json").read_text())
+    assert {r["router"] for r in report["rows"]} == {"knn", "zero", "oracle"}
+    assert (out / "bench" / "cost_quality.png").is_file()
+    assert load_router(out / "router").name == "trouter"
