@@ -199,8 +199,8 @@ def main() -> None:
         "route/s",
         "route/CPU-s",
         "predict/s",
-        caption="p50 / p99: wall time of route([one query]); CPU: process CPU time (all threads; "
-        "immune to other jobs on the machine); route/s: decisions per second for the batch; "
+        caption="p50 / p99: wall time of route([one query]); CPU: process CPU time (all threads; on a "
+        "busy machine it includes OpenMP spin-waiting); route/s: decisions per second for the batch; "
         "predict/s: the same batch through predict() (no Decision objects)",
     )
     for r in rows:
