@@ -215,6 +215,8 @@ def test_the_residual_learns_what_the_task_type_cannot_tell():
     tricky = np.asarray(["tricky" in q for q in test.queries])
     router = TRouter(encoder=ENCODER, residual=True, ensemble=1).fit(train)
     assert router.training_["residual_epochs"] > 0
+    check = router.training_["residual_check"]  # kept because it routes better on validation
+    assert check["kept"] and check["val_aiq_with"] > check["val_aiq_without"]
     small = router.predict(test.queries).quality[:, 0]  # the small model, on unseen queries
     assert small[tricky].mean() < 0.3 < 0.7 < small[~tricky].mean()
     without = TRouter(encoder=ENCODER, residual=False, ensemble=1).fit(train)

@@ -220,8 +220,15 @@ class Steps:
                 "leaf out for the report; raise items_per_leaf in the profile or --holdout"
             )
         self.report.progress(total=None, note=f"fitting on {parts.train.n_queries} queries")
+        # A synthetic item's leaf is known exactly (it was written for that leaf), and sibling
+        # leaves here are often difficulty levels where the pool models differ most: a prior
+        # smoothed across siblings would blend the hard leaf's failures into the medium leaf's
+        # predictions. So the prior is the paper's one-hot one.
         router = TRouter(
-            taxonomy=Taxonomy.load(self.paths.taxonomy), encoder=job.encoder, seed=opts.seed
+            taxonomy=Taxonomy.load(self.paths.taxonomy),
+            encoder=job.encoder,
+            seed=opts.seed,
+            prior_smoothing=0.0,
         )
         start = time.perf_counter()
         router.fit(parts.train, val=parts.val if parts.val.n_queries else None)

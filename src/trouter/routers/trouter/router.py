@@ -60,7 +60,7 @@ from trouter.routers.trouter.network import (
     parameter_shapes,
 )
 from trouter.routers.trouter.structure import TaskStructure, latent_structure
-from trouter.routers.trouter.training import Part, Settings, fit_in_stages
+from trouter.routers.trouter.training import Part, Settings, fit_in_stages, without_residual
 from trouter.routers.trouter.views import embed_view, leaf_view, log_length
 from trouter.taxonomy import Taxonomy
 
@@ -239,13 +239,14 @@ class TRouter(Router):
             part(fold.val, fold.x_val) if fold.val is not None and fold.x_val is not None else None
         )
         self.members_: list[dict[str, FloatMatrix]] = []
+        val_members: list[dict[str, FloatMatrix]] = []
         runs: list[dict[str, Any]] = []
         for k in range(self.ensemble):
             seed = self.seed + 1000 * k
             init = initial_parameters(shapes, np.random.default_rng(seed))
             if self.latent_:  # latent types have no text: their vectors are learned, from k-means
                 init["E"] = leaf_vectors.astype(np.float32)
-            params, info = fit_in_stages(
+            params, info, trained = fit_in_stages(
                 init,
                 fixed,
                 settings,
@@ -258,6 +259,13 @@ class TRouter(Router):
             )
             runs.append(info)
             self.members_.append({k: np.asarray(v, dtype=np.float64) for k, v in params.items()})
+            if trained is not None:
+                val_members.append({k: np.asarray(v, np.float64) for k, v in trained.items()})
+        residual_check = None
+        if val_part is not None and fold.val is not None and any("R1" in m for m in val_members):
+            residual_check = self._judge_residual(val_members, val_part, fold.val)
+            if not residual_check["kept"]:
+                self.members_ = [without_residual(m) for m in self.members_]
         if targets is not None:
             self.cost_targets_ = targets
             targets.calibrate(
@@ -268,8 +276,45 @@ class TRouter(Router):
             "leaves": structure.n_leaves,
             **runs[0],
         }
+        if residual_check is not None:
+            self.training_["residual_check"] = residual_check
         if self.ensemble > 1:
             self.training_["members"] = runs
+
+    def _judge_residual(
+        self, members: list[dict[str, FloatMatrix]], val: Part, data: RoutingDataset
+    ) -> dict[str, Any]:
+        """Keep the residual only if it routes better on the validation part (AIQ, true costs).
+
+        A lower Brier score does not guarantee better routing: a weak per-query signal reshuffles
+        close calls between models. Both variants are judged with the same (true) costs, so only
+        the quality estimates differ.
+        """
+        from trouter.eval import metrics
+
+        def quality(ms: list[dict[str, FloatMatrix]]) -> FloatMatrix:
+            outs = [
+                forward({**self._fixed(), **m}, val.x, val.f, NumpyOps, residual="R1" in m)[1]
+                for m in ms
+            ]
+            return np.asarray(np.mean(outs, axis=0))
+
+        S, C = np.asarray(data.scores), np.asarray(data.costs)
+        score = {
+            name: metrics.aiq(metrics.curve(quality(ms), C, S, C), S, C)
+            for name, ms in (
+                ("with", members),
+                ("without", [without_residual(m) for m in members]),
+            )
+        }
+        return {
+            "val_aiq_with": score["with"],
+            "val_aiq_without": score["without"],
+            "kept": bool(score["with"] > score["without"]),
+        }
+
+    def _fixed(self) -> dict[str, FloatMatrix]:
+        return {"E": self.leaf_vectors_, "P": self.path_matrix_}
 
     def _structure(
         self, data: RoutingDataset, x: FloatMatrix

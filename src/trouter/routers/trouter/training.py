@@ -215,8 +215,11 @@ def fit_in_stages(
     val: Part | None,
     carved: bool,
     default_epochs: int,
-) -> tuple[Arrays, dict[str, Any]]:
-    """Fit the task-type mixture, then the residual on top of it; return (weights, what happened).
+) -> tuple[Arrays, dict[str, Any], Arrays | None]:
+    """Fit the task-type mixture, then the residual on top of it.
+
+    Returns (weights, what happened, the weights trained on `train` only, before the refit on
+    `full`, or None without a validation part): the caller can judge the residual on `val`.
 
     Stage 1 trains everything but the residual; stage 2 trains only the residual, with the
     mixture frozen, so the residual is a correction of the mixture's errors and is kept only for
@@ -233,7 +236,7 @@ def fit_in_stages(
             init, fixed, full, plain, seed, epochs=default_epochs, trainable=mixture
         ).params
         info.update(mixture_epochs=default_epochs, residual_epochs=0, epochs=default_epochs)
-        return _without_residual(params), info
+        return _without_residual(params), info, None
     first = run_training(init, fixed, train, plain, seed, val=val, trainable=mixture)
     info.update(mixture_epochs=first.epochs, mixture_val_error=first.val_error)
     params, residual_epochs, val_error = first.params, 0, first.val_error
@@ -242,6 +245,7 @@ def fit_in_stages(
         params, residual_epochs, val_error = second.params, second.epochs, second.val_error
     info.update(residual_epochs=residual_epochs, val_error=val_error)
     info["epochs"] = first.epochs + residual_epochs
+    trained = params if residual_epochs else _without_residual(params)
     if carved:
         params = run_training(
             init, fixed, full, plain, seed, epochs=first.epochs, trainable=mixture
@@ -250,11 +254,24 @@ def fit_in_stages(
             params = run_training(
                 params, fixed, full, settings, seed + 1, epochs=residual_epochs, trainable=RESIDUAL
             ).params
-    return params if residual_epochs else _without_residual(params), info
+    return params if residual_epochs else _without_residual(params), info, trained
+
+
+def without_residual(params: Arrays) -> Arrays:
+    """The weights with the residual removed (the pure task-type mixture)."""
+    return _without_residual(params)
 
 
 def _without_residual(params: Arrays) -> Arrays:
     return {k: v for k, v in params.items() if k not in RESIDUAL}
 
 
-__all__ = ["Part", "Settings", "Trained", "fit_in_stages", "initial_parameters", "run_training"]
+__all__ = [
+    "Part",
+    "Settings",
+    "Trained",
+    "fit_in_stages",
+    "initial_parameters",
+    "run_training",
+    "without_residual",
+]
