@@ -189,20 +189,57 @@ def evaluate_router(
     picks = {p: choose(quality, cost, lam[p]) for p in PRESETS}
     reward = {p: metrics.scenario_reward(picks[p], S, C, metrics.SCENARIOS[p]) for p in PRESETS}
     best = {p: metrics.best_reward_on_curve(crv, S, C, metrics.SCENARIOS[p]) for p in PRESETS}
-    rows = np.arange(test.n_queries)
-    head = picks[HEADLINE_PRESET]
     two = (
         metrics.two_model_summary(quality, cost, S, C, (test.models[0], test.models[1]))
         if test.n_models == 2
         else None
     )
-    row = ResultRow(
+    row = _picked_row(
+        fold,
+        router.name,
+        a,
+        metrics.gap_recovered(a, *reference),
+        picks=picks,
+        reward=reward,
+        best=best,
+        lam=lam,
+        two=two,
+        dataset=dataset,
+        protocol=protocol,
+        n_train=(fold.test if router.evaluation_only else fold.train).n_queries,
+        fit_seconds=fit_seconds,
+        predict_seconds=predict_seconds,
+    )
+    return row, RouterCurve(router.name, crv)
+
+
+def _picked_row(
+    fold: Fold,
+    router: str,
+    aiq: float,
+    gap: float | None,
+    *,
+    picks: dict[str, Any],
+    reward: dict[str, float],
+    best: dict[str, float],
+    lam: dict[str, float],
+    two: Any,
+    dataset: str,
+    protocol: str,
+    n_train: int,
+    fit_seconds: float | None = None,
+    predict_seconds: float | None = None,
+) -> ResultRow:
+    """A row for a router that picked a model per test query at each preset's lam."""
+    S, C = fold.test.scores, fold.test.costs
+    rows, head = np.arange(fold.test.n_queries), picks[HEADLINE_PRESET]
+    return ResultRow(
         dataset=dataset,
         protocol=protocol,
         fold=fold.name,
-        router=router.name,
-        aiq=a,
-        gap_recovered=metrics.gap_recovered(a, *reference),
+        router=router,
+        aiq=aiq,
+        gap_recovered=gap,
         reward_quality=reward["quality"],
         reward_balanced=reward["balanced"],
         reward_cost=reward["cost"],
@@ -217,12 +254,11 @@ def evaluate_router(
         apgr=two.apgr if two else None,
         cpt50=two.cpt50 if two else None,
         cpt80=two.cpt80 if two else None,
-        n_train=(fold.test if router.evaluation_only else fold.train).n_queries,
-        n_test=test.n_queries,
+        n_train=n_train,
+        n_test=fold.test.n_queries,
         fit_seconds=fit_seconds,
         predict_seconds=predict_seconds,
     )
-    return row, RouterCurve(router.name, crv)
 
 
 def reference_rows(
@@ -240,7 +276,6 @@ def reference_rows(
     a_zero = metrics.zero_aiq(S, C)
     oracle = metrics.oracle_curve(S, C, lams)
     a_oracle = metrics.aiq(oracle, S, C)
-    rows = np.arange(n)
 
     single_reward = {
         p: [metrics.scenario_reward(np.full(n, j), S, C, metrics.SCENARIOS[p]) for j in range(m)]
@@ -268,30 +303,19 @@ def reference_rows(
     two = (
         metrics.two_model_summary(S, C, S, C, (test.models[0], test.models[1])) if m == 2 else None
     )
-    head = picks[HEADLINE_PRESET]
-    oracle_row = ResultRow(
+    oracle_row = _picked_row(
+        fold,
+        ORACLE,
+        a_oracle,
+        1.0 if a_oracle - a_zero > 1e-12 else None,
+        picks=picks,
+        reward=reward,
+        best=reward,
+        lam=lam,
+        two=two,
         dataset=dataset,
         protocol=protocol,
-        fold=fold.name,
-        router=ORACLE,
-        aiq=a_oracle,
-        gap_recovered=1.0 if a_oracle - a_zero > 1e-12 else None,
-        reward_quality=reward["quality"],
-        reward_balanced=reward["balanced"],
-        reward_cost=reward["cost"],
-        mean_score=float(S[rows, head].mean()),
-        mean_cost=float(C[rows, head].mean()),
-        best_reward_quality=reward["quality"],
-        best_reward_balanced=reward["balanced"],
-        best_reward_cost=reward["cost"],
-        lam_quality=lam["quality"],
-        lam_balanced=lam["balanced"],
-        lam_cost=lam["cost"],
-        apgr=two.apgr if two else None,
-        cpt50=two.cpt50 if two else None,
-        cpt80=two.cpt80 if two else None,
         n_train=fold.train.n_queries,
-        n_test=n,
     )
     return zero, oracle_row, oracle
 
