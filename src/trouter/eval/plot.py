@@ -68,7 +68,12 @@ def _draw_fold(ax: Any, fold: FoldResult, colors: dict[str, Any], legend: bool) 
                 _short(model), (c, s), fontsize=6, xytext=(3, -3), textcoords="offset points"
             )
     ax.set_title(f"{fold.fold} (test {fold.n_test})", fontsize=9)
-    ax.set_xlabel("mean $ per query")
+    # Tick labels in $ per 1k queries: per-query dollars are 1e-5-sized and their labels collide.
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v * 1000:.3g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("mean $ per 1k queries")
     ax.set_ylabel("mean score")
     ax.grid(alpha=0.3)
     if legend:
