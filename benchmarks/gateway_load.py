@@ -1,7 +1,7 @@
 """Gateway load: requests/s and p50 / p99 latency through `trouter serve` versus straight to the
 same instant upstream, at several client concurrencies, and optionally through LiteLLM's proxy.
 
-Every party is its own process on loopback: the upstream (`python -m trouter.testing.fake_openai`,
+Every party is its own process on loopback: the upstream (`python -m trouter.testing`,
 which answers instantly), the proxy under test, and the load generator (this script re-run with
 `--loadgen`: asyncio, keep-alive HTTP/1.1 connections, one request at a time per connection).
 Each (target, concurrency) cell runs for `--seconds` after a warm-up, so the whole run is bounded.
@@ -331,7 +331,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     up_port = free_port()
     upstream = subprocess.Popen(
-        [sys.executable, "-m", "trouter.testing.fake_openai", "--port", str(up_port)],
+        [sys.executable, "-m", "trouter.testing", "--port", str(up_port)],
         stdout=subprocess.DEVNULL,
     )
     procs = [upstream]

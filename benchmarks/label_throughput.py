@@ -1,6 +1,6 @@
 """Labelling throughput (observations/s) and peak memory, against an instant local server.
 
-The upstream is `python -m trouter.testing.fake_openai` in its own process (it answers at once),
+The upstream is `python -m trouter.testing` in its own process (it answers at once),
 so the figures measure trouter's side: the LLM client (admission, cache lookups, call rows), the
 scorers, and the batched observation upserts into a fresh SQLite store. Items are numeric,
 multiple-choice and exact-match (the fake server echoes the prompt; the scorers do their normal
@@ -41,7 +41,7 @@ def free_port() -> int:
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "trouter.testing.fake_openai", "--port", str(port)],
+        [sys.executable, "-m", "trouter.testing", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )

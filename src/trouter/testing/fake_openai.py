@@ -470,7 +470,7 @@ async def _send_json(
     await _send(writer, status, json.dumps(payload).encode(), "application/json", headers or {})
 
 
-def _main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description="An instant OpenAI-compatible server on loopback.")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--models", default="fake-model")
@@ -485,4 +485,4 @@ def _main() -> None:
 
 
 if __name__ == "__main__":
-    _main()
+    main()
