@@ -6,6 +6,11 @@ For a dataset, take the training part of its in-domain split (the shipped train 
 from that), and score it on the held-out 25% with `trouter.eval.metrics`. The test parts are
 never read. One set of defaults was then chosen for every dataset (RESULTS-trouter.md).
 
+Besides the gap recovered, each line gives (data with tasks) the `balanced` gap, every task
+weighted equally, and the `within-task` gap, the mean over tasks of the gap recovered on that
+task's queries alone against that task's best single model: the per-query signal a router finds
+beyond knowing the task.
+
     nice -n 10 python benchmarks/trouter_selection.py --data llmrouter_9models --folds 6 \
         --variants '[["paper", "trouter-paper", {}], ["smoothed", "trouter-paper", {"prior_smoothing": 0.2}]]'
 """
@@ -46,6 +51,47 @@ def gap(router: Router, held: RoutingDataset) -> tuple[float, float]:
     return a, metrics.gap_recovered(a, zero, oracle)
 
 
+def balanced_gap(
+    router_quality: np.ndarray, router_cost: np.ndarray, held: RoutingDataset
+) -> float:
+    """Gap recovered with every task weighted equally (rows rescaled by n / (tasks * n_task)).
+
+    Scaling a query's true scores and costs by a positive weight leaves every pick unchanged
+    (the router's picks come from its estimates, the oracle's argmax of w * (s - lam * c) is the
+    same), so the curve's means become task-balanced means.
+    """
+    tasks = np.asarray(held.tasks)
+    names, counts = np.unique(tasks, return_counts=True)
+    per = dict(zip(names, counts, strict=True))
+    w = np.asarray([len(tasks) / (len(names) * per[t]) for t in tasks])[:, None]
+    S, C = held.scores * w, held.costs * w
+    lams = metrics.lambda_grid(held.costs)
+    a = metrics.aiq(metrics.curve(router_quality, router_cost, S, C, lams), S, C)
+    zero = metrics.zero_aiq(S, C)
+    oracle = metrics.aiq(metrics.oracle_curve(S, C, lams), S, C)
+    return metrics.gap_recovered(a, zero, oracle)
+
+
+def within_task_gap(
+    router_quality: np.ndarray, router_cost: np.ndarray, held: RoutingDataset
+) -> float:
+    """Mean over tasks of the gap recovered on that task's queries alone (the zero router being
+    that task's best single model): the per-query, within-task routing signal."""
+    tasks = np.asarray(held.tasks)
+    S, C = held.scores, held.costs
+    gaps = []
+    for t in np.unique(tasks):
+        rows = tasks == t
+        s, c = S[rows], C[rows]
+        a = metrics.aiq(metrics.curve(router_quality[rows], router_cost[rows], s, c), s, c)
+        g = metrics.gap_recovered(
+            a, metrics.zero_aiq(s, c), metrics.aiq(metrics.oracle_curve(s, c), s, c)
+        )
+        if np.isfinite(g):
+            gaps.append(g)
+    return float(np.mean(gaps))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="routerbench_subset")
@@ -59,7 +105,7 @@ def main() -> None:
     folds = [train.holdout(HOLDOUT, seed=100 + k) for k in range(args.folds)]
     encoder = MemoEncoder(args.encoder)
     for label, name, params in json.loads(args.variants):
-        gaps, aiqs, seconds = [], [], []
+        gaps, aiqs, seconds, balanced, within = [], [], [], [], []
         for rest, held in folds:
             start = time.perf_counter()
             router = make_router(name, encoder=encoder, seed=0, **params).fit(rest)
@@ -67,9 +113,18 @@ def main() -> None:
             a, g = gap(router, held)
             aiqs.append(a)
             gaps.append(g)
+            if held.has_tasks:
+                est = router.predict(held.queries)
+                balanced.append(balanced_gap(est.quality, est.cost, held))
+                within.append(within_task_gap(est.quality, est.cost, held))
+        extra = (
+            f" balanced {np.mean(balanced):.4f} within-task {np.mean(within):.4f}"
+            if balanced
+            else ""
+        )
         print(
             f"{args.data:20s} {label:24s} gap {np.mean(gaps):.4f} "
-            f"({' '.join(f'{g:.3f}' for g in gaps)}) AIQ {np.mean(aiqs):.4f} "
+            f"({' '.join(f'{g:.3f}' for g in gaps)}) AIQ {np.mean(aiqs):.4f}{extra} "
             f"fit {np.mean(seconds):.1f} s",
             flush=True,
         )

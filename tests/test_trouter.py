@@ -209,14 +209,21 @@ def _one_task_with_a_query_level_signal(n: int = 200) -> RoutingDataset:
     )
 
 
-def test_the_residual_learns_what_the_task_type_cannot_tell():
+@pytest.mark.parametrize("residual_hidden", [0, 64], ids=["linear", "mlp"])
+def test_the_residual_learns_what_the_task_type_cannot_tell(residual_hidden):
     data = _one_task_with_a_query_level_signal()
     train, test = data.subset(data.query_ids[:160]), data.subset(data.query_ids[160:])
     tricky = np.asarray(["tricky" in q for q in test.queries])
-    router = TRouter(encoder=ENCODER, residual=True, ensemble=1).fit(train)
-    assert router.training_["residual_epochs"] > 0
+    router = TRouter(
+        encoder=ENCODER, residual=True, residual_hidden=residual_hidden, ensemble=1
+    ).fit(train)
     check = router.training_["residual_check"]  # kept because it routes better on validation
     assert check["kept"] and check["val_aiq_with"] > check["val_aiq_without"]
+    if residual_hidden:
+        assert router.training_["residual_epochs"] > 0
+    else:  # the linear residual's penalty was chosen on validation: it beat the mixture alone
+        assert check["alpha"] is not None
+        assert check["alpha_errors"][str(check["alpha"])] < check["alpha_errors"]["none"]
     small = router.predict(test.queries).quality[:, 0]  # the small model, on unseen queries
     assert small[tricky].mean() < 0.3 < 0.7 < small[~tricky].mean()
     without = TRouter(encoder=ENCODER, residual=False, ensemble=1).fit(train)
@@ -259,6 +266,7 @@ def test_long_prompts_get_a_second_embedding_of_their_end():
         ({"prior_smoothing": 1.0}, "prior_smoothing must be in"),
         ({"hidden": 0}, "hidden must be at least 1"),
         ({"dropout": 1.5}, "dropout must be in"),
+        ({"residual_hidden": -1}, "residual_hidden must be 0"),
     ],
 )
 def test_bad_hyper_parameters_are_clear_errors(split, params, message):

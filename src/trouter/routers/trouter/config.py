@@ -45,6 +45,10 @@ def check_params(router: TRouter) -> None:
             raise ConfigError(f"trouter: {name} must be a non-negative number, got {weight}")
     if not 0.0 <= router.dropout < 1.0:
         raise ConfigError(f"trouter: dropout must be in [0, 1), got {router.dropout}")
+    if int(router.residual_hidden) < 0:
+        raise ConfigError(
+            f"trouter: residual_hidden must be 0 (linear) or more, got {router.residual_hidden}"
+        )
     if router.latent_types is not None and router.latent_types < 1:
         raise ConfigError(f"trouter: latent_types must be at least 1, got {router.latent_types}")
 
