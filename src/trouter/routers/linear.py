@@ -43,8 +43,12 @@ def fit_logistic(
     y: FloatMatrix,
     alpha: float,
     start: tuple[FloatMatrix, FloatMatrix] | None = None,
+    offset: FloatMatrix | None = None,
 ) -> tuple[FloatMatrix, FloatMatrix]:
-    """(weights [d, m], intercepts [m]) of m independent L2 logistic regressions on soft targets.
+    """(weights [d, m], intercepts [m]) of m independent L2 logistic regressions on soft targets:
+    mean BCE(sigmoid(offset + x w + b), y) + (alpha / 2) |w|^2, intercepts not penalised. The
+    optional `offset` [n, m] is a fixed logit each model's regression corrects (TRouter's
+    residual fits on top of its task-type mixture this way).
 
     Solved with L-BFGS in preconditioned coordinates w = P u, P = V diag(1 / sqrt(s / 4 + alpha))
     from the eigen-decomposition V diag(s) V^T of the centred inputs' covariance: the same
@@ -59,16 +63,18 @@ def fit_logistic(
     precond = design.eigvecs * scale  # P: columns are scaled eigenvectors
     z_in = design.centred @ precond
     penalty = scale**2  # diagonal of P^T P
-    if start is None:
+    if start is None and offset is None:
         mean = np.clip(y.mean(axis=0), 1e-3, 1 - 1e-3)
         u0, b0 = np.zeros((d, m)), np.log(mean / (1 - mean))
+    elif start is None:
+        u0, b0 = np.zeros((d, m)), np.zeros(m)
     else:
         u0 = design.eigvecs.T @ start[0] / scale[:, None]
         b0 = start[1] + design.mean @ start[0]
 
     def loss_and_grad(theta: FloatMatrix) -> tuple[float, FloatMatrix]:
         u, b = theta[: d * m].reshape(d, m), theta[d * m :]
-        z = z_in @ u + b
+        z = z_in @ u + b if offset is None else offset + z_in @ u + b
         residual = (sigmoid(z) - y) / n
         weighted = penalty[:, None] * u
         value = float((np.logaddexp(0.0, z) - y * z).sum() / n + 0.5 * alpha * np.sum(u * weighted))

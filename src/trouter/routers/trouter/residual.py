@@ -5,9 +5,8 @@
 The task-type mixture gives every query of a task type the same estimate; this residual adds the
 within-type, per-query signal a per-model logistic regression on the embedding finds (the
 `linear` baseline), as a correction of the mixture rather than a replacement. It is fitted after
-the ensemble's mixture, on the ensemble's averaged mixture, by L-BFGS in the same preconditioned
-coordinates as `trouter.routers.linear.fit_logistic` (unit-length sentence embeddings are very
-anisotropic). The penalty is chosen on the validation part's Brier score from `ALPHA_GRID`; if no
+the ensemble's mixture, on the ensemble's averaged mixture, by the `linear` baseline's own solver
+(`trouter.routers.linear.fit_logistic`, with the mixture's logit as a fixed offset). The penalty is chosen on the validation part's Brier score from `ALPHA_GRID`; if no
 penalty beats the mixture alone there, there is no residual.
 """
 
@@ -20,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trouter.routers.linear import ALPHA_GRID as LINEAR_GRID
-from trouter.routers.linear import MAX_ITER, Design
+from trouter.routers.linear import Design, fit_logistic
 from trouter.routers.trouter.network import NumpyOps
 
 if TYPE_CHECKING:
@@ -36,55 +35,10 @@ ALPHA_GRID = (1e-1, 3e-2, *LINEAR_GRID)
 __all__ = [
     "ALPHA_GRID",
     "choose_alpha",
-    "fit_offset_logistic",
     "fit_residual",
     "residual_inputs",
     "residual_quality",
 ]
-
-
-def fit_offset_logistic(
-    design: Design,
-    offset: FloatMatrix,
-    y: FloatMatrix,
-    alpha: float,
-    start: Coefficients | None = None,
-) -> Coefficients:
-    """(weights [d, m], intercepts [m]) minimising mean BCE(sigmoid(offset + x w + b), y) +
-    (alpha / 2) |w|^2, per model (soft targets; the intercepts are not penalised)."""
-    from scipy.optimize import minimize
-
-    n, d = design.centred.shape
-    m = y.shape[1]
-    scale = 1.0 / np.sqrt(design.eigvals / 4.0 + alpha)
-    precond = design.eigvecs * scale
-    z_in = design.centred @ precond
-    penalty = scale**2
-    if start is None:
-        u0, b0 = np.zeros((d, m)), np.zeros(m)
-    else:
-        u0 = design.eigvecs.T @ start[0] / scale[:, None]
-        b0 = start[1] + design.mean @ start[0]
-
-    def loss_and_grad(theta: FloatMatrix) -> tuple[float, FloatMatrix]:
-        u, b = theta[: d * m].reshape(d, m), theta[d * m :]
-        z = offset + z_in @ u + b
-        residual = (NumpyOps.sigmoid(z) - y) / n
-        weighted = penalty[:, None] * u
-        value = float((np.logaddexp(0.0, z) - y * z).sum() / n + 0.5 * alpha * np.sum(u * weighted))
-        grad_u = z_in.T @ residual + alpha * weighted
-        return value, np.concatenate([grad_u.ravel(), residual.sum(axis=0)])
-
-    result = minimize(
-        loss_and_grad,
-        np.concatenate([u0.ravel(), b0]),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": MAX_ITER, "gtol": 1e-6},
-    )
-    theta = np.asarray(result.x, dtype=np.float64)
-    w = precond @ theta[: d * m].reshape(d, m)
-    return w, theta[d * m :] - design.mean @ w
 
 
 def residual_inputs(x: FloatMatrix, f: FloatMatrix) -> FloatMatrix:
@@ -115,7 +69,7 @@ def choose_alpha(
     best_error = errors["none"]
     previous: Coefficients | None = None
     for alpha in ALPHA_GRID:  # strongest first, each fit warm-started from the previous
-        previous = fit_offset_logistic(design, offset, y_train, alpha, start=previous)
+        previous = fit_logistic(design, y_train, alpha, start=previous, offset=offset)
         error = float(np.mean((residual_quality(mixture_val, z_val, previous) - y_val) ** 2))
         errors[str(alpha)] = error
         if error < best_error - 1e-9:
@@ -158,5 +112,5 @@ def fit_residual(
         full, mixture_full = refit
         z_full = residual_inputs(full.x, full.f)
         offset = NumpyOps.logit(mixture_full())
-        coef = fit_offset_logistic(Design(z_full), offset, full.y, alpha, start=coef)
+        coef = fit_logistic(Design(z_full), full.y, alpha, start=coef, offset=offset)
     return coef, check
