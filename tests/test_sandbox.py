@@ -82,6 +82,7 @@ def test_cpu_time_limit_stops_a_busy_loop_before_the_wall_clock():
     result = run("while True:\n    pass", limits=SandboxLimits(cpu_s=1, wall_s=30.0))
     assert result.passed == 0 and not result.timed_out
     assert result.exit_code == -9  # SIGKILL from the kernel at RLIMIT_CPU
+    assert result.error == "CPU-time limit of 1s reached (killed)"
     assert time.monotonic() - started < 10.0
 
 

@@ -198,6 +198,10 @@ def _result(
         error = f"the sandbox could not be set up: {v.setup.get('error')}"
     elif timed_out:
         error = f"wall-clock limit of {limits.wall_s:g}s reached"
+    elif v.done is None and exit_code == -signal.SIGKILL:
+        # Nothing else here sends SIGKILL before the deadline: the kernel does at RLIMIT_CPU
+        # (soft = hard, since the worker is pid 1 of its namespace and ignores SIGXCPU).
+        error = f"CPU-time limit of {limits.cpu_s}s reached (killed)"
     elif v.done is None:
         error = f"the code ended the run early (exit {exit_code})"
     isolation = v.setup.get("isolation", []) if v.setup else []
