@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from trouter.routers.linear import ALPHA_GRID as LINEAR_GRID
 from trouter.routers.linear import Design, fit_logistic
-from trouter.routers.trouter.network import NumpyOps
+from trouter.routers.trouter.network import NumpyOps, forward
 
 if TYPE_CHECKING:
     from trouter.data.dataset import RoutingDataset
@@ -35,9 +35,11 @@ ALPHA_GRID = (1e-1, 3e-2, *LINEAR_GRID)
 __all__ = [
     "ALPHA_GRID",
     "choose_alpha",
+    "ensemble_quality",
     "fit_residual",
     "residual_inputs",
     "residual_quality",
+    "routes_better",
 ]
 
 
@@ -93,19 +95,12 @@ def fit_residual(
     the validation part's dataset (true scores and costs). With `refit` (all the data, and the
     mixture refitted on it), the kept residual is refitted there with the chosen penalty.
     """
-    from trouter.eval import metrics
-
     z_train, z_val = residual_inputs(train.x, train.f), residual_inputs(val.x, val.f)
     alpha, errors, coef = choose_alpha(z_train, mixture_train, train.y, z_val, mixture_val, val.y)
     check: dict[str, Any] = {"kind": "linear", "alpha": alpha, "alpha_errors": errors}
     if alpha is None or coef is None:
         return None, {**check, "kept": False}
-    S, C = np.asarray(data.scores), np.asarray(data.costs)
-    with_, without = (
-        metrics.aiq(metrics.curve(quality, C, S, C), S, C)
-        for quality in (residual_quality(mixture_val, z_val, coef), mixture_val)
-    )
-    check.update(val_aiq_with=with_, val_aiq_without=without, kept=bool(with_ > without))
+    check.update(routes_better(residual_quality(mixture_val, z_val, coef), mixture_val, data))
     if not check["kept"]:
         return None, check
     if refit is not None:
@@ -114,3 +109,28 @@ def fit_residual(
         offset = NumpyOps.logit(mixture_full())
         coef = fit_logistic(Design(z_full), full.y, alpha, start=coef, offset=offset)
     return coef, check
+
+
+def routes_better(
+    with_residual: FloatMatrix, without: FloatMatrix, data: RoutingDataset
+) -> dict[str, Any]:
+    """Does the residual route better on a validation part? AIQ of both quality estimates, each
+    with the true costs, so only the quality estimates differ: a lower Brier score alone does not
+    guarantee better routing (a weak per-query signal reshuffles close calls between models)."""
+    from trouter.eval import metrics
+
+    S, C = np.asarray(data.scores), np.asarray(data.costs)
+    with_, without_ = (
+        metrics.aiq(metrics.curve(quality, C, S, C), S, C) for quality in (with_residual, without)
+    )
+    return {"val_aiq_with": with_, "val_aiq_without": without_, "kept": bool(with_ > without_)}
+
+
+def ensemble_quality(
+    fixed: dict[str, FloatMatrix], members: list[dict[str, FloatMatrix]], part: Part
+) -> FloatMatrix:
+    """The members' averaged quality on a part, each with its MLP residual if it has one."""
+    outs = [
+        forward({**fixed, **m}, part.x, part.f, NumpyOps, residual="R1" in m)[1] for m in members
+    ]
+    return np.asarray(np.mean(outs, axis=0))

@@ -63,7 +63,13 @@ from trouter.routers.trouter.network import (
     initial_parameters,
     parameter_shapes,
 )
-from trouter.routers.trouter.residual import fit_residual, residual_inputs, residual_quality
+from trouter.routers.trouter.residual import (
+    ensemble_quality,
+    fit_residual,
+    residual_inputs,
+    residual_quality,
+    routes_better,
+)
 from trouter.routers.trouter.structure import TaskStructure, latent_structure
 from trouter.routers.trouter.training import Part, Settings, fit_in_stages, without_residual
 from trouter.routers.trouter.views import embed_view, leaf_view, log_length
@@ -270,7 +276,11 @@ class TRouter(Router):
                 val_members.append({k: np.asarray(v, np.float64) for k, v in trained.items()})
         residual_check = None
         if val_part is not None and fold.val is not None and any("R1" in m for m in val_members):
-            residual_check = self._judge_residual(val_members, val_part, fold.val)
+            residual_check = routes_better(
+                ensemble_quality(self._fixed(), val_members, val_part),
+                self._mixture(val_members, val_part),
+                fold.val,
+            )
             if not residual_check["kept"]:
                 self.members_ = [without_residual(m) for m in self.members_]
         linear = self.residual and self.residual_hidden == 0
@@ -295,13 +305,7 @@ class TRouter(Router):
 
     def _mixture(self, members: list[dict[str, FloatMatrix]], data: Part) -> FloatMatrix:
         """The members' averaged task-type mixture quality (no residual) on a part."""
-        outs = [
-            forward(
-                {**self._fixed(), **without_residual(m)}, data.x, data.f, NumpyOps, residual=False
-            )[1]
-            for m in members
-        ]
-        return np.asarray(np.mean(outs, axis=0))
+        return ensemble_quality(self._fixed(), [without_residual(m) for m in members], data)
 
     def _fit_linear_residual(
         self,
@@ -327,38 +331,6 @@ class TRouter(Router):
         if coef is not None:
             self.residual_coef_, self.residual_intercept_ = coef
         return check
-
-    def _judge_residual(
-        self, members: list[dict[str, FloatMatrix]], val: Part, data: RoutingDataset
-    ) -> dict[str, Any]:
-        """Keep the residual only if it routes better on the validation part (AIQ, true costs).
-
-        A lower Brier score does not guarantee better routing: a weak per-query signal reshuffles
-        close calls between models. Both variants are judged with the same (true) costs, so only
-        the quality estimates differ.
-        """
-        from trouter.eval import metrics
-
-        def quality(ms: list[dict[str, FloatMatrix]]) -> FloatMatrix:
-            outs = [
-                forward({**self._fixed(), **m}, val.x, val.f, NumpyOps, residual="R1" in m)[1]
-                for m in ms
-            ]
-            return np.asarray(np.mean(outs, axis=0))
-
-        S, C = np.asarray(data.scores), np.asarray(data.costs)
-        score = {
-            name: metrics.aiq(metrics.curve(quality(ms), C, S, C), S, C)
-            for name, ms in (
-                ("with", members),
-                ("without", [without_residual(m) for m in members]),
-            )
-        }
-        return {
-            "val_aiq_with": score["with"],
-            "val_aiq_without": score["without"],
-            "kept": bool(score["with"] > score["without"]),
-        }
 
     def _fixed(self) -> dict[str, FloatMatrix]:
         return {"E": self.leaf_vectors_, "P": self.path_matrix_}
