@@ -128,6 +128,10 @@ def render(jobs: list[Job], args: argparse.Namespace, log: dict[str, Any]) -> st
     out = [
         "# Results: baselines on the shared routing data",
         "",
+        "TRouter and the paper-faithful TRouter, run against these same baselines on the same "
+        "folds (identical baseline figures), the ablation and the analysis of where each "
+        "remaining gap lies: [RESULTS-trouter.md](RESULTS-trouter.md).",
+        "",
         f"- date: {date} · seed {first.seed} · encoder "
         f"`{first.encoder}` ({first.encoder_id}) · machine: {platform.machine()}, "
         f"{os.cpu_count()} CPU cores (shared with other jobs while this ran)",
