@@ -14,8 +14,9 @@ vectors (the encoder's embedding of each leaf's text), P [T, N] leaf-to-path inc
 
 `residual` here is the optional one-hidden-layer MLP (`residual_hidden` > 0) whose output layer
 starts at zero, so training starts from the pure mixture; TRouter's default linear residual is
-fitted outside the network on the ensemble's mixture (see `residual`). The node offsets Nq / Nc (hierarchical decoders) start at zero and carry an L2
-penalty in the loss, so a leaf's decoder is its parent's plus a small, data-paid-for delta.
+fitted outside the network on the ensemble's mixture (see `residual`). The node offsets Nq / Nc
+(hierarchical decoders) start at zero and carry an L2 penalty in the loss, so a leaf's decoder
+is its parent's plus a small, data-paid-for delta.
 
 Routing runs the numpy backend on float64 copies of the weights, so a loaded router never
 imports torch and a single query costs a few small matrix products.

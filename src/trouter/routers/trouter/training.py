@@ -236,7 +236,7 @@ def fit_in_stages(
             init, fixed, full, plain, seed, epochs=default_epochs, trainable=mixture
         ).params
         info.update(mixture_epochs=default_epochs, residual_epochs=0, epochs=default_epochs)
-        return _without_residual(params), info, None
+        return without_residual(params), info, None
     first = run_training(init, fixed, train, plain, seed, val=val, trainable=mixture)
     info.update(mixture_epochs=first.epochs, mixture_val_error=first.val_error)
     params, residual_epochs, val_error = first.params, 0, first.val_error
@@ -245,7 +245,7 @@ def fit_in_stages(
         params, residual_epochs, val_error = second.params, second.epochs, second.val_error
     info.update(residual_epochs=residual_epochs, val_error=val_error)
     info["epochs"] = first.epochs + residual_epochs
-    trained = params if residual_epochs else _without_residual(params)
+    trained = params if residual_epochs else without_residual(params)
     if carved:
         params = run_training(
             init, fixed, full, plain, seed, epochs=first.epochs, trainable=mixture
@@ -254,15 +254,11 @@ def fit_in_stages(
             params = run_training(
                 params, fixed, full, settings, seed + 1, epochs=residual_epochs, trainable=RESIDUAL
             ).params
-    return params if residual_epochs else _without_residual(params), info, trained
+    return params if residual_epochs else without_residual(params), info, trained
 
 
 def without_residual(params: Arrays) -> Arrays:
-    """The weights with the residual removed (the pure task-type mixture)."""
-    return _without_residual(params)
-
-
-def _without_residual(params: Arrays) -> Arrays:
+    """The weights with the MLP residual removed (the pure task-type mixture)."""
     return {k: v for k, v in params.items() if k not in RESIDUAL}
 
 
