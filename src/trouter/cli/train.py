@@ -326,6 +326,12 @@ def quickstart_command(
     write_markdown(result, bench_dir)
     plot = plot_result(result, bench_dir)
     console.print(rich_table(result))
+    console.print(
+        "[dim]This is the data's shipped test split, which is not distributed "
+        "like its training split: e.g. its 'mmlu' rows are reading passages in train and short "
+        "questions in test. benchmarks/RESULTS-trouter.md compares every router on seeded "
+        "resplits of this data and on two more datasets.[/]"
+    )
 
     router_dir = out / "router"
     with console.status("[bold]3/3[/] training TRouter on all the bundled data"):
