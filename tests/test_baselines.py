@@ -16,13 +16,7 @@ ENCODER = "hashing:256"
 LEARNED = ("knn", "linear", "mlp", "mf")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
