@@ -1,4 +1,4 @@
-"""TRouter's linear residual: an L2 logistic regression on the query with the mixture as offset.
+"""TRouter's linear residuals: L2 logistic regressions on the query with the mixture as offset.
 
     quality = sigmoid(logit(mixture) + [x, f] . w_m + b_m)
 
@@ -6,13 +6,20 @@ The task-type mixture gives every query of a task type the same estimate; this r
 within-type, per-query signal a per-model logistic regression on the embedding finds (the
 `linear` baseline), as a correction of the mixture rather than a replacement. It is fitted after
 the ensemble's mixture, on the ensemble's averaged mixture, by the `linear` baseline's own solver
-(`trouter.routers.linear.fit_logistic`, with the mixture's logit as a fixed offset). The penalty is chosen on the validation part's Brier score from `ALPHA_GRID`; if no
-penalty beats the mixture alone there, there is no residual.
+(`trouter.routers.linear.fit_logistic`, with the mixture's logit as a fixed offset). The penalty
+is chosen on the validation part's Brier score from `ALPHA_GRID`; if no penalty beats the mixture
+alone there, or the correction does not route better there, there is no residual.
+
+The `question` view adds a second correction of the same kind, on top of the first and only for
+the queries a question was cut from (see `views`): its inputs are the question's embedding
+centred on its task types' mean question, so that it tells queries of one type apart and leaves
+the type's level, and every other query, as they were.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +41,8 @@ ALPHA_GRID = (1e-1, 3e-2, *LINEAR_GRID)
 
 __all__ = [
     "ALPHA_GRID",
+    "Fitted",
+    "Inputs",
     "choose_alpha",
     "ensemble_quality",
     "fit_residual",
@@ -54,61 +63,86 @@ def residual_quality(mixture: FloatMatrix, z: FloatMatrix, coef: Coefficients) -
     return out
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What one linear correction is fitted on or applied to: `base` [n, M], the quality it
+    corrects, on every query; `rows` [n], the queries it applies to; `z` [rows, e], its inputs on
+    those rows; `y` [n, M], the true scores (for fitting)."""
+
+    z: FloatMatrix
+    base: FloatMatrix
+    y: FloatMatrix
+    rows: npt.NDArray[np.bool_]
+
+    @classmethod
+    def every_row(cls, z: FloatMatrix, base: FloatMatrix, y: FloatMatrix) -> Inputs:
+        return cls(z, base, y, np.ones(len(base), dtype=bool))
+
+    def corrected(self, coef: Coefficients) -> FloatMatrix:
+        """`base` with the correction applied on `rows`."""
+        out = self.base.copy()
+        out[self.rows] = residual_quality(self.base[self.rows], self.z, coef)
+        return out
+
+
 def choose_alpha(
-    z_train: FloatMatrix,
-    mixture_train: FloatMatrix,
-    y_train: FloatMatrix,
-    z_val: FloatMatrix,
-    mixture_val: FloatMatrix,
-    y_val: FloatMatrix,
+    train: Inputs, val: Inputs
 ) -> tuple[float | None, dict[str, Any], Coefficients | None]:
-    """(the penalty with the lowest validation Brier, or None if the mixture alone is better;
-    every candidate's error; the chosen fit on the training part)."""
-    design = Design(z_train)
-    offset = NumpyOps.logit(mixture_train)
-    errors = {"none": float(np.mean((mixture_val - y_val) ** 2))}
+    """(the penalty with the lowest validation Brier, or None if the uncorrected quality is
+    better; every candidate's error; the chosen fit on the training part)."""
+    design = Design(train.z)
+    offset = NumpyOps.logit(train.base[train.rows])
+    y_train, base_val, y_val = train.y[train.rows], val.base[val.rows], val.y[val.rows]
+    errors = {"none": float(np.mean((base_val - y_val) ** 2))}
     best: tuple[float | None, Coefficients | None] = (None, None)
     best_error = errors["none"]
     previous: Coefficients | None = None
     for alpha in ALPHA_GRID:  # strongest first, each fit warm-started from the previous
         previous = fit_logistic(design, y_train, alpha, start=previous, offset=offset)
-        error = float(np.mean((residual_quality(mixture_val, z_val, previous) - y_val) ** 2))
+        error = float(np.mean((residual_quality(base_val, val.z, previous) - y_val) ** 2))
         errors[str(alpha)] = error
         if error < best_error - 1e-9:
             best, best_error = (alpha, previous), error
     return best[0], errors, best[1]
 
 
-def fit_residual(
-    train: Part,
-    val: Part,
-    mixture_train: FloatMatrix,
-    mixture_val: FloatMatrix,
-    data: RoutingDataset,
-    refit: tuple[Part, Callable[[], FloatMatrix]] | None = None,
-) -> tuple[Coefficients | None, dict[str, Any]]:
-    """(the residual's coefficients or None, what was decided) for a mixture fitted on `train`.
+@dataclass(frozen=True)
+class Fitted:
+    """A correction's outcome: the coefficients to use (None: not kept), those fitted on the
+    training part only (to build on before a refit), and what was decided."""
 
-    Kept only if a penalty beats the mixture's validation Brier score and the corrected
+    coef: Coefficients | None
+    coef_on_train: Coefficients | None
+    check: dict[str, Any]
+
+
+def fit_residual(
+    train: Inputs,
+    val: Inputs,
+    data: RoutingDataset,
+    refit: Callable[[], Inputs] | None = None,
+) -> Fitted:
+    """Fit a linear correction of a quality estimate on `train`, judged on `val`.
+
+    Kept only if a penalty beats the uncorrected validation Brier score and the corrected
     estimates also route better on `val` (AIQ with the true costs, so that only the quality
     estimates differ): a lower Brier score alone does not guarantee better routing. `data` is
-    the validation part's dataset (true scores and costs). With `refit` (all the data, and the
-    mixture refitted on it), the kept residual is refitted there with the chosen penalty.
+    the validation part's dataset (true scores and costs). With `refit` (the inputs on all the
+    data, the base refitted there), a kept correction is refitted with the chosen penalty.
     """
-    z_train, z_val = residual_inputs(train.x, train.f), residual_inputs(val.x, val.f)
-    alpha, errors, coef = choose_alpha(z_train, mixture_train, train.y, z_val, mixture_val, val.y)
+    alpha, errors, coef = choose_alpha(train, val)
     check: dict[str, Any] = {"kind": "linear", "alpha": alpha, "alpha_errors": errors}
     if alpha is None or coef is None:
-        return None, {**check, "kept": False}
-    check.update(routes_better(residual_quality(mixture_val, z_val, coef), mixture_val, data))
+        return Fitted(None, None, {**check, "kept": False})
+    check.update(routes_better(val.corrected(coef), val.base, data))
     if not check["kept"]:
-        return None, check
+        return Fitted(None, None, check)
+    final = coef
     if refit is not None:
-        full, mixture_full = refit
-        z_full = residual_inputs(full.x, full.f)
-        offset = NumpyOps.logit(mixture_full())
-        coef = fit_logistic(Design(z_full), full.y, alpha, start=coef, offset=offset)
-    return coef, check
+        full = refit()
+        offset = NumpyOps.logit(full.base[full.rows])
+        final = fit_logistic(Design(full.z), full.y[full.rows], alpha, start=coef, offset=offset)
+    return Fitted(final, coef, check)
 
 
 def routes_better(

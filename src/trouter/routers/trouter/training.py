@@ -38,8 +38,9 @@ RESIDUAL = frozenset({"R1", "r1", "R2", "r2", "V"})
 class Part:
     """The arrays of one set of queries: inputs, targets and the task prior."""
 
-    x: FloatMatrix  # [n, d]
+    x: FloatMatrix  # [n, d] the network's input
     f: FloatMatrix  # [n, k]
+    extra: FloatMatrix  # [n, e] what only the residual reads (e = 0: nothing)
     y: FloatMatrix  # [n, M] scores in [0, 1]
     cost: FloatMatrix | None  # [n, M'] the cost head's targets (None: cost is not in the network)
     prior: FloatMatrix  # [n, T]

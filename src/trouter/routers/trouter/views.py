@@ -1,22 +1,115 @@
-"""What TRouter reads of a query: its embedding (whole, or head and tail) and its length.
+"""What TRouter reads of a query: its embedding (whole, plus a second view) and its length.
 
-An encoder reads at most its window (256 word pieces for MiniLM). Long prompts often put
-few-shot examples first and the question last, so with `text_view="head+tail"` a prompt longer
-than `tail_chars` gets a second embedding of its last `tail_chars` characters, concatenated to
-the first (short queries repeat their one embedding). Leaf texts are short: both halves agree.
+An encoder reads at most its window (256 word pieces for MiniLM). Benchmark prompts and templated
+traffic often open with the same few-shot examples or instructions and close with the same answer
+format, so every query of a task embeds alike and the question itself is never read. Two views
+add a second embedding, concatenated to the first:
+
+- `question`: the query with its boilerplate removed: the longest prefix and suffix, cut at line
+  ends, that it shares with other training queries (`Boilerplate`, learned at fit time and saved
+  with the router); zeros for a query without boilerplate (no extra encoding).
+- `head+tail`: the last `tail_chars` characters of a prompt longer than that.
+
+Leaf texts are short and carry no boilerplate: both halves agree.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
 
 from trouter.encode import Embeddings, Encoder
 
-TEXT_VIEWS = ("full", "head+tail")
+TEXT_VIEWS = ("full", "question", "head+tail")
 FloatMatrix = npt.NDArray[np.float64]
+
+
+def common_prefix_length(a: str, b: str) -> int:
+    """Length of the longest common prefix of two strings (binary search on C-level compares)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _line_cut(text: str, n: int) -> int:
+    """The longest prefix of `text[:n]` that ends a line (0 if none)."""
+    return text.rfind("\n", 0, n) + 1
+
+
+@dataclass(frozen=True)
+class Boilerplate:
+    """Prefixes and suffixes shared by several training queries, and how to strip them.
+
+    Learned from the training queries sorted as strings (and as reversed strings, for
+    suffixes): each neighbour pair's common prefix, cut back to a line end, is a candidate; one
+    at least `min_chars` long and shared by at least `min_share` of the queries (and 2 pairs)
+    is boilerplate, not a coincidence (two questions with the same last option). A query loses
+    the longest known prefix and suffix it carries, never all of its text.
+    """
+
+    prefixes: tuple[str, ...] = ()
+    suffixes: tuple[str, ...] = ()  # stored reversed
+
+    @classmethod
+    def learn(
+        cls,
+        queries: Sequence[str],
+        min_chars: int = 64,
+        min_share: float = 0.005,
+        limit: int = 256,
+    ) -> Boilerplate:
+        distinct = sorted(set(queries))
+        min_pairs = max(2, math.ceil(min_share * len(distinct)))
+        flipped = sorted(q[::-1] for q in distinct)
+        return cls(
+            _shared_starts(distinct, min_chars, min_pairs, limit),
+            _shared_starts(flipped, min_chars, min_pairs, limit),
+        )
+
+    def strip(self, query: str) -> str:
+        """The query without its boilerplate (the query itself if nothing else would be left)."""
+        head = _longest_start(query, self.prefixes)
+        tail = _longest_start(query[::-1], self.suffixes)
+        core = query[head : len(query) - tail]
+        return core if core.strip() else query
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {"prefixes": list(self.prefixes), "suffixes": list(self.suffixes)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[str]]) -> Boilerplate:
+        return cls(tuple(data.get("prefixes", ())), tuple(data.get("suffixes", ())))
+
+
+def _shared_starts(
+    ordered: list[str], min_chars: int, min_pairs: int, limit: int
+) -> tuple[str, ...]:
+    counts: Counter[str] = Counter()
+    for a, b in pairwise(ordered):
+        cut = _line_cut(a, common_prefix_length(a, b))
+        if cut >= min_chars:
+            counts[a[:cut]] += 1
+    kept = [s for s, c in counts.most_common(limit) if c >= min_pairs]
+    return tuple(sorted(kept, key=len, reverse=True))
+
+
+def _longest_start(text: str, starts: tuple[str, ...]) -> int:
+    """Length of the longest of `starts` (sorted longest first) that `text` begins with."""
+    for s in starts:
+        if len(s) < len(text) and text.startswith(s):
+            return len(s)
+    return 0
 
 
 def tail_text(query: str, chars: int) -> str:
@@ -28,24 +121,55 @@ def tail_text(query: str, chars: int) -> str:
     return tail[cut + 1 :] if 0 <= cut < chars // 4 else tail
 
 
-def embed_view(encoder: Encoder, queries: list[str], view: str, tail_chars: int) -> Embeddings:
-    """Unit-length query vectors [n, d] ("full") or [n, 2d] ("head+tail")."""
+def embed_view(
+    encoder: Encoder,
+    queries: list[str],
+    view: str,
+    tail_chars: int,
+    boilerplate: Boilerplate | None = None,
+) -> Embeddings:
+    """Query vectors [n, d] (`full`) or [n, 2d] (the other views; see the module docstring)."""
     head = encoder.encode(queries)
     if view == "full":
         return head
-    tails = [tail_text(q, tail_chars) for q in queries]
-    tail = head.copy()
-    longer = [i for i, (q, t) in enumerate(zip(queries, tails, strict=True)) if t != q]
-    if longer:
-        tail[longer] = encoder.encode([tails[i] for i in longer])
+    if view == "question":
+        seconds = [(boilerplate or Boilerplate()).strip(q) for q in queries]
+    else:
+        seconds = [tail_text(q, tail_chars) for q in queries]
+    changed = [i for i, (q, s) in enumerate(zip(queries, seconds, strict=True)) if s != q]
+    # `question`: zeros where there was no boilerplate (the residual's question weights then
+    # act only where a question was cut out); `head+tail`: the head again.
+    second = np.zeros_like(head) if view == "question" else head.copy()
+    if changed:
+        second[changed] = encoder.encode([seconds[i] for i in changed])
+    if view == "question":
+        return np.concatenate([head, second], axis=1).astype(np.float32)
     # Each half is unit-length, so the concatenation divided by sqrt(2) is too.
-    return (np.concatenate([head, tail], axis=1) / np.sqrt(2.0)).astype(np.float32)
+    return (np.concatenate([head, second], axis=1) / np.sqrt(2.0)).astype(np.float32)
+
+
+def split_view(xs: FloatMatrix, view: str) -> tuple[FloatMatrix, FloatMatrix]:
+    """(what the task-type network reads, what only the residual reads) of embedded queries.
+
+    The `question` view's boilerplate-free half goes to the residual alone: the task type is
+    best told by the whole prompt, the per-query correction by the question. `head+tail` feeds
+    both halves to the network.
+    """
+    if view != "question":
+        return xs, xs[:, :0]
+    d = xs.shape[1] // 2
+    return xs[:, :d], xs[:, d:]
+
+
+def has_question(extra: FloatMatrix) -> npt.NDArray[np.bool_]:
+    """Which rows of the `question` view's second half hold a question (the rest are zeros)."""
+    return np.asarray(np.any(extra != 0, axis=1))
 
 
 def leaf_view(encoder: Encoder, texts: list[str], view: str) -> FloatMatrix:
-    """Leaf-text vectors in the same layout as the queries'."""
+    """Leaf-text vectors in the layout of the network's query input."""
     e = np.asarray(encoder.encode(texts), dtype=np.float64)
-    return np.concatenate([e, e], axis=1) / np.sqrt(2.0) if view != "full" else e
+    return np.concatenate([e, e], axis=1) / np.sqrt(2.0) if view == "head+tail" else e
 
 
 def log_length(queries: Sequence[str]) -> FloatMatrix:

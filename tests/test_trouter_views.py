@@ -1,0 +1,89 @@
+"""TRouter's query views: boilerplate shared by training prompts is learned and cut away, so the
+question itself is read (few-shot benchmark prompts embed alike otherwise)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from factories import TOY_MODELS
+from trouter.data.dataset import RoutingDataset
+from trouter.routers.registry import load_router
+from trouter.routers.trouter import TRouter
+from trouter.routers.trouter.views import Boilerplate, common_prefix_length
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+FEW_SHOT = "Answer like the examples below.\n\n" + "Q: what is two plus two?\nA: 4\n\n" * 8
+FORMAT = "\nReply with the answer only, no explanation, no working, no units. Answer:"
+
+
+def _templated(questions: list[str]) -> list[str]:
+    return [FEW_SHOT + q + FORMAT for q in questions]
+
+
+def test_common_prefix_length():
+    assert common_prefix_length("abcdef", "abcxyz") == 3
+    assert common_prefix_length("abc", "abc") == 3
+    assert common_prefix_length("", "abc") == 0
+
+
+def test_boilerplate_is_the_prefix_and_suffix_many_training_queries_share():
+    questions = [f"Q: how many legs do {i} spiders have?" for i in range(40)]
+    plain = [f"translate 'good morning number {i}' into French" for i in range(40)]
+    boilerplate = Boilerplate.learn(_templated(questions) + plain)
+    assert boilerplate.prefixes == (FEW_SHOT,)
+    assert [s[::-1] for s in boilerplate.suffixes] == [FORMAT]
+    assert boilerplate.strip(_templated(["Q: is a whale a fish?"])[0]) == "Q: is a whale a fish?"
+    assert boilerplate.strip(plain[0]) == plain[0]  # nothing shared: untouched
+    assert boilerplate.strip(FEW_SHOT + FORMAT) == FEW_SHOT + FORMAT  # never all of the text
+
+
+def test_a_line_two_queries_share_by_chance_is_not_boilerplate():
+    shared = "This long first line happens to open two of the queries, and no others at all.\n"
+    queries = [f"question {i}: " + "words " * 20 for i in range(300)]
+    queries += [shared + "first ending", shared + "second ending"]
+    assert not Boilerplate.learn(queries).prefixes
+
+
+def _few_shot_task(n: int = 200) -> RoutingDataset:
+    """One few-shot task; the small model fails exactly the questions that say 'tricky'."""
+    rng = np.random.default_rng(0)
+    questions, scores = [], []
+    for i in range(n):
+        tricky = i % 2 == 0
+        words = rng.choice(["apple", "river", "stone", "cloud", "paper"], size=5).tolist()
+        questions.append(" ".join(["Q:", *words, "tricky" if tricky else "plain", f"n{i}?"]))
+        scores.append([0.0 if tricky else 1.0, 1.0, 1.0])
+    return RoutingDataset.from_matrices(
+        query_ids=[f"q{i}" for i in range(n)],
+        queries=_templated(questions),
+        models=TOY_MODELS,
+        scores=np.asarray(scores),
+        costs=np.tile([0.001, 0.01, 0.1], (n, 1)),
+        tasks=["quiz"] * n,
+    )
+
+
+def test_the_question_view_reads_past_the_few_shot_prefix_and_is_saved(tmp_path):
+    data = _few_shot_task()
+    train, test = data.subset(data.query_ids[:160]), data.subset(data.query_ids[160:])
+    # The question residual alone (no residual on the whole prompt) reads the question.
+    router = TRouter(encoder="hashing:256", residual=False, ensemble=1).fit(train)
+    assert router.text_view == "question"  # the default
+    assert router.boilerplate_["prefixes"] == [FEW_SHOT]
+    assert router.training_["residual_check"]["question"]["kept"]
+    x = router._embed(test.queries[:1] + ["a query without any boilerplate"])
+    assert x.shape == (2, 512)
+    assert np.linalg.norm(x[0, 256:]) > 0.99 and not np.any(x[1, 256:])  # no question cut out
+    tricky = np.asarray(["tricky" in q for q in test.queries])
+    small = router.predict(test.queries).quality[:, 0]
+    assert small[tricky].mean() < 0.3 < 0.7 < small[~tricky].mean()
+    full = TRouter(encoder="hashing:256", residual=False, ensemble=1, text_view="full").fit(train)
+    flat = full.predict(test.queries).quality[:, 0]
+    assert abs(flat[tricky].mean() - flat[~tricky].mean()) < 0.1
+    router.save(tmp_path / "r")
+    loaded = load_router(tmp_path / "r")
+    np.testing.assert_array_equal(
+        loaded.predict(test.queries).quality, router.predict(test.queries).quality
+    )
