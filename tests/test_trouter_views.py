@@ -33,7 +33,7 @@ def test_boilerplate_is_the_prefix_and_suffix_many_training_queries_share():
     plain = [f"translate 'good morning number {i}' into French" for i in range(40)]
     boilerplate = Boilerplate.learn(_templated(questions) + plain)
     assert boilerplate.prefixes == (FEW_SHOT,)
-    assert [s[::-1] for s in boilerplate.suffixes] == [FORMAT]
+    assert boilerplate.suffixes == (FORMAT,)
     assert boilerplate.strip(_templated(["Q: is a whale a fish?"])[0]) == "Q: is a whale a fish?"
     assert boilerplate.strip(plain[0]) == plain[0]  # nothing shared: untouched
     assert boilerplate.strip(FEW_SHOT + FORMAT) == FEW_SHOT + FORMAT  # never all of the text

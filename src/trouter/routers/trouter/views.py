@@ -55,11 +55,12 @@ class Boilerplate:
     suffixes): each neighbour pair's common prefix, cut back to a line end, is a candidate; one
     at least `min_chars` long and shared by at least `min_share` of the queries (and 2 pairs)
     is boilerplate, not a coincidence (two questions with the same last option). A query loses
-    the longest known prefix and suffix it carries, never all of its text.
+    the longest known prefix and suffix it carries (both kept longest first), never all of its
+    text.
     """
 
     prefixes: tuple[str, ...] = ()
-    suffixes: tuple[str, ...] = ()  # stored reversed
+    suffixes: tuple[str, ...] = ()
 
     @classmethod
     def learn(
@@ -72,17 +73,20 @@ class Boilerplate:
         distinct = sorted(set(queries))
         min_pairs = max(2, math.ceil(min_share * len(distinct)))
         flipped = sorted(q[::-1] for q in distinct)
+        ends = _shared_starts(flipped, min_chars, min_pairs, limit)
         return cls(
-            _shared_starts(distinct, min_chars, min_pairs, limit),
-            _shared_starts(flipped, min_chars, min_pairs, limit),
+            _shared_starts(distinct, min_chars, min_pairs, limit), tuple(s[::-1] for s in ends)
         )
 
     def strip(self, query: str) -> str:
         """The query without its boilerplate (the query itself if nothing else would be left)."""
-        head = _longest_start(query, self.prefixes)
-        tail = _longest_start(query[::-1], self.suffixes)
+        head = next((len(p) for p in self.prefixes if query.startswith(p)), 0)
+        tail = next((len(s) for s in self.suffixes if query.endswith(s)), 0)
         core = query[head : len(query) - tail]
         return core if core.strip() else query
+
+    def __bool__(self) -> bool:
+        return bool(self.prefixes or self.suffixes)
 
     def to_dict(self) -> dict[str, list[str]]:
         return {"prefixes": list(self.prefixes), "suffixes": list(self.suffixes)}
@@ -102,14 +106,6 @@ def _shared_starts(
             counts[a[:cut]] += 1
     kept = [s for s, c in counts.most_common(limit) if c >= min_pairs]
     return tuple(sorted(kept, key=len, reverse=True))
-
-
-def _longest_start(text: str, starts: tuple[str, ...]) -> int:
-    """Length of the longest of `starts` (sorted longest first) that `text` begins with."""
-    for s in starts:
-        if len(s) < len(text) and text.startswith(s):
-            return len(s)
-    return 0
 
 
 def tail_text(query: str, chars: int) -> str:
@@ -133,7 +129,8 @@ def embed_view(
     if view == "full":
         return head
     if view == "question":
-        seconds = [(boilerplate or Boilerplate()).strip(q) for q in queries]
+        strip = (boilerplate or Boilerplate()).strip
+        seconds = [strip(q) for q in queries] if boilerplate else queries
     else:
         seconds = [tail_text(q, tail_chars) for q in queries]
     changed = [i for i, (q, s) in enumerate(zip(queries, seconds, strict=True)) if s != q]
