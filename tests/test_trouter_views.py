@@ -8,6 +8,7 @@ import pytest
 
 from factories import TOY_MODELS
 from trouter.data.dataset import RoutingDataset
+from trouter.encode import load_encoder
 from trouter.routers.registry import load_router
 from trouter.routers.trouter import TRouter
 from trouter.routers.trouter.views import Boilerplate, common_prefix_length
@@ -87,3 +88,30 @@ def test_the_question_view_reads_past_the_few_shot_prefix_and_is_saved(tmp_path)
     np.testing.assert_array_equal(
         loaded.predict(test.queries).quality, router.predict(test.queries).quality
     )
+
+
+class CountingEncoder:
+    """The hashing encoder, counting the texts it is asked to encode."""
+
+    def __init__(self) -> None:
+        self.inner = load_encoder("hashing:256")
+        self.id, self.spec, self.dim = self.inner.id, self.inner.spec, self.inner.dim
+        self.texts = 0
+
+    def encode(self, texts):
+        self.texts += len(texts)
+        return self.inner.encode(texts)
+
+
+@pytest.mark.parametrize(("residual", "encodings"), [(False, 2), (True, 1)])
+def test_a_question_is_encoded_only_when_its_residual_was_kept(residual, encodings):
+    data = _few_shot_task()
+    train, test = data.subset(data.query_ids[:160]), data.subset(data.query_ids[160:])
+    encoder = CountingEncoder()
+    router = TRouter(encoder=encoder, residual=residual, ensemble=1).fit(train)
+    # With the residual on the whole prompt (which the hashing encoder reads in full) the
+    # question adds nothing on validation: its correction is dropped, and so is its encoding.
+    assert router.training_["residual_check"]["question"]["kept"] is (not residual)
+    encoder.texts = 0
+    router.predict(test.queries)
+    assert encoder.texts == encodings * len(test.queries)

@@ -177,10 +177,18 @@ class TRouter(Router):
             self.boilerplate_ = Boilerplate.learn(train.queries).to_dict()
         else:
             self.__dict__.pop("boilerplate_", None)
-        return super().fit(train, val)
+        self._fitting = True
+        try:
+            return super().fit(train, val)
+        finally:
+            self._fitting = False
 
     def _embed(self, queries: Any) -> Embeddings | None:
-        boilerplate = Boilerplate.from_dict(getattr(self, "boilerplate_", {}))
+        # Once fitted, the question is encoded only if its residual was kept.
+        reads_question = getattr(self, "_fitting", False) or hasattr(self, "question_coef_")
+        boilerplate = Boilerplate.from_dict(
+            getattr(self, "boilerplate_", {}) if reads_question else {}
+        )
         return embed_view(
             self.encoder_, list(queries), self.text_view, self.tail_chars, boilerplate
         )
