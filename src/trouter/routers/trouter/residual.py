@@ -28,6 +28,8 @@ import numpy.typing as npt
 from trouter.routers.linear import ALPHA_GRID as LINEAR_GRID
 from trouter.routers.linear import Design, fit_logistic
 from trouter.routers.trouter.network import NumpyOps, forward
+from trouter.routers.trouter.training import without_residual
+from trouter.routers.trouter.views import has_question
 
 if TYPE_CHECKING:
     from trouter.data.dataset import RoutingDataset
@@ -43,12 +45,15 @@ __all__ = [
     "ALPHA_GRID",
     "Fitted",
     "Inputs",
+    "Residuals",
+    "Stage",
     "choose_alpha",
-    "ensemble_quality",
     "fit_residual",
+    "fit_residuals",
     "residual_inputs",
     "residual_quality",
     "routes_better",
+    "types_and_quality",
 ]
 
 
@@ -160,11 +165,108 @@ def routes_better(
     return {"val_aiq_with": with_, "val_aiq_without": without_, "kept": bool(with_ > without_)}
 
 
-def ensemble_quality(
-    fixed: dict[str, FloatMatrix], members: list[dict[str, FloatMatrix]], part: Part
-) -> FloatMatrix:
-    """The members' averaged quality on a part, each with its MLP residual if it has one."""
-    outs = [
-        forward({**fixed, **m}, part.x, part.f, NumpyOps, residual="R1" in m)[1] for m in members
-    ]
-    return np.asarray(np.mean(outs, axis=0))
+Members = list[dict[str, FloatMatrix]]
+
+
+def types_and_quality(
+    fixed: dict[str, FloatMatrix], members: Members, part: Part, coef: Coefficients | None = None
+) -> tuple[FloatMatrix, FloatMatrix]:
+    """(q(t|x), quality) averaged over the members on a part: each member with its MLP residual
+    if it has one, the result corrected by the linear residual `coef` if given."""
+    outs = [forward({**fixed, **m}, part.x, part.f, NumpyOps, residual="R1" in m) for m in members]
+    q, quality = np.mean([o[0] for o in outs], axis=0), np.mean([o[1] for o in outs], axis=0)
+    if coef is not None:
+        quality = residual_quality(quality, residual_inputs(part.x, part.f), coef)
+    return q, quality
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What the linear residuals are fitted on: `members` trained on `train` only (judged on
+    `val`, whose dataset `data` holds the true scores and costs) and `refitted`, the members the
+    router keeps, trained on `full` when the validation part was carved from it (else None: no
+    refit)."""
+
+    fixed: dict[str, FloatMatrix]
+    members: Members
+    refitted: Members
+    train: Part
+    val: Part
+    data: RoutingDataset
+    full: Part | None
+
+
+@dataclass(frozen=True)
+class Residuals:
+    """The linear residual and the question residual (each None when not fitted or not kept),
+    the task types' mean questions the latter is centred on, and what was decided."""
+
+    main: Fitted | None
+    question: Fitted | None
+    question_means: FloatMatrix | None
+    check: dict[str, Any]
+
+
+def fit_residuals(stage: Stage, linear: bool, question: bool) -> Residuals:
+    """Fit the linear residual on the members' mixture (`linear`), then the question residual
+    on top of it (`question`, see the module docstring)."""
+    main = fit_main_residual(stage) if linear else None
+    check = {} if main is None else dict(main.check)
+    if not question:
+        return Residuals(main, None, None, check)
+    fitted, means, check["question"] = fit_question_residual(stage, main)
+    return Residuals(main, fitted, means, check)
+
+
+def fit_main_residual(stage: Stage) -> Fitted:
+    """The linear residual on [x, log length], the mixture (no MLP residual) as offset."""
+
+    def inputs(members: Members, part: Part) -> Inputs:
+        plain = [without_residual(m) for m in members]
+        mixture = types_and_quality(stage.fixed, plain, part)[1]
+        return Inputs.every_row(residual_inputs(part.x, part.f), mixture, part.y)
+
+    full = stage.full
+    return fit_residual(
+        inputs(stage.members, stage.train),
+        inputs(stage.members, stage.val),
+        stage.data,
+        refit=None if full is None else lambda: inputs(stage.refitted, full),
+    )
+
+
+def fit_question_residual(
+    stage: Stage, main: Fitted | None
+) -> tuple[Fitted | None, FloatMatrix | None, dict[str, Any]]:
+    """(the question residual or None, the task types' mean questions, what was decided), on top
+    of the members' quality corrected by the linear residual `main` (if any)."""
+
+    def inputs(
+        members: Members, part: Part, coef: Coefficients | None, means: FloatMatrix | None = None
+    ) -> tuple[Inputs, FloatMatrix]:
+        q, base = types_and_quality(stage.fixed, members, part, coef)
+        rows = has_question(part.extra)
+        if means is None:  # each type's mean question, weighted by q(t|x)
+            w = q[rows]
+            means = (w.T @ part.extra[rows]) / np.maximum(w.sum(axis=0), 1e-9)[:, None]
+        return Inputs((part.extra - q @ means)[rows], base, part.y, rows), means
+
+    on_train = None if main is None else main.coef_on_train
+    train, means = inputs(stage.members, stage.train, on_train)
+    val, _ = inputs(stage.members, stage.val, on_train, means)
+    if train.rows.sum() < 2 or not val.rows.any():
+        why = "too few training or validation queries had boilerplate"
+        return None, None, {"kept": False, "why": why}
+    refit: Callable[[], Inputs] | None = None
+    if stage.full is not None:
+        full, final = stage.full, None if main is None else main.coef
+
+        def refit() -> Inputs:
+            nonlocal means
+            everything, means = inputs(stage.refitted, full, final)
+            return everything
+
+    fitted = fit_residual(train, val, stage.data, refit=refit)
+    if fitted.coef is None:
+        return None, None, fitted.check
+    return fitted, means, fitted.check

@@ -69,14 +69,13 @@ from trouter.routers.trouter.network import (
     parameter_shapes,
 )
 from trouter.routers.trouter.residual import (
-    Coefficients,
-    Fitted,
-    Inputs,
-    ensemble_quality,
-    fit_residual,
+    Residuals,
+    Stage,
+    fit_residuals,
     residual_inputs,
     residual_quality,
     routes_better,
+    types_and_quality,
 )
 from trouter.routers.trouter.structure import TaskStructure, latent_structure
 from trouter.routers.trouter.training import Part, Settings, fit_in_stages, without_residual
@@ -320,7 +319,7 @@ class TRouter(Router):
         residual_check = None
         if val_part is not None and fold.val is not None and any("R1" in m for m in val_members):
             residual_check = routes_better(
-                ensemble_quality(self._fixed(), val_members, val_part),
+                types_and_quality(self._fixed(), val_members, val_part)[1],
                 self._mixture(val_members, val_part),
                 fold.val,
             )
@@ -330,16 +329,21 @@ class TRouter(Router):
         linear = self.residual and self.residual_hidden == 0
         question = self.text_view == "question"
         if (linear or question) and train_part and val_part and fold.val is not None:
-            refit = full if fold.carved else None
-            main = None
+            stage = Stage(
+                self._fixed(),
+                val_members,
+                self.members_,
+                train_part,
+                val_part,
+                fold.val,
+                full if fold.carved else None,
+            )
+            residuals = fit_residuals(stage, linear, question)
+            self._keep(residuals)
             if linear:
-                main = self._fit_linear_residual(val_members, train_part, val_part, fold.val, refit)
-                residual_check = main.check
-            if question:
-                check = self._fit_question_residual(
-                    val_members, train_part, val_part, fold.val, refit, main
-                )
-                residual_check = {**(residual_check or {}), "question": check}
+                residual_check = residuals.check
+            elif question:
+                residual_check = {**(residual_check or {}), "question": residuals.check["question"]}
         if targets is not None:
             self.cost_targets_ = targets
             targets.calibrate(
@@ -357,94 +361,16 @@ class TRouter(Router):
 
     def _mixture(self, members: list[dict[str, FloatMatrix]], data: Part) -> FloatMatrix:
         """The members' averaged task-type mixture quality (no residual) on a part."""
-        return self._types_and_quality([without_residual(m) for m in members], data, None)[1]
+        return types_and_quality(self._fixed(), [without_residual(m) for m in members], data)[1]
 
-    def _fit_linear_residual(
-        self,
-        members: list[dict[str, FloatMatrix]],
-        train: Part,
-        val: Part,
-        data: RoutingDataset,
-        full: Part | None,
-    ) -> Fitted:
-        """Fit the linear residual on the ensemble's mixture (see `residual.fit_residual`).
-
-        `members` were trained on `train` only; with `full` (a carved validation part), a kept
-        residual is refitted on all the data with the chosen penalty, on the refitted members.
-        """
-
-        def inputs(ms: list[dict[str, FloatMatrix]], part: Part) -> Inputs:
-            return Inputs.every_row(
-                residual_inputs(part.x, part.f), self._mixture(ms, part), part.y
-            )
-
-        main = fit_residual(
-            inputs(members, train),
-            inputs(members, val),
-            data,
-            refit=None if full is None else lambda: inputs(self.members_, full),
-        )
-        if main.coef is not None:
-            self.residual_coef_, self.residual_intercept_ = main.coef
-        return main
-
-    def _fit_question_residual(
-        self,
-        members: list[dict[str, FloatMatrix]],
-        train: Part,
-        val: Part,
-        data: RoutingDataset,
-        full: Part | None,
-        main: Fitted | None,
-    ) -> dict[str, Any]:
-        """The correction from the question view (see `residual`), on top of the members'
-        quality and the linear residual `main` (if any); arguments as `_fit_linear_residual`."""
-
-        def inputs(
-            ms: list[dict[str, FloatMatrix]],
-            part: Part,
-            coef: Coefficients | None,
-            means: FloatMatrix | None = None,
-        ) -> tuple[Inputs, FloatMatrix]:
-            q, base = self._types_and_quality(ms, part, coef)
-            rows = has_question(part.extra)
-            if means is None:  # each type's mean question, weighted by q(t|x)
-                w = q[rows]
-                means = (w.T @ part.extra[rows]) / np.maximum(w.sum(axis=0), 1e-9)[:, None]
-            return Inputs((part.extra - q @ means)[rows], base, part.y, rows), means
-
-        on_train = None if main is None else main.coef_on_train
-        tr, means = inputs(members, train, on_train)
-        va, _ = inputs(members, val, on_train, means)
-        if tr.rows.sum() < 2 or not va.rows.any():
-            return {"kept": False, "why": "too few training or validation queries had boilerplate"}
-        self.question_means_ = means
-
-        def refit() -> Inputs:
-            assert full is not None
-            coef = None if main is None else main.coef
-            everything, self.question_means_ = inputs(self.members_, full, coef)
-            return everything
-
-        fitted = fit_residual(tr, va, data, refit=None if full is None else refit)
-        if fitted.coef is None:
-            self.__dict__.pop("question_means_", None)
-        else:
-            self.question_coef_, self.question_intercept_ = fitted.coef
-        return fitted.check
-
-    def _types_and_quality(
-        self, members: list[dict[str, FloatMatrix]], part: Part, coef: Coefficients | None
-    ) -> tuple[FloatMatrix, FloatMatrix]:
-        """(q(t|x), the members' quality, corrected by the linear residual `coef` if any)."""
-        fixed = self._fixed()
-        outs = [
-            forward({**fixed, **m}, part.x, part.f, NumpyOps, residual="R1" in m) for m in members
-        ]
-        q, quality = np.mean([o[0] for o in outs], axis=0), np.mean([o[1] for o in outs], axis=0)
-        if coef is not None:
-            quality = residual_quality(quality, residual_inputs(part.x, part.f), coef)
-        return q, quality
+    def _keep(self, residuals: Residuals) -> None:
+        """Store the fitted linear residuals' coefficients (those not kept stay absent)."""
+        if residuals.main is not None and residuals.main.coef is not None:
+            self.residual_coef_, self.residual_intercept_ = residuals.main.coef
+        question, means = residuals.question, residuals.question_means
+        if question is not None and question.coef is not None and means is not None:
+            self.question_coef_, self.question_intercept_ = question.coef
+            self.question_means_ = means
 
     def _fixed(self) -> dict[str, FloatMatrix]:
         return {"E": self.leaf_vectors_, "P": self.path_matrix_}
