@@ -129,13 +129,12 @@ def embed_view(
     if view == "full":
         return head
     if view == "question":
-        strip = (boilerplate or Boilerplate()).strip
-        seconds = [strip(q) for q in queries] if boilerplate else queries
+        seconds = [boilerplate.strip(q) for q in queries] if boilerplate else queries
     else:
         seconds = [tail_text(q, tail_chars) for q in queries]
     changed = [i for i, (q, s) in enumerate(zip(queries, seconds, strict=True)) if s != q]
-    # `question`: zeros where there was no boilerplate (the residual's question weights then
-    # act only where a question was cut out); `head+tail`: the head again.
+    # `question`: zeros where there was no boilerplate (the question residual applies only
+    # where a question was cut out); `head+tail`: the head again.
     second = np.zeros_like(head) if view == "question" else head.copy()
     if changed:
         second[changed] = encoder.encode([seconds[i] for i in changed])
@@ -146,11 +145,9 @@ def embed_view(
 
 
 def split_view(xs: FloatMatrix, view: str) -> tuple[FloatMatrix, FloatMatrix]:
-    """(what the task-type network reads, what only the residual reads) of embedded queries.
-
-    The `question` view's boilerplate-free half goes to the residual alone: the task type is
-    best told by the whole prompt, the per-query correction by the question. `head+tail` feeds
-    both halves to the network.
+    """(what the task-type network reads, what only the question residual reads) of embedded
+    queries. The task type is best told by the whole prompt, a query's own difficulty by its
+    question; `head+tail` feeds both halves to the network.
     """
     if view != "question":
         return xs, xs[:, :0]
