@@ -328,7 +328,12 @@ class TRouter(Router):
                 val_members = [without_residual(m) for m in val_members]
         linear = self.residual and self.residual_hidden == 0
         question = self.text_view == "question"
-        if (linear or question) and train_part and val_part and fold.val is not None:
+        if (
+            (linear or question)
+            and train_part is not None
+            and val_part is not None
+            and fold.val is not None
+        ):
             stage = Stage(
                 self._fixed(),
                 val_members,
@@ -340,10 +345,7 @@ class TRouter(Router):
             )
             residuals = fit_residuals(stage, linear, question)
             self._keep(residuals)
-            if linear:
-                residual_check = residuals.check
-            elif question:
-                residual_check = {**(residual_check or {}), "question": residuals.check["question"]}
+            residual_check = {**(residual_check or {}), **residuals.check}
         if targets is not None:
             self.cost_targets_ = targets
             targets.calibrate(
