@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from trouter.data.dataset import RoutingDataset
@@ -54,4 +56,26 @@ def toy_dataset(n_per_task: int = 40, seed: int = 0, with_tokens: bool = True) -
         tokens_out=tokens_out if with_tokens else None,
         name="toy",
         pool=pool,
+    )
+
+
+def tricky_task(
+    n: int = 200, wrap: Callable[[str], str] = lambda text: text, task: str = "qa"
+) -> RoutingDataset:
+    """One task where the small model fails exactly the queries that say 'tricky' (a per-query
+    signal no task-level estimate carries); `wrap` turns each query's core text into the query."""
+    rng = np.random.default_rng(0)
+    texts, scores = [], []
+    for i in range(n):
+        tricky = i % 2 == 0
+        words = rng.choice(["apple", "river", "stone", "cloud", "paper"], size=5).tolist()
+        texts.append(wrap(" ".join([*words, "tricky" if tricky else "plain", f"n{i}"])))
+        scores.append([0.0 if tricky else 1.0, 1.0, 1.0])
+    return RoutingDataset.from_matrices(
+        query_ids=[f"q{i}" for i in range(n)],
+        queries=texts,
+        models=TOY_MODELS,
+        scores=np.asarray(scores),
+        costs=np.tile([0.001, 0.01, 0.1], (n, 1)),
+        tasks=[task] * n,
     )

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from factories import TOY_MODELS, toy_dataset
-from trouter.data.dataset import RoutingDataset
+from factories import toy_dataset, tricky_task
 from trouter.errors import ConfigError
 from trouter.routers.registry import load_router, make_router
 from trouter.routers.trouter import PaperTRouter, TRouter
@@ -182,29 +181,9 @@ def test_without_task_labels_latent_types_are_learned_and_named(split):
 
 
 # ---------------------------------------------------------------------- residual and cost
-def _one_task_with_a_query_level_signal(n: int = 200) -> RoutingDataset:
-    """One task; the small model fails exactly the queries that say 'tricky'."""
-    rng = np.random.default_rng(0)
-    texts, scores = [], []
-    for i in range(n):
-        tricky = i % 2 == 0
-        words = rng.choice(["apple", "river", "stone", "cloud", "paper"], size=5).tolist()
-        texts.append(" ".join([*words, "tricky" if tricky else "plain", f"n{i}"]))
-        scores.append([0.0 if tricky else 1.0, 1.0, 1.0])
-    costs = np.tile([0.001, 0.01, 0.1], (n, 1))
-    return RoutingDataset.from_matrices(
-        query_ids=[f"q{i}" for i in range(n)],
-        queries=texts,
-        models=TOY_MODELS,
-        scores=np.asarray(scores),
-        costs=costs,
-        tasks=["qa"] * n,
-    )
-
-
 @pytest.mark.parametrize("residual_hidden", [0, 64], ids=["linear", "mlp"])
 def test_the_residual_learns_what_the_task_type_cannot_tell(residual_hidden):
-    data = _one_task_with_a_query_level_signal()
+    data = tricky_task()
     train, test = data.subset(data.query_ids[:160]), data.subset(data.query_ids[160:])
     tricky = np.asarray(["tricky" in q for q in test.queries])
     router = TRouter(

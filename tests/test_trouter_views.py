@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from factories import TOY_MODELS
+from factories import tricky_task
 from trouter.data.dataset import RoutingDataset
 from trouter.encode import load_encoder
 from trouter.routers.registry import load_router
@@ -47,23 +47,9 @@ def test_a_line_two_queries_share_by_chance_is_not_boilerplate():
     assert not Boilerplate.learn(queries).prefixes
 
 
-def _few_shot_task(n: int = 200) -> RoutingDataset:
+def _few_shot_task() -> RoutingDataset:
     """One few-shot task; the small model fails exactly the questions that say 'tricky'."""
-    rng = np.random.default_rng(0)
-    questions, scores = [], []
-    for i in range(n):
-        tricky = i % 2 == 0
-        words = rng.choice(["apple", "river", "stone", "cloud", "paper"], size=5).tolist()
-        questions.append(" ".join(["Q:", *words, "tricky" if tricky else "plain", f"n{i}?"]))
-        scores.append([0.0 if tricky else 1.0, 1.0, 1.0])
-    return RoutingDataset.from_matrices(
-        query_ids=[f"q{i}" for i in range(n)],
-        queries=_templated(questions),
-        models=TOY_MODELS,
-        scores=np.asarray(scores),
-        costs=np.tile([0.001, 0.01, 0.1], (n, 1)),
-        tasks=["quiz"] * n,
-    )
+    return tricky_task(wrap=lambda text: _templated([f"Q: {text}?"])[0], task="quiz")
 
 
 def test_the_question_view_reads_past_the_few_shot_prefix_and_is_saved(tmp_path):
