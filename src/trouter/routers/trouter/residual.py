@@ -50,6 +50,7 @@ __all__ = [
     "choose_alpha",
     "fit_residual",
     "fit_residuals",
+    "mixture_quality",
     "residual_inputs",
     "residual_quality",
     "routes_better",
@@ -180,6 +181,11 @@ def types_and_quality(
     return q, quality
 
 
+def mixture_quality(fixed: dict[str, FloatMatrix], members: Members, part: Part) -> FloatMatrix:
+    """The members' averaged task-type mixture quality on a part, without any residual."""
+    return types_and_quality(fixed, [without_residual(m) for m in members], part)[1]
+
+
 @dataclass(frozen=True)
 class Stage:
     """What the linear residuals are fitted on: `members` trained on `train` only (judged on
@@ -222,8 +228,7 @@ def fit_main_residual(stage: Stage) -> Fitted:
     """The linear residual on [x, log length], the mixture (no MLP residual) as offset."""
 
     def inputs(members: Members, part: Part) -> Inputs:
-        plain = [without_residual(m) for m in members]
-        mixture = types_and_quality(stage.fixed, plain, part)[1]
+        mixture = mixture_quality(stage.fixed, members, part)
         return Inputs.every_row(residual_inputs(part.x, part.f), mixture, part.y)
 
     full = stage.full

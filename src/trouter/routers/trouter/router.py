@@ -72,6 +72,7 @@ from trouter.routers.trouter.residual import (
     Residuals,
     Stage,
     fit_residuals,
+    mixture_quality,
     residual_inputs,
     residual_quality,
     routes_better,
@@ -320,7 +321,7 @@ class TRouter(Router):
         if val_part is not None and fold.val is not None and any("R1" in m for m in val_members):
             residual_check = routes_better(
                 types_and_quality(self._fixed(), val_members, val_part)[1],
-                self._mixture(val_members, val_part),
+                mixture_quality(self._fixed(), val_members, val_part),
                 fold.val,
             )
             if not residual_check["kept"]:
@@ -360,10 +361,6 @@ class TRouter(Router):
             self.training_["residual_check"] = residual_check
         if self.ensemble > 1:
             self.training_["members"] = runs
-
-    def _mixture(self, members: list[dict[str, FloatMatrix]], data: Part) -> FloatMatrix:
-        """The members' averaged task-type mixture quality (no residual) on a part."""
-        return types_and_quality(self._fixed(), [without_residual(m) for m in members], data)[1]
 
     def _keep(self, residuals: Residuals) -> None:
         """Store the fitted linear residuals' coefficients (those not kept stay absent)."""

@@ -40,7 +40,7 @@ class Part:
 
     x: FloatMatrix  # [n, d] the network's input
     f: FloatMatrix  # [n, k]
-    extra: FloatMatrix  # [n, e] what only the residual reads (e = 0: nothing)
+    extra: FloatMatrix  # [n, e] what only the question residual reads (e = 0: nothing)
     y: FloatMatrix  # [n, M] scores in [0, 1]
     cost: FloatMatrix | None  # [n, M'] the cost head's targets (None: cost is not in the network)
     prior: FloatMatrix  # [n, T]
