@@ -8,6 +8,8 @@ Tables:
   resumed run reads from here instead of paying again.
 - `llm_calls`: one row per LLM call attempt outcome (usage, $ cost, latency, cache hit, error).
 - `decisions`: the gateway's per-request decision and outcome log.
+- `feedback`: scores clients report for answered requests (`POST /v1/feedback`), which
+  `trouter adapt --db` turns into outcomes a TRouter adapts to.
 
 Other modules add tables by subclassing `Base`; `Store.create_all` creates whatever is defined.
 """
@@ -206,3 +208,17 @@ class LabelObservation(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     request_key: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Feedback(Base):
+    """A score in [0, 1] a client reported for the answer to one logged request."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    client: Mapped[str] = mapped_column(String(32), default="")  # key fingerprint, never a key
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )

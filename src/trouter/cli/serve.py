@@ -14,7 +14,7 @@ from trouter.errors import ConfigError
 DEFAULT_KEY_ENV = "TROUTER_API_KEYS"
 
 
-def _db_url(db: str | None) -> str | None:
+def db_url(db: str | None) -> str | None:
     """A SQLAlchemy URL as given, or a file path turned into a SQLite URL."""
     if db is None or "://" in db:
         return db
@@ -131,7 +131,7 @@ def serve(
         stream_usage=stream_usage,
         public_metrics=public_metrics,
     )
-    url = _db_url(db) or default_url()
+    url = db_url(db) or default_url()
     gateway_app = app_from_paths(router, pool, config, url)
     gw = gateway_app.state.gateway
     gw.routing.warm_up(config.tradeoff)  # load the encoder now; a bad --tradeoff fails here
@@ -159,7 +159,7 @@ def logs(
     from trouter.store import Store
 
     since_at = parse_since(since) if since else None
-    store = Store(_db_url(db))
+    store = Store(db_url(db))
     try:
         s = summarise(store, since_at)
     finally:

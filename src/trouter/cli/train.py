@@ -3,6 +3,7 @@
     trouter train --data bundled --router trouter --out my-router
     trouter route "Prove that sqrt(2) is irrational." --router my-router --tradeoff balanced
     trouter route --file queries.txt --router my-router --json > decisions.jsonl
+    trouter adapt --router my-router --db gateway.sqlite --out my-router-adapted
     trouter quickstart --out quickstart
 
 `route` explains each decision: the chosen model, every pool model's predicted quality, cost and
@@ -127,6 +128,99 @@ def _print_summary(model: Router) -> None:
 
 def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+# ---------------------------------------------------------------------- adapt
+@app.command("adapt")
+def adapt_command(
+    router: Annotated[
+        Path, typer.Option("--router", help="A TRouter directory written by `trouter train`.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The adapted router directory to write.")],
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="Feedback from a file: logged queries with the scores the models that answered "
+            "them earned (any file `trouter import` reads; an unscored model is simply not told).",
+        ),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Or the gateway's store (URL or SQLite file): the requests clients scored with "
+            "POST /v1/feedback, except those an earlier adaptation used.",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="With --db: only feedback since 30m, 7d, a date.")
+    ] = None,
+) -> None:
+    """Adapt a trained TRouter to outcomes observed on live traffic (no retraining)."""
+    from trouter.routers.registry import load_router
+    from trouter.routers.trouter import TRouter
+    from trouter.routers.trouter.adapt import MIN_SCORES
+
+    if (data is None) == (db is None):
+        raise ConfigError(
+            "give the feedback as either --data FILE or --db STORE, not both or neither"
+        )
+    if since is not None and db is None:
+        raise ConfigError("--since selects gateway feedback; it needs --db")
+    if out.resolve() == router.resolve():
+        raise ConfigError("--out must differ from --router: the router you adapt is kept as it is")
+    model = load_router(router)
+    if not isinstance(model, TRouter):
+        raise ConfigError(
+            f"{router}: a {model.name} router cannot adapt; retrain it with `trouter train` on "
+            "its training data plus the feedback"
+        )
+    feedback, through = _feedback(model, data, db, since)
+    with console.status(f"adapting to {feedback.n_queries} queries of feedback"):
+        model.adapt(feedback)
+    if through is not None:
+        model.adaptation_[-1]["feedback_through"] = through
+    model.save(out)
+    step = model.adaptation_[-1]
+    moved = [
+        f"{model.models_[int(j)]} ({c['scores']} scores)"
+        for j, c in step["models"].items()
+        if c["alpha"] is not None
+    ]
+    console.print(
+        f"adapted to {feedback.n_queries} queries; corrected: {', '.join(moved) or 'nothing'}"
+        f"; saved to [bold]{out}[/]"
+    )
+    if not moved:
+        console.print(
+            "[dim]no model's correction beat its current estimates in cross-validation on the "
+            f"feedback (too few scores, at least {MIN_SCORES} per model, or the feedback agrees "
+            "with the router)[/]"
+        )
+
+
+def _feedback(
+    model: Any, data: str | None, db: str | None, since: str | None
+) -> tuple[Any, int | None]:
+    """(the feedback dataset, the last gateway feedback id it holds, or None for a file)."""
+    from trouter.data.loaders import load_dataset
+
+    if data is not None:
+        return load_dataset(data), None
+    from trouter.cli.serve import db_url
+    from trouter.serve.feedback import feedback_dataset
+    from trouter.serve.log_summary import parse_since
+    from trouter.store import Store
+
+    used = max((a.get("feedback_through", 0) for a in getattr(model, "adaptation_", [])), default=0)
+    store = Store(db_url(db))
+    try:
+        return feedback_dataset(
+            store, model.models_, after=used, since=parse_since(since) if since else None
+        )
+    finally:
+        store.close()
 
 
 # ---------------------------------------------------------------------- route

@@ -231,7 +231,8 @@ class Router(ABC):
         self._calibrate(train)
         return self
 
-    def _calibrate(self, train: RoutingDataset) -> None:
+    def _calibrate(self, train: RoutingDataset) -> Estimates:
+        """Store the estimates on a reference sample of the training queries (and return them)."""
         rng = np.random.default_rng(self.seed)
         n = train.n_queries
         pick = np.sort(rng.choice(n, size=min(n, CALIBRATION_QUERIES), replace=False))
@@ -239,6 +240,7 @@ class Router(ABC):
         queries = [every_query[i] for i in pick]
         est = self._predict(queries, self._embed(queries))
         self.calibration_ = Calibration(quality=est.quality.copy(), cost=est.cost.copy())
+        return est
 
     def predict(self, queries: Sequence[str]) -> Estimates:
         """Predicted quality and dollar cost of every pool model on each query."""

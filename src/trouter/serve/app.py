@@ -1,6 +1,7 @@
 """The gateway app factory: `create_app(router, pool, config, store)` -> a FastAPI app.
 
     POST /v1/chat/completions   route, forward (with fallback), log; streaming and not
+    POST /v1/feedback           a client's score for an answer (see `feedback`)
     GET  /v1/models             the routed names and the pool's models
     GET  /health                liveness and what is loaded (no auth)
     GET  /metrics               Prometheus text (auth unless `public_metrics`)
@@ -33,6 +34,7 @@ from trouter.serve.chat import chat_completions
 from trouter.serve.config import GatewayConfig
 from trouter.serve.decision_log import DecisionWriter
 from trouter.serve.errors import SERVER_ERROR, GatewayError, error_payload
+from trouter.serve.feedback import record_feedback
 from trouter.serve.metrics import CONTENT_TYPE, GatewayMetrics
 from trouter.serve.naming import ModelNames
 from trouter.serve.routing import RoutingService
@@ -128,6 +130,9 @@ def create_app(
     async def chat(request: Request) -> Response:
         return await chat_completions(gw, request)
 
+    async def feedback(request: Request) -> Response:
+        return await record_feedback(gw, request)
+
     async def models(request: Request) -> Response:
         gw.auth.check(request.headers.get("authorization"))
         return JSONResponse(gw.model_list())
@@ -159,6 +164,7 @@ def create_app(
         return Response(gw.metrics.render(), media_type=CONTENT_TYPE)
 
     app.add_route("/v1/chat/completions", chat, methods=["POST"], include_in_schema=False)
+    app.add_route("/v1/feedback", feedback, methods=["POST"], include_in_schema=False)
     app.add_route("/v1/models", models, methods=["GET"], include_in_schema=False)
     app.add_route("/v1/models/{model_id:path}", model, methods=["GET"], include_in_schema=False)
     app.add_route("/health", health, methods=["GET"], include_in_schema=False)

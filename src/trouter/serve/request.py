@@ -78,16 +78,23 @@ def _too_large(limit: int) -> GatewayError:
     )
 
 
-def parse_chat_request(raw: bytes) -> ChatRequest:
-    """Parse and check a chat-completions body; a 400 names the first bad field."""
+def parse_json_object(raw: bytes, fields: str) -> dict[str, Any]:
+    """The body as a JSON object; a 400 if it is empty, not JSON, or not an object (`fields`
+    names what the object should hold, for the message)."""
     if not raw.strip():
-        raise bad_request("request body is empty; send a JSON object with model and messages")
+        raise bad_request(f"request body is empty; send a JSON object with {fields}")
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise bad_request(f"request body is not valid JSON ({exc})") from None
     if not isinstance(body, dict):
         raise bad_request(f"request body must be a JSON object, not {_kind(body)}")
+    return body
+
+
+def parse_chat_request(raw: bytes) -> ChatRequest:
+    """Parse and check a chat-completions body; a 400 names the first bad field."""
+    body = parse_json_object(raw, "model and messages")
     model = body.get("model")
     if model is None:
         raise bad_request("you must provide a model parameter", param="model")

@@ -35,6 +35,10 @@ defaults for every dataset (benchmarks/RESULTS-trouter.md has the evidence):
   reads 256-512 tokens); on routerbench validation folds it lifted the gap in 6 of 6 folds.
   `full` reads the whole prompt only; `head+tail` adds an embedding of a long prompt's end.
 
+A fitted router adapts to outcomes observed on live traffic with `adapt(feedback)`: a correction
+of each model's quality per task type, learnt from logged queries and the scores the models that
+answered them earned (see `adapt`). Refitting drops it.
+
 Without task labels the task column becomes a taxonomy (`Taxonomy.from_task_names`); without any
 task column, `latent_types` latent types are found by k-means on the embeddings and learned.
 An explicit `taxonomy` (from the synthesis pipeline) may be given; the dataset's task labels are
@@ -44,6 +48,7 @@ then its leaf paths. The fitted taxonomy is saved with the router.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Self
 
 import numpy as np
@@ -51,10 +56,11 @@ import numpy.typing as npt
 
 from trouter.data.dataset import RoutingDataset
 from trouter.encode import Embeddings, Encoder
-from trouter.errors import ConfigError
+from trouter.errors import ConfigError, DataError
 from trouter.routers.base import Estimates, Router
 from trouter.routers.costmodel import CostModel
 from trouter.routers.selection import make_fold
+from trouter.routers.trouter.adapt import Adaptation, fit_adaptation
 from trouter.routers.trouter.config import check_params, resolve_taxonomy
 from trouter.routers.trouter.cost import (
     CostTargets,
@@ -96,6 +102,8 @@ DEFAULT_EPOCHS = 60
 _NET = "net."
 _COST = "cost."
 _TARGETS = "cost_targets."
+#: The state `adapt` adds (and `fit` drops).
+_ADAPTATION = ("adapt_coef_", "adaptation_")
 
 
 def auto_latent_types(n_queries: int) -> int:
@@ -177,6 +185,8 @@ class TRouter(Router):
             self.boilerplate_ = Boilerplate.learn(train.queries).to_dict()
         else:
             self.__dict__.pop("boilerplate_", None)
+        for key in _ADAPTATION:
+            self.__dict__.pop(key, None)
         self._fitting = True
         try:
             return super().fit(train, val)
@@ -447,8 +457,39 @@ class TRouter(Router):
             question = (extra - q @ self.question_means_)[rows]
             coef = (self.question_coef_, self.question_intercept_)
             quality[rows] = residual_quality(quality[rows], question, coef)
+        if hasattr(self, "adapt_coef_"):
+            quality = Adaptation(self.adapt_coef_, {}).apply(quality, q)
         head = None if outputs[0][2] is None else np.mean([o[2] for o in outputs], axis=0)
         return q, quality, head
+
+    # ------------------------------------------------------------------ feedback
+    def _calibrate(self, train: RoutingDataset) -> Estimates:
+        est = super()._calibrate(train)
+        # `adapt` corrects the reference estimates too, which needs their task types.
+        assert est.task_probs is not None
+        self.calibration_types_ = est.task_probs.astype(np.float32)
+        return est
+
+    def adapt(self, feedback: RoutingDataset) -> Self:
+        """Correct the quality estimates per task type with outcomes observed on live traffic.
+
+        `feedback` holds logged queries and the scores (NaN: not scored) of the models that
+        answered them, e.g. only the routed model's; its models must be in this router's pool.
+        Pass new feedback each time: a second call adds a correction on top of the first.
+        """
+        self._check_fitted()
+        scores = feedback_scores(feedback, self.models_)
+        est = self.predict(feedback.queries)
+        assert est.task_probs is not None
+        step = fit_adaptation(est.task_probs, est.quality, scores, self.seed)
+        self.adapt_coef_ = step.coef + getattr(self, "adapt_coef_", 0.0)
+        self.adaptation_ = [*getattr(self, "adaptation_", []), step.check]
+        if hasattr(self, "calibration_types_"):
+            types = self.calibration_types_.astype(np.float64)
+            self.calibration_ = replace(
+                self.calibration_, quality=step.apply(self.calibration_.quality, types)
+            )
+        return self
 
     def task_structure(self) -> TaskStructure:
         """The fitted taxonomy's structure (leaves, nodes), e.g. to inspect or explain."""
@@ -485,6 +526,23 @@ class TRouter(Router):
             self.cost_targets_ = CostTargets.from_arrays(strip(_TARGETS))
         rest = {k: v for k, v in arrays.items() if not k.startswith((_NET, _COST, _TARGETS))}
         super()._set_state(rest, {k: v for k, v in meta.items() if k != _COST + "meta"})
+
+
+def feedback_scores(feedback: RoutingDataset, models: tuple[str, ...]) -> FloatMatrix:
+    """The feedback's scores [n, len(models)] in `models`' order, NaN where none was recorded."""
+    unknown = [m for m in feedback.models if m not in models]
+    if unknown:
+        raise DataError(
+            f"{feedback.name}: feedback for models the router does not route to: "
+            f"{', '.join(unknown)}; its pool is {', '.join(models)}"
+        )
+    raw = feedback.scores_raw
+    scores = np.full((feedback.n_queries, len(models)), np.nan)
+    for j, name in enumerate(feedback.models):
+        scores[:, models.index(name)] = raw[:, j]
+    if not np.any(~np.isnan(scores)):
+        raise DataError(f"{feedback.name}: the feedback has no scores; nothing to adapt to")
+    return scores
 
 
 class PaperTRouter(TRouter):

@@ -1,0 +1,119 @@
+"""Outcome feedback through the gateway: POST /v1/feedback, then `trouter adapt --db`."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+
+from factories import toy_dataset
+from trouter.cli import run
+from trouter.routers.registry import load_router
+from trouter.routers.trouter import TRouter
+from trouter.serve import GatewayConfig, create_app
+from trouter.serve.testing import GatewayServer, pool_at
+from trouter.store import Feedback, Store
+from trouter.testing import FakeOpenAI, Reply
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+KEY, OTHER = "sk-client-one", "sk-client-two"
+CODE_WORDS = ["python", "function", "list", "loop", "return", "def"]
+
+
+@pytest.fixture(scope="module")
+def router_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("router") / "r"
+    TRouter(encoder="hashing:256", ensemble=1).fit(toy_dataset(n_per_task=40, seed=2)).save(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def served(router_dir, tmp_path_factory):
+    """A gateway whose answers to Python questions all get a score of 0 from the client."""
+    db = tmp_path_factory.mktemp("store") / "gateway.sqlite"
+    router = load_router(router_dir)
+    with FakeOpenAI(lambda req: Reply(content="an answer")) as fake:
+        app = create_app(
+            router,
+            pool_at(router.pool_, fake.url),
+            GatewayConfig(api_keys=(KEY, OTHER), default_tradeoff="quality"),
+            Store(f"sqlite:///{db}"),
+        )
+        with GatewayServer(app) as gw, httpx.Client(base_url=gw.url) as client:
+            yield gw, client, db
+
+
+def _ask(client: httpx.Client, text: str, key: str = KEY) -> httpx.Response:
+    body = {"model": "trouter", "messages": [{"role": "user", "content": text}]}
+    reply = client.post("/chat/completions", json=body, headers={"authorization": f"Bearer {key}"})
+    assert reply.status_code == 200, reply.text
+    return reply
+
+
+def _score(client: httpx.Client, body: object, key: str = KEY) -> httpx.Response:
+    return client.post("/feedback", json=body, headers={"authorization": f"Bearer {key}"})
+
+
+def test_scored_answers_adapt_the_router_and_are_used_once(served, router_dir, tmp_path, capsys):
+    _, client, db = served
+    rng = np.random.default_rng(0)
+    answered = []
+    for k in range(30):
+        text = " ".join(rng.choice(CODE_WORDS, size=6)) + f" task{k}?"
+        reply = _ask(client, text)
+        answered.append(reply.headers["x-trouter-model"])
+        scored = _score(client, {"request_id": reply.headers["x-trouter-request-id"], "score": 0})
+        assert scored.status_code == 200, scored.text
+        assert scored.json()["score"] == 0.0
+    model = max(set(answered), key=answered.count)
+    assert answered.count(model) >= 15
+    question = "python function to return a list in a loop, def?"
+    before = load_router(router_dir).route([question], "quality")[0]
+
+    assert (
+        run(["adapt", "--router", str(router_dir), "--db", str(db), "--out", str(tmp_path / "a")])
+        == 0
+    )
+    assert f"{model} ({answered.count(model)} scores)" in capsys.readouterr().out
+    adapted = load_router(tmp_path / "a")
+    after = adapted.route([question], "quality")[0]
+    quality = {e.model: e.quality for e in after.estimates}
+    assert quality[model] < {e.model: e.quality for e in before.estimates}[model] - 0.2
+    assert adapted.adaptation_[-1]["feedback_through"] == 30
+
+    # the same feedback is not used twice
+    again = [
+        "adapt",
+        "--router",
+        str(tmp_path / "a"),
+        "--db",
+        str(db),
+        "--out",
+        str(tmp_path / "b"),
+    ]
+    assert run(again) != 0
+    assert "no new feedback" in capsys.readouterr().err
+
+
+def test_bad_feedback_is_a_clear_400_or_404(served):
+    _, client, db = served
+    reply = _ask(client, "hello, how was your weekend?")
+    rid = reply.headers["x-trouter-request-id"]
+    cases = [
+        ({"request_id": rid, "score": 1.5}, 400, "score must be a number in [0, 1]"),
+        ({"request_id": rid, "score": "good"}, 400, "score must be a number"),
+        ({"score": 1}, 400, "request_id must be"),
+        ({"request_id": "no-such-request", "score": 1}, 404, "no answered request"),
+    ]
+    for body, status, message in cases:
+        answer = _score(client, body)
+        assert answer.status_code == status, body
+        assert message in answer.json()["error"]["message"]
+    assert _score(client, {"request_id": rid, "score": True}, key=OTHER).status_code == 404
+    assert _score(client, {"request_id": rid, "score": True}).status_code == 200
+    assert client.post("/feedback", content=b"{not json").status_code == 401  # no key first
+    bad = client.post("/feedback", content=b"{not json", headers={"authorization": f"Bearer {KEY}"})
+    assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]["message"]
+    with Store(f"sqlite:///{db}").session() as session:
+        assert session.query(Feedback).filter(Feedback.request_id == rid).one().score == 1.0

@@ -1,0 +1,159 @@
+"""TRouter.adapt and `trouter adapt`: correcting a fitted router with outcomes from live traffic."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from factories import TOY_MODELS, toy_dataset
+from trouter.cli import run
+from trouter.data.dataset import RoutingDataset
+from trouter.errors import DataError
+from trouter.routers.registry import load_router
+from trouter.routers.trouter import TRouter
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CODE = "code/python"
+
+
+@pytest.fixture(scope="module")
+def fitted() -> TRouter:
+    return TRouter(encoder="hashing:256", ensemble=1).fit(toy_dataset(n_per_task=40, seed=2))
+
+
+def _copy(router: TRouter) -> TRouter:
+    import copy
+
+    return copy.deepcopy(router)
+
+
+def _shifted(seed: int = 5, models: tuple[str, ...] = TOY_MODELS) -> RoutingDataset:
+    """Fresh traffic on which the medium model now fails every Python query."""
+    data = toy_dataset(n_per_task=40, seed=seed)
+    scores = data.scores_raw.copy()
+    scores[np.asarray(data.tasks) == CODE, TOY_MODELS.index("medium")] = 0.0
+    keep = [TOY_MODELS.index(m) for m in models]
+    return RoutingDataset.from_matrices(
+        query_ids=[f"live-{q}" for q in data.query_ids],
+        queries=data.queries,
+        models=models,
+        scores=scores[:, keep],
+        costs=data.costs[:, keep],
+        tasks=data.tasks,
+        name="live",
+    )
+
+
+def _by_task(router: TRouter, data: RoutingDataset, model: str) -> dict[str, float]:
+    quality = router.predict(data.queries).quality[:, TOY_MODELS.index(model)]
+    tasks = np.asarray(data.tasks)
+    return {t: float(quality[tasks == t].mean()) for t in set(data.tasks)}
+
+
+def test_adapt_moves_the_shifted_task_type_and_follows_the_feedback_on_the_others(fitted):
+    live, later = _shifted(seed=5), _shifted(seed=6)
+    before = _by_task(fitted, later, "medium")
+    adapted = _copy(fitted).adapt(live)
+    after = _by_task(adapted, later, "medium")
+    assert before[CODE] > 0.6 and after[CODE] < 0.3
+    tasks, medium = np.asarray(live.tasks), live.scores_raw[:, TOY_MODELS.index("medium")]
+    for task in set(later.tasks) - {CODE}:
+        seen = medium[tasks == task].mean()
+        assert abs(after[task] - seen) <= abs(before[task] - seen) + 0.05, task
+    assert adapted.adaptation_[0]["queries"] == live.n_queries
+
+
+def test_feedback_for_one_model_corrects_that_model_only(fitted):
+    adapted = _copy(fitted).adapt(_shifted(models=("medium",)))
+    later = _shifted(seed=6)
+    before, after = fitted.predict(later.queries), adapted.predict(later.queries)
+    for j, model in enumerate(TOY_MODELS):
+        moved = np.abs(after.quality[:, j] - before.quality[:, j]).max()
+        assert (moved > 0.2) if model == "medium" else (moved == 0.0), model
+    np.testing.assert_array_equal(after.cost, before.cost)
+
+
+def test_feedback_that_agrees_with_the_router_changes_little(fitted):
+    agreeing = toy_dataset(n_per_task=40, seed=7)
+    adapted = _copy(fitted).adapt(agreeing)
+    before, after = fitted.predict(agreeing.queries), adapted.predict(agreeing.queries)
+    assert np.abs(after.quality - before.quality).mean() < 0.05
+
+
+def test_adaptations_add_up_are_saved_and_a_refit_drops_them(fitted, tmp_path):
+    adapted = _copy(fitted).adapt(_shifted(seed=5)).adapt(_shifted(seed=8))
+    assert len(adapted.adaptation_) == 2
+    later = _shifted(seed=6)
+    adapted.save(tmp_path / "r")
+    loaded = load_router(tmp_path / "r")
+    np.testing.assert_array_equal(
+        loaded.predict(later.queries).quality, adapted.predict(later.queries).quality
+    )
+    assert not hasattr(_copy(adapted).fit(toy_dataset(n_per_task=40, seed=2)), "adapt_coef_")
+
+
+def test_adapt_updates_the_budget_calibration(fitted):
+    adapted = _copy(fitted).adapt(_shifted())
+    assert not np.array_equal(adapted.calibration_.quality, fitted.calibration_.quality)
+    np.testing.assert_array_equal(adapted.calibration_.cost, fitted.calibration_.cost)
+
+
+def test_feedback_for_an_unknown_model_or_without_scores_is_a_clear_error(fitted):
+    stranger = _shifted()
+    renamed = RoutingDataset.from_matrices(
+        query_ids=stranger.query_ids,
+        queries=stranger.queries,
+        models=("small", "medium", "gigantic"),
+        scores=stranger.scores_raw,
+        costs=stranger.costs,
+        name="live",
+    )
+    with pytest.raises(DataError, match="gigantic"):
+        _copy(fitted).adapt(renamed)
+    empty = RoutingDataset.from_matrices(
+        query_ids=stranger.query_ids,
+        queries=stranger.queries,
+        models=TOY_MODELS,
+        scores=np.full(stranger.scores_raw.shape, np.nan),
+        costs=stranger.costs,
+        name="live",
+    )
+    with pytest.raises(DataError, match="no scores"):
+        _copy(fitted).adapt(empty)
+
+
+def test_the_adapt_command_writes_an_adapted_router_and_keeps_the_original(
+    fitted, tmp_path, capsys
+):
+    fitted.save(tmp_path / "r")
+    live = _shifted()
+    medium = TOY_MODELS.index("medium")
+    rows = [  # only the medium model's outcomes were logged
+        {"query": q, "model": "medium", "score": float(s)}
+        for q, s in zip(live.queries, live.scores_raw[:, medium], strict=True)
+    ]
+    feedback = tmp_path / "feedback.jsonl"
+    feedback.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    original = (tmp_path / "r" / "weights.safetensors").read_bytes()
+    args = ["adapt", "--router", str(tmp_path / "r"), "--data", str(feedback)]
+    assert run([*args, "--out", str(tmp_path / "a")]) == 0
+    assert "corrected: medium" in capsys.readouterr().out
+    assert (tmp_path / "r" / "weights.safetensors").read_bytes() == original
+    adapted = load_router(tmp_path / "a")
+    assert adapted.adaptation_[0]["queries"] == live.n_queries
+    assert run([*args, "--out", str(tmp_path / "r")]) != 0
+    assert "--out must differ" in capsys.readouterr().err
+
+
+def test_only_trouter_adapts(tmp_path, capsys):
+    from trouter.routers.registry import make_router
+
+    make_router("knn", encoder="hashing:256").fit(toy_dataset(n_per_task=10)).save(tmp_path / "k")
+    feedback = tmp_path / "f.parquet"
+    _shifted().save(feedback)
+    args = ["--router", str(tmp_path / "k"), "--data", str(feedback), "--out", str(tmp_path / "o")]
+    assert run(["adapt", *args]) != 0
+    assert "cannot adapt" in capsys.readouterr().err
