@@ -11,6 +11,7 @@ from trouter.cli import run
 from trouter.routers.registry import load_router
 from trouter.routers.trouter import TRouter
 from trouter.serve import GatewayConfig, create_app
+from trouter.serve.log_summary import summarise
 from trouter.serve.testing import GatewayServer, pool_at
 from trouter.store import Feedback, Store
 from trouter.testing import FakeOpenAI, Reply
@@ -81,6 +82,11 @@ def test_scored_answers_adapt_the_router_and_are_used_once(served, router_dir, t
     quality = {e.model: e.quality for e in after.estimates}
     assert quality[model] < {e.model: e.quality for e in before.estimates}[model] - 0.2
     assert adapted.adaptation_[-1]["feedback_through"] == 30
+
+    lines = summarise(Store(f"sqlite:///{db}")).models
+    assert {(m.model, m.scored, m.mean_score) for m in lines if m.model == model} == {
+        (model, answered.count(model), 0.0)
+    }
 
     # the same feedback is not used twice
     again = [

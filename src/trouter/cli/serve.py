@@ -187,6 +187,8 @@ def logs(
         "tokens in",
         "tokens out",
         "mean ms",
+        "scored",
+        "mean score",
     )
     for m in s.models:
         table.add_row(
@@ -198,6 +200,8 @@ def logs(
             str(m.tokens_in),
             str(m.tokens_out),
             f"{m.mean_latency_ms:.1f}",
+            str(m.scored),
+            "" if m.mean_score is None else f"{m.mean_score:.3f}",
         )
     console.print(table)
     console.print(

@@ -160,7 +160,7 @@ def adapt_command(
     """Adapt a trained TRouter to outcomes observed on live traffic (no retraining)."""
     from trouter.routers.registry import load_router
     from trouter.routers.trouter import TRouter
-    from trouter.routers.trouter.adapt import MIN_SCORES
+    from trouter.routers.trouter.adapt import MIN_SCORES, MIN_Z
 
     if (data is None) == (db is None):
         raise ConfigError(
@@ -183,20 +183,17 @@ def adapt_command(
         model.adaptation_[-1]["feedback_through"] = through
     model.save(out)
     step = model.adaptation_[-1]
-    moved = [
-        f"{model.models_[int(j)]} ({c['scores']} scores)"
-        for j, c in step["models"].items()
-        if c["alpha"] is not None
-    ]
+    moved = [f"{model.models_[j]} ({step['scores'][j]} scores)" for j in step["models"]]
     console.print(
         f"adapted to {feedback.n_queries} queries; corrected: {', '.join(moved) or 'nothing'}"
         f"; saved to [bold]{out}[/]"
     )
     if not moved:
         console.print(
-            "[dim]no model's correction beat its current estimates in cross-validation on the "
-            f"feedback (too few scores, at least {MIN_SCORES} per model, or the feedback agrees "
-            "with the router)[/]"
+            "[dim]nothing changed: a correction is made only when it beats the router's own "
+            f"estimates by {MIN_Z:g} standard errors in cross-validation on the feedback, on "
+            f"models with at least {MIN_SCORES} scores (more feedback, or it agrees with the "
+            "router)[/]"
         )
 
 

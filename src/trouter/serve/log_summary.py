@@ -1,4 +1,5 @@
-"""`trouter logs`: what the gateway did, from its decision log: spend, model mix, fallbacks, errors."""
+"""`trouter logs`: what the gateway did, from its decision log: spend, model mix, fallbacks, errors,
+and the scores clients reported per model."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from trouter.errors import ConfigError
-from trouter.store import DecisionLog, Store
+from trouter.store import DecisionLog, Feedback, Store
 
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -41,6 +42,8 @@ class ModelLine:
     tokens_in: int
     tokens_out: int
     mean_latency_ms: float
+    scored: int = 0  # answers a client scored (POST /v1/feedback)
+    mean_score: float | None = None  # their mean (latest) score
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,16 @@ def summarise(store: Store, since: datetime | None = None) -> LogSummary:
                 .group_by(t.chosen_model)
             ).all()
         )
+        latest = select(func.max(Feedback.id)).group_by(Feedback.request_id)
+        scores = {
+            r[0]: (int(r[1]), float(r[2]))
+            for r in s.execute(
+                select(t.final_model, func.count(), func.avg(Feedback.score))
+                .join(Feedback, Feedback.request_id == t.request_id)
+                .where(Feedback.id.in_(latest), t.status == "ok", *where)
+                .group_by(t.final_model)
+            ).all()
+        }
         latencies = np.asarray(
             s.scalars(select(t.latency_ms).where(t.status == "ok", *where)).all(), dtype=np.float64
         )
@@ -123,6 +136,8 @@ def summarise(store: Store, since: datetime | None = None) -> LogSummary:
                 tokens_in=int(r[3] or 0),
                 tokens_out=int(r[4] or 0),
                 mean_latency_ms=float(r[5] or 0.0),
+                scored=scores.get(r[0], (0, 0.0))[0],
+                mean_score=scores[r[0]][1] if r[0] in scores else None,
             )
             for r in answered
         ),

@@ -60,7 +60,7 @@ from trouter.errors import ConfigError, DataError
 from trouter.routers.base import Estimates, Router
 from trouter.routers.costmodel import CostModel
 from trouter.routers.selection import make_fold
-from trouter.routers.trouter.adapt import Adaptation, fit_adaptation
+from trouter.routers.trouter.adapt import MIN_Z, Adaptation, fit_adaptation
 from trouter.routers.trouter.config import check_params, resolve_taxonomy
 from trouter.routers.trouter.cost import (
     CostTargets,
@@ -470,18 +470,19 @@ class TRouter(Router):
         self.calibration_types_ = est.task_probs.astype(np.float32)
         return est
 
-    def adapt(self, feedback: RoutingDataset) -> Self:
+    def adapt(self, feedback: RoutingDataset, *, min_z: float = MIN_Z) -> Self:
         """Correct the quality estimates per task type with outcomes observed on live traffic.
 
         `feedback` holds logged queries and the scores (NaN: not scored) of the models that
         answered them, e.g. only the routed model's; its models must be in this router's pool.
-        Pass new feedback each time: a second call adds a correction on top of the first.
+        A correction is made only if its cross-validated gain is `min_z` standard errors above
+        zero (see `adapt`). Pass new feedback each time: a second call adds to the first.
         """
         self._check_fitted()
         scores = feedback_scores(feedback, self.models_)
         est = self.predict(feedback.queries)
         assert est.task_probs is not None
-        step = fit_adaptation(est.task_probs, est.quality, scores, self.seed)
+        step = fit_adaptation(est.task_probs, est.quality, scores, self.seed, min_z)
         self.adapt_coef_ = step.coef + getattr(self, "adapt_coef_", 0.0)
         self.adaptation_ = [*getattr(self, "adaptation_", []), step.check]
         if hasattr(self, "calibration_types_"):

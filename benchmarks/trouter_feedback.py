@@ -1,0 +1,199 @@
+"""Adapting to live traffic: a fraction of a test split's outcomes fed back, the rest evaluated.
+
+For each dataset's in-domain split, a seeded fraction f of the test queries (per task) plays the
+role of logged traffic with outcomes ("feedback"); every router is scored on the other 1 - f only
+(gap recovered, `trouter.eval.metrics`). Rows:
+
+- `R`: router R fitted on the training split only (what serving starts with);
+- `R + refit`: R refitted on the training split plus the feedback with every model's score (what a
+  team with fully labelled feedback can do with any router);
+- `trouter + adapt (all)`: TRouter fitted on the training split, then `TRouter.adapt` on the
+  feedback with every model's score (no refit: seconds);
+- `trouter + adapt (routed)`: the same, told only the score of the model TRouter itself routed
+  each feedback query to (trade-off `balanced`), as a gateway would log;
+- `adapt (...) changed the router`: in how many draws `adapt` made a correction at all (it makes
+  none unless the feedback's cross-validated gain is clear).
+
+Nothing is chosen on the evaluated queries: `adapt` picks its penalty by cross-validation on the
+feedback. Three draws of the feedback (seeds 1-3), mean gap.
+
+`--protocol validation` is how `adapt`'s rule was chosen, on the training splits only and so
+without any shift: 3 folds (25% of each task held out, seeds 100-102; TRouter fitted on the
+rest), each held-out part cut twice (seeds 1-2) into 30% feedback and 70% evaluated; rows are
+TRouter and `adapt` with each `min_z` (how many standard errors of cross-validated gain a
+correction needs), the change in gap per cut (mean, worst).
+
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/trouter_feedback.py --out runs/trouter-feedback
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/trouter_feedback.py --protocol validation \
+        --out runs/trouter-feedback-validation
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trouter.data.dataset import DatasetSplit, RoutingDataset
+from trouter.data.loaders import load_dataset
+from trouter.eval import metrics
+from trouter.routers.base import Router
+from trouter.routers.registry import make_router
+from trouter.routers.trouter import TRouter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from trouter_ablation import MemoEncoder
+
+BASELINES = ("mf", "linear", "knn")
+DRAWS = (1, 2, 3)
+#: `adapt`'s rule, from eager to its default (2): how many standard errors of cross-validated
+#: gain a correction needs.
+MIN_ZS = (0.0, 1.0, 2.0)
+
+
+def in_domain(name: str) -> DatasetSplit:
+    data = load_dataset(name)
+    return data.own_split() or data.split(seed=0)
+
+
+def combined(a: RoutingDataset, b: RoutingDataset) -> RoutingDataset:
+    frame = pd.concat([a.frame, b.frame], ignore_index=True)
+    return RoutingDataset(frame, name=f"{a.name}+feedback", models=a.models, pool=a.pool)
+
+
+def routed_only(feedback: RoutingDataset, router: Router) -> RoutingDataset:
+    """The feedback with only the score of the model `router` picks for each query."""
+    picks = {
+        qid: d.model
+        for qid, d in zip(
+            feedback.query_ids, router.route(feedback.queries, "balanced"), strict=True
+        )
+    }
+    frame = feedback.frame
+    keep = frame["model"].to_numpy() == frame["query_id"].map(picks).to_numpy()
+    return RoutingDataset(
+        frame[keep].reset_index(drop=True),
+        name=f"{feedback.name}:routed",
+        models=feedback.models,
+        pool=feedback.pool,
+    )
+
+
+def gap(router: Router, test: RoutingDataset) -> float:
+    est = router.predict(test.queries)
+    S, C = test.scores, test.costs
+    a = metrics.aiq(metrics.curve(est.quality, est.cost, S, C), S, C)
+    zero, oracle = metrics.zero_aiq(S, C), metrics.aiq(metrics.oracle_curve(S, C), S, C)
+    return metrics.gap_recovered(a, zero, oracle)
+
+
+def adapted_rows(
+    base: TRouter,
+    feedback: RoutingDataset,
+    rest: RoutingDataset,
+    encoder: MemoEncoder,
+    min_z: tuple[float, ...],
+) -> dict[str, float]:
+    """Gap on `rest` of `base` adapted to all of `feedback` and to its routed part, and whether
+    each adaptation changed anything, for each rule in `min_z`."""
+    out: dict[str, float] = {}
+    for kind, told in (("all", feedback), ("routed", routed_only(feedback, base))):
+        for z in min_z:
+            label = f"{kind}, min_z={z:g}"
+            adapted = copy.deepcopy(base, memo={id(encoder): encoder}).adapt(told, min_z=z)
+            out[f"trouter + adapt ({label})"] = gap(adapted, rest)
+            changed = adapted.adaptation_[-1]["alpha"] is not None
+            out[f"adapt ({label}) changed the router"] = float(changed)
+    return out
+
+
+def run_validation(name: str, encoder: MemoEncoder) -> dict[str, list[float]]:
+    train = in_domain(name).train
+    rows: dict[str, list[float]] = {}
+    for fold in range(3):
+        rest, held = train.holdout(0.25, seed=100 + fold)
+        base = TRouter(encoder=encoder, seed=0).fit(rest)
+        for cut in (1, 2):
+            evaluated, feedback = held.holdout(0.3, seed=cut)
+            before = gap(base, evaluated)
+            rows.setdefault("trouter", []).append(before)
+            for key, value in adapted_rows(base, feedback, evaluated, encoder, MIN_ZS).items():
+                delta = value if key.endswith("changed the router") else value - before
+                rows.setdefault(key, []).append(delta)
+        print(f"  {name} fold {fold}: " + _last(rows), flush=True)
+    return rows
+
+
+def _last(rows: dict[str, list[float]]) -> str:
+    return ", ".join(f"{k} {v[-1]:.3f}" for k, v in rows.items())
+
+
+def run(name: str, fraction: float, encoder: MemoEncoder) -> dict[str, list[float]]:
+    split = in_domain(name)
+    fitted = {
+        r: make_router(r, encoder=encoder, seed=0).fit(split.train) for r in ("trouter", *BASELINES)
+    }
+    rows: dict[str, list[float]] = {}
+    for draw in DRAWS:
+        rest, feedback = split.test.holdout(fraction, seed=draw)
+        for r, router in fitted.items():
+            rows.setdefault(r, []).append(gap(router, rest))
+            refit = make_router(r, encoder=encoder, seed=0).fit(combined(split.train, feedback))
+            rows.setdefault(f"{r} + refit", []).append(gap(refit, rest))
+        base = fitted["trouter"]
+        assert isinstance(base, TRouter)
+        for key, value in adapted_rows(base, feedback, rest, encoder, MIN_ZS).items():
+            rows.setdefault(key, []).append(value)
+        print(f"  {name} f={fraction} draw {draw}: " + _last(rows), flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="llmrouter_9models,routellm_evals,routerbench_subset")
+    parser.add_argument("--fractions", default="0.1,0.25")
+    parser.add_argument("--protocol", choices=("test", "validation"), default="test")
+    parser.add_argument("--encoder", default="minilm")
+    parser.add_argument("--out", type=Path, default=Path("runs/trouter-feedback"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    encoder = MemoEncoder(args.encoder)
+    results: dict[str, dict[str, list[float]]] = {}
+    deltas = args.protocol == "validation"
+    cells = [(n, float(f)) for n in args.data.split(",") for f in args.fractions.split(",")]
+    if deltas:
+        cells = [(n, 0.3) for n in args.data.split(",")]
+    for name, fraction in cells:
+        start = time.perf_counter()
+        if deltas:
+            results[f"{name} validation"] = run_validation(name, encoder)
+        else:
+            results[f"{name} f={fraction}"] = run(name, fraction, encoder)
+        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
+        (args.out / "rows.json").write_text(json.dumps(results, indent=1))
+    lines = ["| router | " + " | ".join(results) + " |", "| --- |" + " ---: |" * len(results)]
+    for row in next(iter(results.values())):
+        cells_md = [_cell(results[c][row], row, deltas) for c in results]
+        lines.append(f"| {row} | " + " | ".join(cells_md) + " |")
+    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _cell(values: list[float], row: str, deltas: bool) -> str:
+    """A table cell: a count for "changed" rows, a mean and the worst change for the validation
+    protocol's adapt rows (changes in gap), else a mean gap."""
+    if row.endswith("changed the router"):
+        return f"{int(sum(values))} of {len(values)}"
+    if deltas and row.startswith("trouter + adapt"):
+        return f"{np.mean(values):+.4f} (worst {np.min(values):+.4f})"
+    return f"{np.mean(values):.3f}"
+
+
+if __name__ == "__main__":
+    main()
