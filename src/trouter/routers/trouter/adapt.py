@@ -23,11 +23,16 @@ router already sent it. Corrections compose: a second `adapt` with new feedback 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
+from trouter.errors import DataError
 from trouter.routers.trouter.network import NumpyOps
+
+if TYPE_CHECKING:
+    from trouter.data.dataset import RoutingDataset
 
 FloatMatrix = npt.NDArray[np.float64]
 
@@ -42,7 +47,15 @@ MIN_SCORES = 10
 #: on validation folds without any shift, weaker rules moved estimates and routed worse.
 MIN_Z = 2.0
 
-__all__ = ["ADAPT_GRID", "MIN_SCORES", "MIN_Z", "Adaptation", "fit_adaptation", "fit_shift"]
+__all__ = [
+    "ADAPT_GRID",
+    "MIN_SCORES",
+    "MIN_Z",
+    "Adaptation",
+    "feedback_scores",
+    "fit_adaptation",
+    "fit_shift",
+]
 
 
 @dataclass(frozen=True)
@@ -137,3 +150,20 @@ def fit_shift(
     w0 = np.zeros(x.shape[1]) if start is None else start
     result = minimize(loss_and_grad, w0, jac=True, method="L-BFGS-B")
     return np.asarray(result.x, dtype=np.float64)
+
+
+def feedback_scores(feedback: RoutingDataset, models: tuple[str, ...]) -> FloatMatrix:
+    """The feedback's scores [n, len(models)] in `models`' order, NaN where none was recorded."""
+    unknown = [m for m in feedback.models if m not in models]
+    if unknown:
+        raise DataError(
+            f"{feedback.name}: feedback for models the router does not route to: "
+            f"{', '.join(unknown)}; its pool is {', '.join(models)}"
+        )
+    raw = feedback.scores_raw
+    scores = np.full((feedback.n_queries, len(models)), np.nan)
+    for j, name in enumerate(feedback.models):
+        scores[:, models.index(name)] = raw[:, j]
+    if not np.any(~np.isnan(scores)):
+        raise DataError(f"{feedback.name}: the feedback has no scores; nothing to adapt to")
+    return scores

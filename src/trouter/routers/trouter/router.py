@@ -56,11 +56,11 @@ import numpy.typing as npt
 
 from trouter.data.dataset import RoutingDataset
 from trouter.encode import Embeddings, Encoder
-from trouter.errors import ConfigError, DataError
+from trouter.errors import ConfigError
 from trouter.routers.base import Estimates, Router
 from trouter.routers.costmodel import CostModel
 from trouter.routers.selection import make_fold
-from trouter.routers.trouter.adapt import MIN_Z, Adaptation, fit_adaptation
+from trouter.routers.trouter.adapt import MIN_Z, Adaptation, feedback_scores, fit_adaptation
 from trouter.routers.trouter.config import check_params, resolve_taxonomy
 from trouter.routers.trouter.cost import (
     CostTargets,
@@ -527,23 +527,6 @@ class TRouter(Router):
             self.cost_targets_ = CostTargets.from_arrays(strip(_TARGETS))
         rest = {k: v for k, v in arrays.items() if not k.startswith((_NET, _COST, _TARGETS))}
         super()._set_state(rest, {k: v for k, v in meta.items() if k != _COST + "meta"})
-
-
-def feedback_scores(feedback: RoutingDataset, models: tuple[str, ...]) -> FloatMatrix:
-    """The feedback's scores [n, len(models)] in `models`' order, NaN where none was recorded."""
-    unknown = [m for m in feedback.models if m not in models]
-    if unknown:
-        raise DataError(
-            f"{feedback.name}: feedback for models the router does not route to: "
-            f"{', '.join(unknown)}; its pool is {', '.join(models)}"
-        )
-    raw = feedback.scores_raw
-    scores = np.full((feedback.n_queries, len(models)), np.nan)
-    for j, name in enumerate(feedback.models):
-        scores[:, models.index(name)] = raw[:, j]
-    if not np.any(~np.isnan(scores)):
-        raise DataError(f"{feedback.name}: the feedback has no scores; nothing to adapt to")
-    return scores
 
 
 class PaperTRouter(TRouter):
