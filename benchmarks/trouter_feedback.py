@@ -11,6 +11,9 @@ role of logged traffic with outcomes ("feedback"); every router is scored on the
   feedback with every model's score (no refit: seconds);
 - `trouter + adapt (routed)`: the same, told only the score of the model TRouter itself routed
   each feedback query to (trade-off `balanced`), as a gateway would log;
+- `trouter + adapt (random)`: told only the score of one model drawn at random per feedback
+  query, what a gateway exploring on that traffic would log (partial, but not picked by the
+  router);
 - `adapt (...) changed the router`: in how many draws `adapt` made a correction at all (it makes
   none unless the feedback's cross-validated gain is clear).
 
@@ -69,17 +72,26 @@ def combined(a: RoutingDataset, b: RoutingDataset) -> RoutingDataset:
 
 def routed_only(feedback: RoutingDataset, router: Router) -> RoutingDataset:
     """The feedback with only the score of the model `router` picks for each query."""
-    picks = {
-        qid: d.model
-        for qid, d in zip(
-            feedback.query_ids, router.route(feedback.queries, "balanced"), strict=True
-        )
-    }
+    picks = [d.model for d in router.route(feedback.queries, "balanced")]
+    return only(feedback, picks, "routed")
+
+
+def random_only(feedback: RoutingDataset, seed: int) -> RoutingDataset:
+    """The feedback with only the score of one model drawn at random for each query (what
+    exploring on every query would log: partial, but not chosen by the router)."""
+    rng = np.random.default_rng(seed)
+    picks = [feedback.models[i] for i in rng.integers(feedback.n_models, size=feedback.n_queries)]
+    return only(feedback, picks, "random")
+
+
+def only(feedback: RoutingDataset, picks: list[str], kind: str) -> RoutingDataset:
+    """The feedback with only the score of `picks[i]` for query i."""
+    chosen = dict(zip(feedback.query_ids, picks, strict=True))
     frame = feedback.frame
-    keep = frame["model"].to_numpy() == frame["query_id"].map(picks).to_numpy()
+    keep = frame["model"].to_numpy() == frame["query_id"].map(chosen).to_numpy()
     return RoutingDataset(
         frame[keep].reset_index(drop=True),
-        name=f"{feedback.name}:routed",
+        name=f"{feedback.name}:{kind}",
         models=feedback.models,
         pool=feedback.pool,
     )
@@ -100,10 +112,16 @@ def adapted_rows(
     encoder: MemoEncoder,
     min_z: tuple[float, ...],
 ) -> dict[str, float]:
-    """Gap on `rest` of `base` adapted to all of `feedback` and to its routed part, and whether
-    each adaptation changed anything, for each rule in `min_z`."""
+    """Gap on `rest` of `base` adapted to all of `feedback`, to its routed part and to one random
+    model's score per query, and whether each adaptation changed anything, for each rule in
+    `min_z`."""
     out: dict[str, float] = {}
-    for kind, told in (("all", feedback), ("routed", routed_only(feedback, base))):
+    kinds = (
+        ("all", feedback),
+        ("routed", routed_only(feedback, base)),
+        ("random", random_only(feedback, seed=0)),
+    )
+    for kind, told in kinds:
         for z in min_z:
             label = f"{kind}, min_z={z:g}"
             adapted = copy.deepcopy(base, memo={id(encoder): encoder}).adapt(told, min_z=z)
