@@ -5,12 +5,14 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import func, select
 
-from factories import toy_dataset
+from factories import TOY_MODELS, toy_dataset
 from trouter.cli import run
 from trouter.routers.registry import load_router
 from trouter.routers.trouter import TRouter
 from trouter.serve import GatewayConfig, create_app
+from trouter.serve.feedback import feedback_dataset
 from trouter.serve.log_summary import summarise
 from trouter.serve.testing import GatewayServer, pool_at
 from trouter.store import Feedback, Store
@@ -45,8 +47,8 @@ def served(router_dir, tmp_path_factory):
             yield gw, client, db
 
 
-def _ask(client: httpx.Client, text: str, key: str = KEY) -> httpx.Response:
-    body = {"model": "trouter", "messages": [{"role": "user", "content": text}]}
+def _ask(client: httpx.Client, text: str, key: str = KEY, model: str = "trouter") -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": text}]}
     reply = client.post("/chat/completions", json=body, headers={"authorization": f"Bearer {key}"})
     assert reply.status_code == 200, reply.text
     return reply
@@ -123,3 +125,17 @@ def test_bad_feedback_is_a_clear_400_or_404(served):
     assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]["message"]
     with Store(f"sqlite:///{db}").session() as session:
         assert session.query(Feedback).filter(Feedback.request_id == rid).one().score == 1.0
+
+
+def test_a_scored_answer_from_a_named_model_is_feedback_too(served):
+    _, client, db = served
+    store = Store(f"sqlite:///{db}")
+    with store.session() as session:
+        last = session.scalar(select(func.max(Feedback.id))) or 0
+    text = "hello, any plans for the weekend?"
+    reply = _ask(client, text, model="small")  # bypasses routing
+    assert _score(
+        client, {"request_id": reply.headers["x-trouter-request-id"], "score": 1}
+    ).is_success
+    data, through = feedback_dataset(store, TOY_MODELS, after=last)
+    assert (data.queries, data.models, through) == ([text], ("small",), last + 1)

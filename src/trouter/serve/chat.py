@@ -54,13 +54,14 @@ async def chat_completions(gw: Gateway, request: Request) -> Response:
 
 async def _decide(gw: Gateway, chat: ChatRequest, trace: Trace) -> tuple[str, ...]:
     target = gw.names.parse(chat.model)
+    # Logged for bypass requests too, so a client's score for that answer can adapt the router.
+    trace.query = chat.routing_text(gw.config.route_turns, gw.config.route_max_chars)
     if not target.routed:
         assert target.model is not None
         trace.final_model = target.model
         return (target.model,)  # bypass: the client named its model, so no fallback
     assert target.tradeoff is not None
     trace.tradeoff = str(target.tradeoff)
-    trace.query = chat.routing_text(gw.config.route_turns, gw.config.route_max_chars)
     if not trace.query.strip():
         raise bad_request(
             "the conversation has no user text to route on; send text, or name a pool model "
