@@ -8,10 +8,11 @@ thumbs up or down, or an offline evaluator that learns how good an answer was re
 request may score it (with client keys on), and only an answered one.
 
 `feedback_dataset` turns the scored requests into a `RoutingDataset`: the text the router read
-(or would have, for a request that named its model), the model that answered (after any fallback) and its score, one observed model per query, the
-others unscored. `trouter adapt --router DIR --db URL --out DIR2` feeds it to `TRouter.adapt`. A
-request scored twice counts once, with its latest score; feedback already used by an adaptation
-(ids up to the router's `feedback_through`) is skipped, so adapting again uses only new feedback.
+(or would have, for a request that named its model), the model that answered (after any
+fallback) and its score, one observed model per query, the others unscored. `trouter adapt
+--router DIR --db URL --out DIR2` feeds it to `TRouter.adapt`. A request scored twice counts
+once, with its latest score; feedback already used by an adaptation (ids up to the router's
+`feedback_through`) is skipped, so adapting again uses only new feedback.
 """
 
 from __future__ import annotations
