@@ -159,3 +159,18 @@ def test_only_trouter_adapts(tmp_path, capsys):
     args = ["--router", str(tmp_path / "k"), "--data", str(feedback), "--out", str(tmp_path / "o")]
     assert run(["adapt", *args]) != 0
     assert "cannot adapt" in capsys.readouterr().err
+
+
+def test_the_adapt_command_names_a_wrong_combination_of_options(fitted, tmp_path, capsys):
+    fitted.save(tmp_path / "r")
+    base = ["adapt", "--router", str(tmp_path / "r"), "--out", str(tmp_path / "a")]
+    cases = [
+        ([], "either --data FILE or --db STORE"),
+        (["--data", "f.jsonl", "--db", "g.sqlite"], "either --data FILE or --db STORE"),
+        (["--data", "f.jsonl", "--since", "7d"], "--since selects gateway feedback"),
+        (["--db", str(tmp_path / "empty.sqlite")], "no new feedback"),
+    ]
+    for extra, message in cases:
+        assert run([*base, *extra]) != 0
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
