@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from factories import tricky_task
+from trouter.cli import run
 from trouter.data.dataset import RoutingDataset
 from trouter.encode import load_encoder
 from trouter.routers.registry import load_router
@@ -74,6 +75,20 @@ def test_the_question_view_reads_past_the_few_shot_prefix_and_is_saved(tmp_path)
     np.testing.assert_array_equal(
         loaded.predict(test.queries).quality, router.predict(test.queries).quality
     )
+    assert full.question_of(test.queries[0]) is None
+
+
+def test_route_says_how_much_boilerplate_it_read_past(tmp_path, capsys):
+    data = _few_shot_task()
+    TRouter(encoder="hashing:256", residual=False, ensemble=1).fit(data).save(tmp_path / "r")
+    query = _templated(["Q: is a tricky whale a fish?"])[0]
+    assert run(["route", query, "--router", str(tmp_path / "r")]) == 0
+    cut = len(FEW_SHOT) + len(FORMAT)
+    assert (
+        f"read the question apart from {cut} characters of boilerplate" in capsys.readouterr().out
+    )
+    assert run(["route", "a plain question", "--router", str(tmp_path / "r")]) == 0
+    assert "read the question apart" not in capsys.readouterr().out
 
 
 class CountingEncoder:

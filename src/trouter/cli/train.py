@@ -264,7 +264,7 @@ def route_command(
         if as_json:
             console.print_json(json.dumps(_decision_json(query, decision, trade)))
         else:
-            _explain(query, decision, str(trade))
+            _explain(query, decision, str(trade), _question_note(model, query))
         return
     queries = read_queries(file)
     _route_file(model, queries, trade, out)
@@ -334,9 +334,22 @@ def _decision_json(query: str, decision: Decision, trade: Any) -> dict[str, Any]
     return {"query": query, "tradeoff": str(trade), **decision.to_dict()}
 
 
-def _explain(query: str, decision: Decision, trade: str) -> None:
+def _question_note(model: Router, query: str) -> str:
+    """For a router that reads the question apart from shared boilerplate: how much it cut."""
+    question = getattr(model, "question_of", lambda _: None)(query)
+    if question is None or len(question) == len(query):
+        return ""
+    return (
+        f"read the question apart from {len(query) - len(question)} characters of boilerplate "
+        "(few-shot examples, answer format) it shares with the training prompts"
+    )
+
+
+def _explain(query: str, decision: Decision, trade: str, note: str = "") -> None:
     short = query if len(query) <= 100 else query[:97] + "..."
     console.print(f"[dim]query:[/] {short}")
+    if note:
+        console.print(f"[dim]{note}[/]")
     console.print(
         f"-> [bold green]{decision.model}[/]  (trade-off {trade}: lambda = {decision.lam:.4g} "
         "quality points per $)"

@@ -492,6 +492,14 @@ class TRouter(Router):
             )
         return self
 
+    def question_of(self, query: str) -> str | None:
+        """The part of `query` this router reads on its own (the query without the boilerplate it
+        shares with the training prompts), or None when it reads whole prompts only."""
+        self._check_fitted()
+        if not hasattr(self, "question_coef_"):
+            return None
+        return Boilerplate.from_dict(getattr(self, "boilerplate_", {})).strip(query)
+
     def task_structure(self) -> TaskStructure:
         """The fitted taxonomy's structure (leaves, nodes), e.g. to inspect or explain."""
         self._check_fitted()
