@@ -24,11 +24,14 @@ feedback. Three draws of the feedback (seeds 1-3), mean gap.
 without any shift: 3 folds (25% of each task held out, seeds 100-102; TRouter fitted on the
 rest), each held-out part cut twice (seeds 1-2) into 30% feedback and 70% evaluated; rows are
 TRouter and `adapt` with each `min_z` (how many standard errors of cross-validated gain a
-correction needs), the change in gap per cut (mean, worst).
+correction needs), the change in gap per cut (mean, worst). With `--shift` the held-out parts
+get a made-up outcome shift (`swapped`), to see what each rule gains when something did move.
 
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/trouter_feedback.py --out runs/trouter-feedback
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/trouter_feedback.py --protocol validation \
         --out runs/trouter-feedback-validation
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/trouter_feedback.py --protocol validation \
+        --shift --out runs/trouter-feedback-validation-shift
 """
 
 from __future__ import annotations
@@ -131,11 +134,37 @@ def adapted_rows(
     return out
 
 
-def run_validation(name: str, encoder: MemoEncoder) -> dict[str, list[float]]:
+def swapped(held: RoutingDataset, rest: RoutingDataset) -> RoutingDataset:
+    """`held` with a made-up outcome shift: on its largest task, the scores of that task's best
+    and worst model (by their mean on `rest`) trade places."""
+    tasks = np.asarray(held.tasks)
+    names, counts = np.unique(tasks, return_counts=True)
+    task = names[np.argmax(counts)]
+    means = rest.scores[np.asarray(rest.tasks) == task].mean(axis=0)
+    best, worst = int(np.argmax(means)), int(np.argmin(means))
+    scores = held.scores_raw.copy()
+    rows = tasks == task
+    scores[np.ix_(rows, [best, worst])] = scores[np.ix_(rows, [worst, best])]
+    return RoutingDataset.from_matrices(
+        query_ids=held.query_ids,
+        queries=held.queries,
+        models=held.models,
+        scores=scores,
+        costs=held.costs_raw,
+        tasks=held.tasks,
+        tokens_in=held.tokens_in,
+        tokens_out=held.tokens_out,
+        name=f"{held.name}:swapped",
+        pool=held.pool,
+    )
+
+
+def run_validation(name: str, encoder: MemoEncoder, shift: bool) -> dict[str, list[float]]:
     train = in_domain(name).train
     rows: dict[str, list[float]] = {}
     for fold in range(3):
         rest, held = train.holdout(0.25, seed=100 + fold)
+        held = swapped(held, rest) if shift else held
         base = TRouter(encoder=encoder, seed=0).fit(rest)
         for cut in (1, 2):
             evaluated, feedback = held.holdout(0.3, seed=cut)
@@ -177,6 +206,12 @@ def main() -> None:
     parser.add_argument("--data", default="llmrouter_9models,routellm_evals,routerbench_subset")
     parser.add_argument("--fractions", default="0.1,0.25")
     parser.add_argument("--protocol", choices=("test", "validation"), default="test")
+    parser.add_argument(
+        "--shift",
+        action="store_true",
+        help="validation: swap the best and worst model's scores on the held-out part's largest "
+        "task (a made-up outcome shift)",
+    )
     parser.add_argument("--encoder", default="minilm")
     parser.add_argument("--out", type=Path, default=Path("runs/trouter-feedback"))
     args = parser.parse_args()
@@ -190,7 +225,8 @@ def main() -> None:
     for name, fraction in cells:
         start = time.perf_counter()
         if deltas:
-            results[f"{name} validation"] = run_validation(name, encoder)
+            label = "validation, shifted" if args.shift else "validation"
+            results[f"{name} {label}"] = run_validation(name, encoder, args.shift)
         else:
             results[f"{name} f={fraction}"] = run(name, fraction, encoder)
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
