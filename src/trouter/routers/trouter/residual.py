@@ -48,6 +48,7 @@ __all__ = [
     "Residuals",
     "Stage",
     "choose_alpha",
+    "ensemble_forward",
     "fit_residual",
     "fit_residuals",
     "mixture_quality",
@@ -169,13 +170,23 @@ def routes_better(
 Members = list[dict[str, FloatMatrix]]
 
 
+def ensemble_forward(
+    fixed: dict[str, FloatMatrix], members: Members, x: FloatMatrix, f: FloatMatrix
+) -> tuple[FloatMatrix, FloatMatrix, FloatMatrix | None]:
+    """(q(t|x), quality, cost head output or None) averaged over the members, each with its MLP
+    residual if it has one."""
+    outs = [forward({**fixed, **m}, x, f, NumpyOps, residual="R1" in m) for m in members]
+    q, quality = np.mean([o[0] for o in outs], axis=0), np.mean([o[1] for o in outs], axis=0)
+    head = None if outs[0][2] is None else np.mean([o[2] for o in outs], axis=0)
+    return q, quality, head
+
+
 def types_and_quality(
     fixed: dict[str, FloatMatrix], members: Members, part: Part, coef: Coefficients | None = None
 ) -> tuple[FloatMatrix, FloatMatrix]:
-    """(q(t|x), quality) averaged over the members on a part: each member with its MLP residual
-    if it has one, the result corrected by the linear residual `coef` if given."""
-    outs = [forward({**fixed, **m}, part.x, part.f, NumpyOps, residual="R1" in m) for m in members]
-    q, quality = np.mean([o[0] for o in outs], axis=0), np.mean([o[1] for o in outs], axis=0)
+    """(q(t|x), quality) averaged over the members on a part (`ensemble_forward`), the quality
+    corrected by the linear residual `coef` if given."""
+    q, quality, _ = ensemble_forward(fixed, members, part.x, part.f)
     if coef is not None:
         quality = residual_quality(quality, residual_inputs(part.x, part.f), coef)
     return q, quality

@@ -69,14 +69,13 @@ from trouter.routers.trouter.cost import (
     resolve_route,
 )
 from trouter.routers.trouter.network import (
-    NumpyOps,
-    forward,
     initial_parameters,
     parameter_shapes,
 )
 from trouter.routers.trouter.residual import (
     Residuals,
     Stage,
+    ensemble_forward,
     fit_residuals,
     mixture_quality,
     residual_inputs,
@@ -194,14 +193,15 @@ class TRouter(Router):
             self._fitting = False
 
     def _embed(self, queries: Any) -> Embeddings | None:
-        # Once fitted, the question is encoded only if its residual was kept.
-        reads_question = getattr(self, "_fitting", False) or hasattr(self, "question_coef_")
-        boilerplate = Boilerplate.from_dict(
-            getattr(self, "boilerplate_", {}) if reads_question else {}
-        )
         return embed_view(
-            self.encoder_, list(queries), self.text_view, self.tail_chars, boilerplate
+            self.encoder_, list(queries), self.text_view, self.tail_chars, self._boilerplate()
         )
+
+    def _boilerplate(self) -> Boilerplate:
+        """What is cut to read a query's question: the learned boilerplate while fitting, and
+        once fitted only if the question residual was kept (else nothing: no question is read)."""
+        reads_question = getattr(self, "_fitting", False) or hasattr(self, "question_coef_")
+        return Boilerplate.from_dict(getattr(self, "boilerplate_", {}) if reads_question else {})
 
     def _features(self, queries: list[str]) -> FloatMatrix:
         """Log length, standardised with the training set's mean and spread: a query property the
@@ -443,12 +443,7 @@ class TRouter(Router):
         """(q(t|x), quality, cost head output or None), averaged over the ensemble's members."""
         xs, extra = split_view(np.asarray(x, dtype=np.float64), self.text_view)
         f = self._features(queries)
-        outputs = [
-            forward(p, xs, f, NumpyOps, residual="R1" in p)
-            for p in ({"E": self.leaf_vectors_, "P": self.path_matrix_, **m} for m in self.members_)
-        ]
-        q: FloatMatrix = np.mean([o[0] for o in outputs], axis=0)
-        quality: FloatMatrix = np.mean([o[1] for o in outputs], axis=0)
+        q, quality, head = ensemble_forward(self._fixed(), self.members_, xs, f)
         if hasattr(self, "residual_coef_"):
             coef = (self.residual_coef_, self.residual_intercept_)
             quality = residual_quality(quality, residual_inputs(xs, f), coef)
@@ -459,7 +454,6 @@ class TRouter(Router):
             quality[rows] = residual_quality(quality[rows], question, coef)
         if hasattr(self, "adapt_coef_"):
             quality = Adaptation(self.adapt_coef_, {}).apply(quality, q)
-        head = None if outputs[0][2] is None else np.mean([o[2] for o in outputs], axis=0)
         return q, quality, head
 
     # ------------------------------------------------------------------ feedback
@@ -496,9 +490,7 @@ class TRouter(Router):
         """The part of `query` this router reads on its own (the query without the boilerplate it
         shares with the training prompts), or None when it reads whole prompts only."""
         self._check_fitted()
-        if not hasattr(self, "question_coef_"):
-            return None
-        return Boilerplate.from_dict(getattr(self, "boilerplate_", {})).strip(query)
+        return self._boilerplate().strip(query) if hasattr(self, "question_coef_") else None
 
     def task_structure(self) -> TaskStructure:
         """The fitted taxonomy's structure (leaves, nodes), e.g. to inspect or explain."""
