@@ -27,10 +27,13 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
+    Select,
     String,
     Text,
     create_engine,
     event,
+    func,
+    select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -222,3 +225,12 @@ class Feedback(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
+
+    @classmethod
+    def latest(cls, after: int = 0, since: datetime | None = None) -> Select[int]:
+        """The id of each request's latest score (a request scored twice counts once), among
+        scores with ids above `after` given at or after `since`."""
+        latest = select(func.max(cls.id)).where(cls.id > after)
+        if since is not None:
+            latest = latest.where(cls.created_at >= since)
+        return latest.group_by(cls.request_id)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -98,10 +98,6 @@ def feedback_dataset(
     highest feedback id read). Raises `DataError` when there is nothing to learn from."""
     from trouter.data.dataset import RoutingDataset
 
-    latest = select(func.max(Feedback.id)).where(Feedback.id > after)
-    if since is not None:
-        latest = latest.where(Feedback.created_at >= since)
-    latest = latest.group_by(Feedback.request_id)
     query = (
         select(
             Feedback.id,
@@ -111,7 +107,7 @@ def feedback_dataset(
             DecisionLog.final_model,
         )
         .join(DecisionLog, DecisionLog.request_id == Feedback.request_id)
-        .where(Feedback.id.in_(latest), DecisionLog.status == "ok")
+        .where(Feedback.id.in_(Feedback.latest(after, since)), DecisionLog.status == "ok")
         .order_by(Feedback.id)
     )
     with store.session() as session:

@@ -111,13 +111,12 @@ def summarise(store: Store, since: datetime | None = None) -> LogSummary:
                 .group_by(t.chosen_model)
             ).all()
         )
-        latest = select(func.max(Feedback.id)).group_by(Feedback.request_id)
         scores = {
             r[0]: (int(r[1]), float(r[2]))
             for r in s.execute(
                 select(t.final_model, func.count(), func.avg(Feedback.score))
                 .join(Feedback, Feedback.request_id == t.request_id)
-                .where(Feedback.id.in_(latest), t.status == "ok", *where)
+                .where(Feedback.id.in_(Feedback.latest()), t.status == "ok", *where)
                 .group_by(t.final_model)
             ).all()
         }
