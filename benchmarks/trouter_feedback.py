@@ -48,13 +48,14 @@ import pandas as pd
 
 from trouter.data.dataset import DatasetSplit, RoutingDataset
 from trouter.data.loaders import load_dataset
-from trouter.eval import metrics
 from trouter.routers.base import Router
 from trouter.routers.registry import make_router
 from trouter.routers.trouter import TRouter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from trouter_ablation import MemoEncoder
+from trouter_selection import gap as aiq_and_gap
+from trouter_selection import training_part
 
 BASELINES = ("mf", "linear", "knn")
 DRAWS = (1, 2, 3)
@@ -101,11 +102,8 @@ def only(feedback: RoutingDataset, picks: list[str], kind: str) -> RoutingDatase
 
 
 def gap(router: Router, test: RoutingDataset) -> float:
-    est = router.predict(test.queries)
-    S, C = test.scores, test.costs
-    a = metrics.aiq(metrics.curve(est.quality, est.cost, S, C), S, C)
-    zero, oracle = metrics.zero_aiq(S, C), metrics.aiq(metrics.oracle_curve(S, C), S, C)
-    return metrics.gap_recovered(a, zero, oracle)
+    """Gap recovered of a fitted router on `test` (`trouter_selection.gap`'s second half)."""
+    return aiq_and_gap(router, test)[1]
 
 
 def adapted_rows(
@@ -160,7 +158,7 @@ def swapped(held: RoutingDataset, rest: RoutingDataset) -> RoutingDataset:
 
 
 def run_validation(name: str, encoder: MemoEncoder, shift: bool) -> dict[str, list[float]]:
-    train = in_domain(name).train
+    train = training_part(load_dataset(name))
     rows: dict[str, list[float]] = {}
     for fold in range(3):
         rest, held = train.holdout(0.25, seed=100 + fold)
