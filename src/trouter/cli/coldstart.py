@@ -129,7 +129,7 @@ def coldstart(
         str | None,
         typer.Option(
             "--encoder",
-            help="Encoder for dedup and the router: minilm, static, hashing[:DIM] (default: the profile's).",
+            help="Encoder for dedup and the router: minilm, static, hashing[:DIM], st:PATH (default: the profile's).",
         ),
     ] = None,
     seed: Annotated[

@@ -69,7 +69,11 @@ def train_command(
         str, typer.Option("--router", help="A registered router (see `trouter routers`).")
     ] = "trouter",
     encoder: Annotated[
-        str, typer.Option("--encoder", help="Query encoder: minilm, static or hashing[:DIM].")
+        str,
+        typer.Option(
+            "--encoder",
+            help="Query encoder: minilm, static, hashing[:DIM] or st:PATH (a local sentence-transformers model).",
+        ),
     ] = "minilm",
     taxonomy: Annotated[
         Path | None,

@@ -1,0 +1,56 @@
+"""Encoders from their specs; `st:PATH` brings any local sentence-transformers model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from factories import toy_dataset
+from trouter.encode import MiniLMEncoder, _minilm_path, load_encoder
+from trouter.errors import ConfigError
+from trouter.routers.registry import load_router, make_router
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TEXTS = ["what is two plus two?", "write a haiku about the sea", ""]
+
+
+def test_a_local_model_directory_embeds_like_the_packaged_minilm():
+    own = load_encoder(f"st:{_minilm_path()}")
+    assert own.dim == 384
+    assert np.array_equal(own.encode(TEXTS), MiniLMEncoder().encode(TEXTS))
+    assert own.encode([]).shape == (0, 384)
+    assert load_encoder(own.spec).id == own.id
+
+
+def test_two_model_directories_never_share_cache_entries(tmp_path: Path):
+    copy = shutil.copytree(_minilm_path(), tmp_path / "tuned")
+    config = copy / "config.json"
+    config.write_text(config.read_text().replace("{", '{"note": "fine-tuned", ', 1))
+    assert load_encoder(f"st:{copy}").id != load_encoder(f"st:{_minilm_path()}").id
+
+
+def test_a_router_saved_with_a_local_encoder_loads_with_it(tmp_path: Path):
+    spec = f"st:{_minilm_path()}"
+    data = toy_dataset(n_per_task=10)
+    router = make_router("linear", encoder=spec, seed=0).fit(data)
+    again = load_router(router.save(tmp_path / "router"))
+    assert again.encoder_.spec == spec
+    assert again.route(data.queries) == router.route(data.queries)
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("st:/no/such/model", "no config.json"),
+        ("st:", "choose one of minilm, static, hashing, st:PATH"),
+        ("bert", "choose one of"),
+        ("hashing:big", "must be an integer"),
+    ],
+)
+def test_a_bad_spec_is_a_clear_error(spec: str, says: str):
+    with pytest.raises(ConfigError, match=says):
+        load_encoder(spec)
