@@ -76,6 +76,19 @@ def test_feedback_for_one_model_corrects_that_model_only(fitted):
     np.testing.assert_array_equal(after.cost, before.cost)
 
 
+def test_one_models_real_shift_does_not_move_the_models_whose_feedback_agrees(fitted):
+    live = _shifted(seed=5)  # every model scored; only the medium model's outcomes moved
+    adapted = _copy(fitted).adapt(live)
+    step = adapted.adaptation_[0]
+    assert step["alpha"] == "per model"
+    assert step["models"] == [TOY_MODELS.index("medium")]
+    later = _shifted(seed=6)
+    before, after = fitted.predict(later.queries), adapted.predict(later.queries)
+    for j, model in enumerate(TOY_MODELS):
+        if model != "medium":
+            np.testing.assert_array_equal(after.quality[:, j], before.quality[:, j])
+
+
 def test_feedback_that_agrees_with_the_router_changes_nothing(fitted):
     agreeing = toy_dataset(n_per_task=40, seed=7)
     adapted = _copy(fitted).adapt(agreeing)

@@ -12,12 +12,18 @@ a logistic regression per model on the queries' task-type probabilities, with th
 estimate's logit as a fixed offset and a Gaussian prior on each shift (no intercept: a task type
 moves only as far as the feedback it holds, weighted by q(t|x), asks), fitted on the queries that
 model was scored on only (feedback is often partial: a gateway sees the routed model's answer
-only). One prior precision for all models is chosen by K-fold cross-validation on the feedback
-(Brier score of the held-out scores), and the correction is made only if its gain there is
-clearly above noise (`MIN_Z` standard errors): on validation folds without a shift
-(benchmarks/RESULTS-trouter.md), a per-model choice or a weaker rule moved estimates on noise and
-routed worse, most of all on routed feedback, where a model is only scored on the queries the
-router already sent it. Corrections compose: a second `adapt` with new feedback adds its own.
+only). Two ways of choosing the prior's precision compete:
+
+- shared: one precision for all models, chosen by K-fold cross-validation on the feedback (Brier
+  score of the held-out scores);
+- per model: each model's own precision, or no shift at all, whichever its feedback's (Laplace)
+  evidence favours, so one model's real shift does not let the others fit noise.
+
+The one with the larger cross-validated gain is made, and only if that gain is clearly above
+noise (`MIN_Z` standard errors): on validation folds without a shift (benchmarks/RESULTS-trouter.md)
+weaker rules moved estimates on noise and routed worse, most of all on routed feedback, where a
+model is only scored on the queries the router already sent it. Corrections compose: a second
+`adapt` with new feedback adds its own.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ __all__ = [
     "MIN_SCORES",
     "MIN_Z",
     "Adaptation",
+    "evidence_shift",
     "feedback_scores",
     "fit_adaptation",
     "fit_shift",
@@ -93,25 +100,35 @@ def fit_adaptation(
     if not told:
         return Adaptation(coef, {**check, "alpha": None, "models": []})
     rows = {j: seen[:, j] for j in told}
-    errors = [_cv_errors(types[r], quality[r, j], scores[r, j], folds[r]) for j, r in rows.items()]
-    alpha, gain = _choose(np.vstack(errors), min_z)
-    check.update(alpha=alpha, models=told if alpha is not None else [], cv_gain=gain)
-    if alpha is not None:
-        for j, r in rows.items():
-            coef[:, j] = fit_shift(types[r], NumpyOps.logit(quality[r, j]), scores[r, j], alpha)
+    parts = [(types[r], quality[r, j], scores[r, j], folds[r]) for j, r in rows.items()]
+    shared = np.vstack([_cv_errors(*part) for part in parts])
+    own = np.concatenate([_cv_errors_per_model(*part) for part in parts])
+    alpha, gain = _choose(shared, own, min_z)
+    check.update(alpha=alpha, cv_gain=gain)
+    for j, (x, base, y, _) in zip(told, parts, strict=True):
+        if alpha == "per model":
+            coef[:, j] = evidence_shift(x, NumpyOps.logit(base), y)
+        elif alpha is not None:
+            coef[:, j] = fit_shift(x, NumpyOps.logit(base), y, float(alpha))
+    check["models"] = [j for j in told if np.any(coef[:, j] != 0)]
     return Adaptation(coef, check)
 
 
-def _choose(errors: FloatMatrix, min_z: float) -> tuple[float | None, dict[str, float]]:
-    """(the prior precision with the largest cross-validated gain in squared error over the
-    estimates as they are, if that gain is at least `min_z` standard errors, else None;
-    the gain and its standard error)."""
-    gain = errors[:, :1] - errors[:, 1:]  # per score, per prior precision
-    mean = gain.mean(axis=0)
+def _choose(
+    shared: FloatMatrix, own: FloatMatrix, min_z: float
+) -> tuple[float | str | None, dict[str, float]]:
+    """(the shared prior precision with the largest cross-validated gain in squared error over the
+    estimates as they are, or "per model" if per-model precisions gain more, if that gain is at
+    least `min_z` standard errors; else None), with the gain and its standard error.
+    `shared` [rows, 1 + len(ADAPT_GRID)] and `own` [rows, 2] are `_cv_errors`' tables."""
+    gains = np.column_stack([shared[:, :1] - shared[:, 1:], own[:, 0] - own[:, 1]])
+    mean = gains.mean(axis=0)
     k = int(np.argmax(mean))
-    se = float(gain[:, k].std() / np.sqrt(len(gain)))
+    se = float(gains[:, k].std() / np.sqrt(len(gains)))
     verdict = {"brier_gain": float(mean[k]), "standard_error": se}
-    return (ADAPT_GRID[k] if mean[k] > min_z * se and mean[k] > 0 else None), verdict
+    if not (mean[k] > min_z * se and mean[k] > 0):
+        return None, verdict
+    return (ADAPT_GRID[k] if k < len(ADAPT_GRID) else "per model"), verdict
 
 
 def _cv_errors(
@@ -127,9 +144,53 @@ def _cv_errors(
         w = None
         for i, alpha in enumerate(ADAPT_GRID):  # strongest first, each warm-started
             w = fit_shift(x[fit], offset, y[fit], alpha, start=w)
-            corrected = NumpyOps.sigmoid(NumpyOps.logit(base[held]) + x[held] @ w)
-            out[held, 1 + i] = (corrected - y[held]) ** 2
+            out[held, 1 + i] = (_corrected(base[held], x[held], w) - y[held]) ** 2
     return out
+
+
+def _cv_errors_per_model(
+    x: FloatMatrix, base: FloatMatrix, y: FloatMatrix, folds: npt.NDArray[np.intp]
+) -> FloatMatrix:
+    """Squared errors [rows, 2]: of the estimates as they are, and of `evidence_shift`'s
+    correction fitted on the other folds."""
+    out = np.empty((len(y), 2))
+    out[:, 0] = (base - y) ** 2
+    for k in np.unique(folds):
+        fit, held = folds != k, folds == k
+        w = evidence_shift(x[fit], NumpyOps.logit(base[fit]), y[fit])
+        out[held, 1] = (_corrected(base[held], x[held], w) - y[held]) ** 2
+    return out
+
+
+def _corrected(base: FloatMatrix, x: FloatMatrix, w: FloatMatrix) -> FloatMatrix:
+    return NumpyOps.sigmoid(NumpyOps.logit(base) + x @ w)
+
+
+def evidence_shift(x: FloatMatrix, offset: FloatMatrix, y: FloatMatrix) -> FloatMatrix:
+    """The shift w [T] under the prior precision in ADAPT_GRID, or none (zeros), with the largest
+    Laplace-approximated evidence p(y | precision): a model whose feedback does not clearly ask
+    for a shift gets none."""
+    best, chosen = -_nll(offset, y), np.zeros(x.shape[1])
+    w = None
+    for alpha in ADAPT_GRID:  # strongest first, each warm-started
+        w = fit_shift(x, offset, y, alpha, start=w)
+        z = offset + x @ w
+        p = NumpyOps.sigmoid(z)
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + alpha * np.eye(x.shape[1])
+        evidence = (
+            -_nll(z, y)
+            - 0.5 * alpha * float(w @ w)
+            + 0.5 * x.shape[1] * np.log(alpha)
+            - 0.5 * np.linalg.slogdet(hessian)[1]
+        )
+        if evidence > best:
+            best, chosen = evidence, w
+    return chosen
+
+
+def _nll(z: FloatMatrix, y: FloatMatrix) -> float:
+    """Binary cross-entropy of logits `z` against scores `y`, summed."""
+    return float(np.sum(np.logaddexp(0.0, z) - y * z))
 
 
 def fit_shift(
@@ -144,7 +205,7 @@ def fit_shift(
 
     def loss_and_grad(w: FloatMatrix) -> tuple[float, FloatMatrix]:
         z = offset + x @ w
-        value = float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * alpha * w @ w)
+        value = _nll(z, y) + 0.5 * alpha * float(w @ w)
         return value, x.T @ (NumpyOps.sigmoid(z) - y) + alpha * w
 
     w0 = np.zeros(x.shape[1]) if start is None else start
