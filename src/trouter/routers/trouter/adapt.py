@@ -21,9 +21,9 @@ only). Two ways of choosing the prior's precision compete:
 
 The correction made is the one with the largest cross-validated gain among those clearly above
 noise (`MIN_Z` standard errors); with none, nothing changes. On validation folds without a shift
-(benchmarks/RESULTS-trouter.md) weaker rules moved estimates on noise and routed worse, most of all on routed feedback, where a
-model is only scored on the queries the router already sent it. Corrections compose: a second
-`adapt` with new feedback adds its own.
+(benchmarks/RESULTS-trouter.md) weaker rules moved estimates on noise and routed worse, most of
+all on routed feedback, where a model is only scored on the queries the router already sent it.
+Corrections compose: a second `adapt` with new feedback adds its own.
 """
 
 from __future__ import annotations
