@@ -19,8 +19,8 @@ only). Two ways of choosing the prior's precision compete:
 - per model: each model's own precision, or no shift at all, whichever its feedback's (Laplace)
   evidence favours, so one model's real shift does not let the others fit noise.
 
-The correction made is the one with the largest cross-validated gain among those clearly above
-noise (`MIN_Z` standard errors); with none, nothing changes. On validation folds without a shift
+The one with the larger cross-validated gain is made, and only if that gain is clearly above
+noise (`MIN_Z` standard errors); otherwise nothing changes. On validation folds without a shift
 (benchmarks/RESULTS-trouter.md) weaker rules moved estimates on noise and routed worse, most of
 all on routed feedback, where a model is only scored on the queries the router already sent it.
 Corrections compose: a second `adapt` with new feedback adds its own.
@@ -117,18 +117,17 @@ def fit_adaptation(
 def _choose(
     shared: FloatMatrix, own: FloatMatrix, min_z: float
 ) -> tuple[float | str | None, dict[str, float]]:
-    """The correction to make: of the shared prior precisions and the per-model ones ("per
-    model"), the one with the largest cross-validated gain in squared error over the estimates
-    as they are among those whose gain is at least `min_z` standard errors; None if there is
-    none. With the gain and its standard error. `shared` [rows, 1 + len(ADAPT_GRID)] and `own`
-    [rows, 2] are `_cv_errors`' and `_cv_errors_per_model`'s tables."""
+    """(the shared prior precision with the largest cross-validated gain in squared error over the
+    estimates as they are, or "per model" if the per-model precisions gain more, if that gain is
+    at least `min_z` standard errors; else None), with the gain and its standard error.
+    `shared` [rows, 1 + len(ADAPT_GRID)] and `own` [rows, 2] are `_cv_errors`' and
+    `_cv_errors_per_model`'s tables."""
     gains = np.column_stack([shared[:, :1] - shared[:, 1:], own[:, 0] - own[:, 1]])
     mean = gains.mean(axis=0)
-    se = gains.std(axis=0) / np.sqrt(len(gains))
-    clear = (mean > min_z * se) & (mean > 0)
-    k = int(np.argmax(np.where(clear, mean, -np.inf))) if clear.any() else int(np.argmax(mean))
-    verdict = {"brier_gain": float(mean[k]), "standard_error": float(se[k])}
-    if not clear[k]:
+    k = int(np.argmax(mean))
+    se = float(gains[:, k].std() / np.sqrt(len(gains)))
+    verdict = {"brier_gain": float(mean[k]), "standard_error": se}
+    if not (mean[k] > min_z * se and mean[k] > 0):
         return None, verdict
     return (ADAPT_GRID[k] if k < len(ADAPT_GRID) else "per model"), verdict
 
