@@ -98,6 +98,18 @@ def test_feedback_that_agrees_with_the_router_changes_nothing(fitted):
     )
 
 
+def test_the_rule_is_set_from_the_command_line(fitted, tmp_path, capsys):
+    fitted.save(tmp_path / "r")
+    _shifted().save(tmp_path / "live.parquet")
+    base = ["adapt", "--router", str(tmp_path / "r"), "--data", str(tmp_path / "live.parquet")]
+    assert run([*base, "--out", str(tmp_path / "default")]) == 0
+    assert "corrected: medium" in capsys.readouterr().out
+    assert run([*base, "--out", str(tmp_path / "strict"), "--min-z", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "corrected: nothing" in out and "1000 standard errors" in " ".join(out.split())
+    assert load_router(tmp_path / "strict").adaptation_[0]["alpha"] is None
+
+
 def test_adaptations_add_up_are_saved_and_a_refit_drops_them(fitted, tmp_path):
     adapted = _copy(fitted).adapt(_shifted(seed=5)).adapt(_shifted(seed=8))
     assert len(adapted.adaptation_) == 2
@@ -182,7 +194,9 @@ def test_the_adapt_command_names_a_wrong_combination_of_options(fitted, tmp_path
         (["--data", "f.jsonl", "--db", "g.sqlite"], "either --data FILE or --db STORE"),
         (["--data", "f.jsonl", "--since", "7d"], "--since selects gateway feedback"),
         (["--db", str(tmp_path / "empty.sqlite")], "no new feedback"),
+        (["--data", str(tmp_path / "f.parquet"), "--min-z", "-1"], "min_z must be 0 or more"),
     ]
+    _shifted().save(tmp_path / "f.parquet")
     for extra, message in cases:
         assert run([*base, *extra]) != 0
         assert message in capsys.readouterr().err

@@ -160,6 +160,14 @@ def adapt_command(
     since: Annotated[
         str | None, typer.Option("--since", help="With --db: only feedback since 30m, 7d, a date.")
     ] = None,
+    min_z: Annotated[
+        float | None,
+        typer.Option(
+            "--min-z",
+            help="Standard errors of cross-validated gain a correction needs (default 2; 0 acts "
+            "on any gain, which routed worse where nothing had shifted: benchmarks/RESULTS-trouter.md).",
+        ),
+    ] = None,
 ) -> None:
     """Adapt a trained TRouter to outcomes observed on live traffic (no retraining)."""
     from trouter.routers.registry import load_router
@@ -181,8 +189,9 @@ def adapt_command(
             "its training data plus the feedback"
         )
     feedback, through = _feedback(model, data, db, since)
+    rule = MIN_Z if min_z is None else min_z
     with console.status(f"adapting to {feedback.n_queries} queries of feedback"):
-        model.adapt(feedback)
+        model.adapt(feedback, min_z=rule)
     if through is not None:
         model.adaptation_[-1]["feedback_through"] = through
     model.save(out)
@@ -195,7 +204,7 @@ def adapt_command(
     if not moved:
         console.print(
             "[dim]nothing changed: a correction is made only when it beats the router's own "
-            f"estimates by {MIN_Z:g} standard errors in cross-validation on the feedback, on "
+            f"estimates by {rule:g} standard errors in cross-validation on the feedback, on "
             f"models with at least {MIN_SCORES} scores (more feedback, or it agrees with the "
             "router)[/]"
         )

@@ -473,6 +473,8 @@ class TRouter(Router):
         zero (see `adapt`). Pass new feedback each time: a second call adds to the first.
         """
         self._check_fitted()
+        if not min_z >= 0:
+            raise ConfigError(f"min_z must be 0 or more standard errors, got {min_z}")
         scores = feedback_scores(feedback, self.models_)
         est = self.predict(feedback.queries)
         assert est.task_probs is not None
