@@ -26,11 +26,16 @@ def test_a_local_model_directory_embeds_like_the_packaged_minilm():
     assert load_encoder(own.spec).id == own.id
 
 
-def test_two_model_directories_never_share_cache_entries(tmp_path: Path):
-    copy = shutil.copytree(_minilm_path(), tmp_path / "tuned")
-    config = copy / "config.json"
+def test_the_cache_id_follows_the_model_directory_and_its_config(tmp_path: Path):
+    tuned = tmp_path / "tuned"  # the id reads the config files only: no weights needed here
+    tuned.mkdir()
+    for name in ("config.json", "modules.json", "sentence_bert_config.json"):
+        shutil.copy(Path(_minilm_path()) / name, tuned / name)
+    same = load_encoder(f"st:{tuned}").id
+    assert same != load_encoder(f"st:{_minilm_path()}").id
+    config = tuned / "config.json"
     config.write_text(config.read_text().replace("{", '{"note": "fine-tuned", ', 1))
-    assert load_encoder(f"st:{copy}").id != load_encoder(f"st:{_minilm_path()}").id
+    assert load_encoder(f"st:{tuned}").id != same
 
 
 def test_a_router_saved_with_a_local_encoder_loads_with_it(tmp_path: Path):

@@ -15,6 +15,7 @@ benchmark rerun does not re-encode. Nothing is loaded until the first `encode` c
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import os
@@ -114,7 +115,7 @@ class SentenceTransformerEncoder:
     def spec(self) -> str:
         return f"st:{self.path}"
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
         digest = hashlib.sha1()
         for name in ("config.json", "modules.json", "sentence_bert_config.json"):
