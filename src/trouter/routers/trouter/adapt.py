@@ -77,7 +77,7 @@ class Adaptation:
         models without a correction keep their estimates exactly."""
         out = quality.copy()
         m = np.any(self.coef != 0, axis=0)
-        out[:, m] = NumpyOps.sigmoid(NumpyOps.logit(quality[:, m]) + types @ self.coef[:, m])
+        out[:, m] = _corrected(quality[:, m], types, self.coef[:, m])
         return out
 
 
@@ -120,9 +120,9 @@ def _choose(
     """(the shared prior precision with the largest cross-validated gain in squared error over the
     estimates as they are, or "per model" if the per-model precisions gain more, if that gain is
     at least `min_z` standard errors; else None), with the gain and its standard error.
-    `shared` [rows, 1 + len(ADAPT_GRID)] and `own` [rows, 2] are `_cv_errors`' and
-    `_cv_errors_per_model`'s tables."""
-    gains = np.column_stack([shared[:, :1] - shared[:, 1:], own[:, 0] - own[:, 1]])
+    `shared` [rows, 1 + len(ADAPT_GRID)] is `_cv_errors`' table, `own` [rows]
+    `_cv_errors_per_model`'s errors."""
+    gains = shared[:, :1] - np.column_stack([shared[:, 1:], own])
     mean = gains.mean(axis=0)
     k = int(np.argmax(mean))
     se = float(gains[:, k].std() / np.sqrt(len(gains)))
@@ -152,18 +152,18 @@ def _cv_errors(
 def _cv_errors_per_model(
     x: FloatMatrix, base: FloatMatrix, y: FloatMatrix, folds: npt.NDArray[np.intp]
 ) -> FloatMatrix:
-    """Squared errors [rows, 2]: of the estimates as they are, and of `evidence_shift`'s
-    correction fitted on the other folds."""
-    out = np.empty((len(y), 2))
-    out[:, 0] = (base - y) ** 2
+    """Squared errors [rows] of `evidence_shift`'s correction fitted on the other folds (those of
+    the estimates as they are are `_cv_errors`' first column)."""
+    out = np.empty(len(y))
     for k in np.unique(folds):
         fit, held = folds != k, folds == k
         w = evidence_shift(x[fit], NumpyOps.logit(base[fit]), y[fit])
-        out[held, 1] = (_corrected(base[held], x[held], w) - y[held]) ** 2
+        out[held] = (_corrected(base[held], x[held], w) - y[held]) ** 2
     return out
 
 
 def _corrected(base: FloatMatrix, x: FloatMatrix, w: FloatMatrix) -> FloatMatrix:
+    """Estimates `base` with the logit shift `x @ w`."""
     return NumpyOps.sigmoid(NumpyOps.logit(base) + x @ w)
 
 
