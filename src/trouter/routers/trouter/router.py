@@ -470,7 +470,8 @@ class TRouter(Router):
         `feedback` holds logged queries and the scores (NaN: not scored) of the models that
         answered them, e.g. only the routed model's; its models must be in this router's pool.
         A correction is made only if its cross-validated gain is `min_z` standard errors above
-        zero (see `adapt`). Pass new feedback each time: a second call adds to the first.
+        zero (trouter.routers.trouter.adapt has the rule). Pass new feedback each time: a second
+        call adds to the first.
         """
         self._check_fitted()
         if not min_z >= 0:
