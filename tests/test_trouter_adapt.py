@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -13,6 +14,7 @@ from trouter.data.dataset import RoutingDataset
 from trouter.errors import DataError
 from trouter.routers.registry import load_router
 from trouter.routers.trouter import TRouter
+from trouter.routers.trouter.adapt import _clustered_se, sequential_z
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -120,6 +122,30 @@ def test_adaptations_add_up_are_saved_and_a_refit_drops_them(fitted, tmp_path):
         loaded.predict(later.queries).quality, adapted.predict(later.queries).quality
     )
     assert not hasattr(_copy(adapted).fit(toy_dataset(n_per_task=40, seed=2)), "adapt_coef_")
+
+
+def test_the_gate_counts_one_querys_scores_as_one_piece_of_evidence():
+    rng = np.random.default_rng(0)
+    per_query = rng.normal(0.01, 0.05, size=40)
+    alone = _clustered_se(per_query, np.arange(40))
+    assert alone == pytest.approx(per_query.std(ddof=1) / np.sqrt(40))
+    # nine models' scores of the same 40 queries, each as good or bad as its query's: nine times
+    # the rows, but no more evidence than the 40 queries hold
+    copies = _clustered_se(np.repeat(per_query, 9), np.repeat(np.arange(40), 9))
+    assert copies == pytest.approx(alone)
+    assert np.repeat(per_query, 9).std() / np.sqrt(360) < alone / 2.5  # what counting rows gave
+
+
+def test_each_look_again_at_growing_feedback_needs_more_standard_errors():
+    from scipy.stats import norm
+
+    bars = [sequential_z(2.0, look) for look in range(1, 41)]
+    assert bars[0] == 2.0 and bars[1] == pytest.approx(2.28, abs=0.01)
+    assert all(a < b for a, b in itertools.pairwise(bars))
+    assert sum(norm.sf(bars)) <= 2 * norm.sf(2.0)  # however many looks, at most twice one's
+    assert sequential_z(1000.0, 3) == 1000.0  # a bar no gain clears stays one
+    with pytest.raises(ValueError, match="look counts from 1"):
+        sequential_z(2.0, 0)
 
 
 def test_adapt_updates_the_budget_calibration(fitted):
