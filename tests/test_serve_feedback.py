@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import httpx
 import numpy as np
 import pytest
@@ -11,6 +15,7 @@ from factories import TOY_MODELS, toy_dataset
 from trouter.cli import run
 from trouter.routers.registry import load_router
 from trouter.routers.trouter import TRouter
+from trouter.routers.trouter.adapt import MIN_SCORES, sequential_z
 from trouter.serve import GatewayConfig, create_app
 from trouter.serve.feedback import feedback_dataset
 from trouter.serve.log_summary import summarise
@@ -22,6 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 KEY, OTHER = "sk-client-one", "sk-client-two"
 CODE_WORDS = ["python", "function", "list", "loop", "return", "def"]
+SCORED = 45  # Python answers scored 0: most go to one model, enough to correct it
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +37,8 @@ def router_dir(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def served(router_dir, tmp_path_factory):
-    """A gateway whose answers to Python questions all get a score of 0 from the client."""
-    db = tmp_path_factory.mktemp("store") / "gateway.sqlite"
+@contextmanager
+def _gateway(router_dir: Path, db: Path) -> Iterator[tuple[GatewayServer, httpx.Client]]:
     router = load_router(router_dir)
     with FakeOpenAI(lambda req: Reply(content="an answer")) as fake:
         app = create_app(
@@ -44,7 +48,15 @@ def served(router_dir, tmp_path_factory):
             Store(f"sqlite:///{db}"),
         )
         with GatewayServer(app) as gw, httpx.Client(base_url=gw.url) as client:
-            yield gw, client, db
+            yield gw, client
+
+
+@pytest.fixture(scope="module")
+def served(router_dir, tmp_path_factory):
+    """A gateway whose answers to Python questions all get a score of 0 from the client."""
+    db = tmp_path_factory.mktemp("store") / "gateway.sqlite"
+    with _gateway(router_dir, db) as (gw, client):
+        yield gw, client, db
 
 
 def _ask(client: httpx.Client, text: str, key: str = KEY, model: str = "trouter") -> httpx.Response:
@@ -62,7 +74,7 @@ def test_scored_answers_adapt_the_router_and_are_used_once(served, router_dir, t
     _, client, db = served
     rng = np.random.default_rng(0)
     answered = []
-    for k in range(30):
+    for k in range(SCORED):
         text = " ".join(rng.choice(CODE_WORDS, size=6)) + f" task{k}?"
         reply = _ask(client, text)
         answered.append(reply.headers["x-trouter-model"])
@@ -70,7 +82,7 @@ def test_scored_answers_adapt_the_router_and_are_used_once(served, router_dir, t
         assert scored.status_code == 200, scored.text
         assert scored.json()["score"] == 0.0
     model = max(set(answered), key=answered.count)
-    assert answered.count(model) >= 15
+    assert answered.count(model) >= MIN_SCORES
     question = "python function to return a list in a loop, def?"
     before = load_router(router_dir).route([question], "quality")[0]
 
@@ -83,7 +95,7 @@ def test_scored_answers_adapt_the_router_and_are_used_once(served, router_dir, t
     after = adapted.route([question], "quality")[0]
     quality = {e.model: e.quality for e in after.estimates}
     assert quality[model] < {e.model: e.quality for e in before.estimates}[model] - 0.2
-    assert adapted.adaptation_[-1]["feedback_through"] == 30
+    assert adapted.adaptation_[-1]["feedback_through"] == SCORED
 
     lines = summarise(Store(f"sqlite:///{db}")).models
     assert {(m.model, m.scored, m.mean_score) for m in lines if m.model == model} == {
@@ -102,6 +114,38 @@ def test_scored_answers_adapt_the_router_and_are_used_once(served, router_dir, t
     ]
     assert run(again) != 0
     assert "no new feedback" in capsys.readouterr().err
+
+
+def test_feedback_that_changed_nothing_is_read_again_with_the_next_round(
+    router_dir, tmp_path, capsys
+):
+    def score_python_answers(client: httpx.Client, start: int, stop: int) -> None:
+        rng = np.random.default_rng(start)
+        for k in range(start, stop):
+            reply = _ask(client, " ".join(rng.choice(CODE_WORDS, size=6)) + f" task{k}?")
+            rid = reply.headers["x-trouter-request-id"]
+            assert _score(client, {"request_id": rid, "score": 0}).is_success
+
+    def adapt(source: Path, out: Path) -> dict:
+        command = ["adapt", "--router", str(source), "--db", str(db), "--out", str(out)]
+        assert run(command) == 0
+        return load_router(out).adaptation_[-1]
+
+    db = tmp_path / "gateway.sqlite"
+    with _gateway(router_dir, db) as (_, client):
+        score_python_answers(client, 0, 6)  # too few scores for any model to be corrected
+        first = adapt(router_dir, tmp_path / "a")
+        assert first["models"] == [] and first["feedback_read"] == 6
+        assert "feedback_through" not in first
+        assert "stays unused" in capsys.readouterr().out
+        second = adapt(tmp_path / "a", tmp_path / "b")  # the same 6, looked at again
+        assert second["models"] == [] and second["min_z"] == pytest.approx(sequential_z(2, 2))
+        assert "look 2 at this feedback" in capsys.readouterr().out
+        score_python_answers(client, 6, SCORED)
+        third = adapt(tmp_path / "b", tmp_path / "c")
+    assert sum(third["scores"]) == SCORED  # the first round's 6 scores, read again, and the new
+    assert third["models"] and third["feedback_through"] == SCORED
+    assert third["min_z"] == pytest.approx(sequential_z(2, 3))
 
 
 def test_bad_feedback_is_a_clear_400_or_404(served):

@@ -172,7 +172,7 @@ def adapt_command(
     """Adapt a trained TRouter to outcomes observed on live traffic (no retraining)."""
     from trouter.routers.registry import load_router
     from trouter.routers.trouter import TRouter
-    from trouter.routers.trouter.adapt import MIN_SCORES, MIN_Z
+    from trouter.routers.trouter.adapt import MIN_SCORES, MIN_Z, sequential_z
 
     if (data is None) == (db is None):
         raise ConfigError(
@@ -189,25 +189,48 @@ def adapt_command(
             "its training data plus the feedback"
         )
     feedback, through = _feedback(model, data, db, since)
-    rule = MIN_Z if min_z is None else min_z
+    # Each look again at feedback that changed nothing raises the bar (see `sequential_z`).
+    look = 1 + (_unused_reads(model) if db is not None else 0)
+    rule = sequential_z(MIN_Z if min_z is None else min_z, look)
+    if look > 1:
+        console.print(
+            f"look {look} at this feedback (the last {look - 1} changed nothing): a correction "
+            f"needs {round(rule, 2):g} standard errors"
+        )
     with console.status(f"adapting to {feedback.n_queries} queries of feedback"):
         model.adapt(feedback, min_z=rule)
-    if through is not None:
-        model.adaptation_[-1]["feedback_through"] = through
-    model.save(out)
     step = model.adaptation_[-1]
+    if through is not None:
+        # Feedback that changed nothing stays unused, so the next call reads it again with what
+        # arrives meanwhile: rounds too small to clear the gate add up to a decision.
+        step["feedback_through" if step["models"] else "feedback_read"] = through
+    model.save(out)
     moved = [f"{model.models_[j]} ({step['scores'][j]} scores)" for j in step["models"]]
     console.print(
         f"adapted to {feedback.n_queries} queries; corrected: {', '.join(moved) or 'nothing'}"
         f"; saved to [bold]{out}[/]"
     )
     if not moved:
+        pending = (
+            ". This feedback stays unused: the next `trouter adapt --db` on the saved router "
+            "reads it again with what has arrived since"
+        )
         console.print(
             "[dim]nothing changed: a correction is made only when it beats the router's own "
-            f"estimates by {rule:g} standard errors in cross-validation on the feedback, on "
+            f"estimates by {round(rule, 2):g} standard errors in cross-validation on the feedback, on "
             f"models with at least {MIN_SCORES} scores (more feedback, or it agrees with the "
-            "router)[/]"
+            f"router){pending if through is not None else ''}[/]"
         )
+
+
+def _unused_reads(model: Any) -> int:
+    """How many of the latest adaptations read gateway feedback and changed nothing."""
+    count = 0
+    for step in reversed(getattr(model, "adaptation_", [])):
+        if "feedback_read" not in step:
+            break
+        count += 1
+    return count
 
 
 def _feedback(

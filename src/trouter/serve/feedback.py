@@ -11,8 +11,9 @@ request may score it (with client keys on), and only an answered one.
 (or would have, for a request that named its model), the model that answered (after any
 fallback) and its score, one observed model per query, the others unscored. `trouter adapt
 --router DIR --db URL --out DIR2` feeds it to `TRouter.adapt`. A request scored twice counts
-once, with its latest score; feedback already used by an adaptation (ids up to the router's
-`feedback_through`) is skipped, so adapting again uses only new feedback.
+once, with its latest score. Feedback an adaptation used (ids up to the router's
+`feedback_through`) is skipped, so adapting again uses only new feedback; feedback that changed
+nothing is not counted as used, so small rounds of it add up until they clear `adapt`'s gate.
 """
 
 from __future__ import annotations
