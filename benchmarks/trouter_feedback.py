@@ -26,12 +26,17 @@ rest), each held-out part cut twice (seeds 1-2) into 30% feedback and 70% evalua
 TRouter and `adapt` with each `min_z` (how many standard errors of cross-validated gain a
 correction needs), the change in gap per cut (mean, worst). With `--shift` the held-out parts
 get a made-up outcome shift (`swapped`), to see what each rule gains when something did move.
+With `--rounds K` (either protocol) the feedback also arrives in K equal rounds, `adapt` (default rule) after each,
+read two ways: each call told only the round's new feedback, or (`pooled`, what `trouter adapt
+--db` does) everything since the last call that made a correction, the bar raised at each look.
 
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/trouter_feedback.py --out runs/trouter-feedback
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/trouter_feedback.py --protocol validation \
         --out runs/trouter-feedback-validation
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/trouter_feedback.py --protocol validation \
         --shift --out runs/trouter-feedback-validation-shift
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/trouter_feedback.py --protocol validation \
+        [--shift] --rounds 5 --out runs/trouter-feedback-rounds
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from trouter.data.loaders import load_dataset
 from trouter.routers.base import Router
 from trouter.routers.registry import make_router
 from trouter.routers.trouter import TRouter
+from trouter.routers.trouter.adapt import MIN_Z, sequential_z
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from trouter_ablation import MemoEncoder
@@ -62,6 +68,7 @@ DRAWS = (1, 2, 3)
 #: `adapt`'s rule, from eager to its default (2): how many standard errors of cross-validated
 #: gain a correction needs.
 MIN_ZS = (0.0, 1.0, 2.0)
+ROUNDS_ACTED = "rounds that changed it"
 
 
 def in_domain(name: str) -> DatasetSplit:
@@ -69,8 +76,8 @@ def in_domain(name: str) -> DatasetSplit:
     return data.own_split() or data.split(seed=0)
 
 
-def combined(a: RoutingDataset, b: RoutingDataset) -> RoutingDataset:
-    frame = pd.concat([a.frame, b.frame], ignore_index=True)
+def combined(a: RoutingDataset, *more: RoutingDataset) -> RoutingDataset:
+    frame = pd.concat([a.frame, *(b.frame for b in more)], ignore_index=True)
     return RoutingDataset(frame, name=f"{a.name}+feedback", models=a.models, pool=a.pool)
 
 
@@ -132,6 +139,45 @@ def adapted_rows(
     return out
 
 
+def rounds_rows(
+    base: TRouter,
+    feedback: RoutingDataset,
+    rest: RoutingDataset,
+    encoder: MemoEncoder,
+    rounds: int,
+) -> dict[str, float]:
+    """Gap on `rest` after `feedback` arrives in `rounds` equal parts, `adapt` (default rule)
+    called after each, told every model's score, the routed model's or a random model's. Two
+    bookkeepings: each call reads only the feedback that arrived since the last call (`new
+    only`), or every score since the last call that made a correction (`pooled`, with
+    `sequential_z`'s higher bar at each look again), so that rounds too small to clear the gate
+    add up."""
+    order = np.random.default_rng(len(feedback)).permutation(feedback.query_ids)
+    parts = [feedback.subset(ids) for ids in np.array_split(order, rounds)]
+    out: dict[str, float] = {}
+    for kind in ("all", "routed", "random"):
+        for pooled in (False, True):
+            router = copy.deepcopy(base, memo={id(encoder): encoder})
+            pending: list[RoutingDataset] = []
+            acted = 0
+            for k, part in enumerate(parts):
+                if kind == "routed":  # what the router serving this round routed to
+                    part = routed_only(part, router)
+                elif kind == "random":
+                    part = random_only(part, seed=k)
+                pending = [*pending, part] if pooled else [part]
+                told = pending[0] if len(pending) == 1 else combined(*pending)
+                # what `trouter adapt --db` does: a higher bar at each look again
+                router.adapt(told, min_z=sequential_z(MIN_Z, len(pending)))
+                if router.adaptation_[-1]["models"]:
+                    acted += 1
+                    pending = []
+            label = f"{kind}, {rounds} rounds, {'pooled' if pooled else 'new only'}"
+            out[f"trouter + adapt ({label})"] = gap(router, rest)
+            out[f"adapt ({label}): {ROUNDS_ACTED}"] = float(acted)
+    return out
+
+
 def swapped(held: RoutingDataset, rest: RoutingDataset) -> RoutingDataset:
     """`held` with a made-up outcome shift: on its largest task, the scores of that task's best
     and worst model (by their mean on `rest`) trade places."""
@@ -157,7 +203,14 @@ def swapped(held: RoutingDataset, rest: RoutingDataset) -> RoutingDataset:
     )
 
 
-def run_validation(name: str, encoder: MemoEncoder, shift: bool) -> dict[str, list[float]]:
+def is_count(row: str) -> bool:
+    """Whether a row counts adaptations that acted (rather than giving a gap)."""
+    return row.endswith(("changed the router", ROUNDS_ACTED))
+
+
+def run_validation(
+    name: str, encoder: MemoEncoder, shift: bool, rounds: int
+) -> dict[str, list[float]]:
     train = training_part(load_dataset(name))
     rows: dict[str, list[float]] = {}
     for fold in range(3):
@@ -168,8 +221,11 @@ def run_validation(name: str, encoder: MemoEncoder, shift: bool) -> dict[str, li
             evaluated, feedback = held.holdout(0.3, seed=cut)
             before = gap(base, evaluated)
             rows.setdefault("trouter", []).append(before)
-            for key, value in adapted_rows(base, feedback, evaluated, encoder, MIN_ZS).items():
-                delta = value if key.endswith("changed the router") else value - before
+            found = adapted_rows(base, feedback, evaluated, encoder, MIN_ZS)
+            if rounds:
+                found |= rounds_rows(base, feedback, evaluated, encoder, rounds)
+            for key, value in found.items():
+                delta = value if is_count(key) else value - before
                 rows.setdefault(key, []).append(delta)
         print(f"  {name} fold {fold}: " + _last(rows), flush=True)
     return rows
@@ -179,7 +235,7 @@ def _last(rows: dict[str, list[float]]) -> str:
     return ", ".join(f"{k} {v[-1]:.3f}" for k, v in rows.items())
 
 
-def run(name: str, fraction: float, encoder: MemoEncoder) -> dict[str, list[float]]:
+def run(name: str, fraction: float, encoder: MemoEncoder, rounds: int) -> dict[str, list[float]]:
     split = in_domain(name)
     fitted = {
         r: make_router(r, encoder=encoder, seed=0).fit(split.train) for r in ("trouter", *BASELINES)
@@ -193,7 +249,10 @@ def run(name: str, fraction: float, encoder: MemoEncoder) -> dict[str, list[floa
             rows.setdefault(f"{r} + refit", []).append(gap(refit, rest))
         base = fitted["trouter"]
         assert isinstance(base, TRouter)
-        for key, value in adapted_rows(base, feedback, rest, encoder, MIN_ZS).items():
+        found = adapted_rows(base, feedback, rest, encoder, MIN_ZS)
+        if rounds:
+            found |= rounds_rows(base, feedback, rest, encoder, rounds)
+        for key, value in found.items():
             rows.setdefault(key, []).append(value)
         print(f"  {name} f={fraction} draw {draw}: " + _last(rows), flush=True)
     return rows
@@ -210,6 +269,12 @@ def main() -> None:
         help="validation: swap the best and worst model's scores on the held-out part's largest "
         "task (a made-up outcome shift)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="also feed the feedback in this many rounds, `adapt` after each",
+    )
     parser.add_argument("--encoder", default="minilm")
     parser.add_argument("--out", type=Path, default=Path("runs/trouter-feedback"))
     args = parser.parse_args()
@@ -224,9 +289,9 @@ def main() -> None:
         start = time.perf_counter()
         if deltas:
             label = "validation, shifted" if args.shift else "validation"
-            results[f"{name} {label}"] = run_validation(name, encoder, args.shift)
+            results[f"{name} {label}"] = run_validation(name, encoder, args.shift, args.rounds)
         else:
-            results[f"{name} f={fraction}"] = run(name, fraction, encoder)
+            results[f"{name} f={fraction}"] = run(name, fraction, encoder, args.rounds)
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
         (args.out / "rows.json").write_text(json.dumps(results, indent=1))
     lines = ["| router | " + " | ".join(results) + " |", "| --- |" + " ---: |" * len(results)]
@@ -240,7 +305,9 @@ def main() -> None:
 def _cell(values: list[float], row: str, deltas: bool) -> str:
     """A table cell: a count for "changed" rows, a mean and the worst change for the validation
     protocol's adapt rows (changes in gap), else a mean gap."""
-    if row.endswith("changed the router"):
+    if row.endswith(ROUNDS_ACTED):
+        return f"{int(sum(values))} in {len(values)} cuts"
+    if is_count(row):
         return f"{int(sum(values))} of {len(values)}"
     if deltas and row.startswith("trouter + adapt"):
         return f"{np.mean(values):+.4f} (worst {np.min(values):+.4f})"
