@@ -109,6 +109,7 @@ def test_the_rule_is_set_from_the_command_line(fitted, tmp_path, capsys):
     assert run([*base, "--out", str(tmp_path / "strict"), "--min-z", "1000"]) == 0
     out = capsys.readouterr().out
     assert "corrected: nothing" in out and "1000 standard errors" in " ".join(out.split())
+    assert "cross-validated Brier gain" in out and "needed 1000)" in " ".join(out.split())
     assert load_router(tmp_path / "strict").adaptation_[0]["alpha"] is None
 
 

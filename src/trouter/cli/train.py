@@ -210,6 +210,13 @@ def adapt_command(
         f"adapted to {feedback.n_queries} queries; corrected: {', '.join(moved) or 'nothing'}"
         f"; saved to [bold]{out}[/]"
     )
+    gain = step.get("cv_gain")
+    if gain and gain["standard_error"] > 0:
+        z = gain["brier_gain"] / gain["standard_error"]
+        console.print(
+            f"[dim]cross-validated Brier gain of the best correction: {gain['brier_gain']:+.5f} "
+            f"± {gain['standard_error']:.5f} ({z:.1f} standard errors; needed {round(rule, 2):g})[/]"
+        )
     if not moved:
         pending = (
             ". This feedback stays unused: the next `trouter adapt --db` on the saved router "
