@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from trouter.data.dataset import RoutingDataset
+from trouter.encode import StaticEncoder, _minilm_path
 from trouter.pool import Pool
 
 TOY_MODELS = ("small", "medium", "large")
@@ -79,3 +81,17 @@ def tricky_task(
         costs=np.tile([0.001, 0.01, 0.1], (n, 1)),
         tasks=[task] * n,
     )
+
+
+def tiny_static_encoder(directory: Path) -> StaticEncoder:
+    """A `static` encoder with MiniLM's real tokenizer and random 16-d token vectors (float16, as
+    distilled ones are), saved to `directory`: the real code path without the 25 s distillation."""
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(Path(_minilm_path()) / "tokenizer.json"))
+    vectors = np.random.default_rng(0).normal(size=(tokenizer.get_vocab_size(), 16))
+    StaticModel(vectors.astype(np.float16), tokenizer, normalize=True).save_pretrained(
+        str(directory)
+    )
+    return StaticEncoder(pca_dims=16, directory=directory)

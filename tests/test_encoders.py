@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from factories import toy_dataset
+from factories import tiny_static_encoder, toy_dataset
 from trouter.encode import MiniLMEncoder, _minilm_path, load_encoder
 from trouter.errors import ConfigError
 from trouter.routers.registry import load_router, make_router
@@ -59,3 +59,31 @@ def test_a_router_saved_with_a_local_encoder_loads_with_it(tmp_path: Path):
 def test_a_bad_spec_is_a_clear_error(spec: str, says: str):
     with pytest.raises(ConfigError, match=says):
         load_encoder(spec)
+
+
+@pytest.fixture(scope="module")
+def tiny_static(tmp_path_factory):
+    return tiny_static_encoder(tmp_path_factory.mktemp("static"))
+
+
+def test_the_static_encoder_is_model2vecs_embedding_summed_without_float16_rounding(tiny_static):
+    from model2vec import StaticModel
+
+    texts = ["What is the capital of France?", "def add(a, b):\n    return a + b", "", "x" * 9000]
+    ours = tiny_static.encode(texts)
+    theirs = StaticModel.from_pretrained(str(tiny_static.directory)).encode(texts)
+    assert np.abs(ours[:2] - theirs[:2]).max() < 5e-3  # theirs is averaged in float16
+    assert np.abs(ours[3] - theirs[3]).max() < 5e-3  # both cut the long text the same way
+    assert not ours[2].any()
+    sums, counts = tiny_static.token_sums(texts[:2])
+    np.testing.assert_allclose(
+        ours[:2], sums / np.linalg.norm(sums, axis=1, keepdims=True), atol=1e-6
+    )
+    assert list(counts) == [len(tiny_static._load().tokenize([t])[0]) for t in texts[:2]]
+
+
+def test_a_text_cut_at_a_line_end_embeds_as_the_sum_of_its_parts(tiny_static):
+    head, tail = "Answer like the examples.\nQ: 2+2?\nA: 4\n", "What is 3+3, exactly?"
+    sums, _ = tiny_static.token_sums([head, tail, head + tail])
+    np.testing.assert_allclose(sums[0] + sums[1], sums[2], atol=1e-4)
+    assert tiny_static.reads_whole(100, 20) and not tiny_static.reads_whole(100, 600)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from factories import tricky_task
+from factories import tiny_static_encoder, tricky_task
 from trouter.cli import run
 from trouter.data.dataset import RoutingDataset
 from trouter.encode import load_encoder
 from trouter.routers.registry import load_router
 from trouter.routers.trouter import TRouter
-from trouter.routers.trouter.views import Boilerplate, common_prefix_length
+from trouter.routers.trouter.views import Boilerplate, common_prefix_length, embed_view
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -116,3 +116,28 @@ def test_a_question_is_encoded_only_when_its_residual_was_kept(residual, encodin
     encoder.texts = 0
     router.predict(test.queries)
     assert encoder.texts == encodings * len(test.queries)
+
+
+def test_a_static_encoder_reads_the_boilerplate_once_and_embeds_as_if_it_read_everything(
+    tmp_path,
+):
+    static = tiny_static_encoder(tmp_path / "static")
+
+    class Generic:  # the same encoder without its token sums: every prompt encoded whole
+        id, spec, dim = static.id, static.spec, static.dim
+
+        def encode(self, texts):
+            return static.encode(texts)
+
+    questions = [f"what is {k} plus {k + 1}?" for k in range(12)]
+    boilerplate = Boilerplate.learn(_templated(questions))
+    queries = [
+        *_templated(["how many legs has a spider?", "name a prime above 90"]),
+        "a query without boilerplate",
+        FEW_SHOT * 40 + "a question after more text than the encoder reads" + FORMAT,
+        "no boilerplate, but too long for the encoder " * 200,
+    ]
+    by_parts = embed_view(static, queries, "question", 0, boilerplate)
+    whole = embed_view(Generic(), queries, "question", 0, boilerplate)
+    np.testing.assert_allclose(by_parts, whole, atol=1e-5)
+    assert by_parts[:2, static.dim :].any() and not by_parts[2:, static.dim :][[0, 2]].any()

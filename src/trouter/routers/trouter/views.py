@@ -11,6 +11,10 @@ add a second embedding, concatenated to the first:
 - `head+tail`: the last `tail_chars` characters of a prompt longer than that.
 
 Leaf texts are short and carry no boilerplate: both halves agree.
+
+With an encoder that sums token vectors (`static`), the `question` view tokenises each prompt's
+question only and adds the boilerplate's sums, kept between calls: the same vectors (to float32
+rounding) at a fraction of the cost on few-shot prompts (benchmarks/RESULTS-speed.md).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from itertools import pairwise
 import numpy as np
 import numpy.typing as npt
 
-from trouter.encode import Embeddings, Encoder
+from trouter.encode import Embeddings, Encoder, SumsTokens
 
 TEXT_VIEWS = ("full", "question", "head+tail")
 FloatMatrix = npt.NDArray[np.float64]
@@ -80,10 +84,15 @@ class Boilerplate:
 
     def strip(self, query: str) -> str:
         """The query without its boilerplate (the query itself if nothing else would be left)."""
-        head = next((len(p) for p in self.prefixes if query.startswith(p)), 0)
-        tail = next((len(s) for s in self.suffixes if query.endswith(s)), 0)
-        core = query[head : len(query) - tail]
-        return core if core.strip() else query
+        return self.split(query)[1]
+
+    def split(self, query: str) -> tuple[str, str, str]:
+        """(prefix, question, suffix) that make up `query`; ("", query, "") when it has no
+        boilerplate or nothing else would be left. The cuts fall at line ends."""
+        head = next((p for p in self.prefixes if query.startswith(p)), "")
+        tail = next((s for s in self.suffixes if query.endswith(s)), "")
+        core = query[len(head) : len(query) - len(tail)]
+        return (head, core, tail) if core.strip() else ("", query, "")
 
     def __bool__(self) -> bool:
         return bool(self.prefixes or self.suffixes)
@@ -125,9 +134,11 @@ def embed_view(
     boilerplate: Boilerplate | None = None,
 ) -> Embeddings:
     """Query vectors [n, d] (`full`) or [n, 2d] (the other views; see the module docstring)."""
-    head = encoder.encode(queries)
     if view == "full":
-        return head
+        return encoder.encode(queries)
+    if view == "question" and boilerplate and isinstance(encoder, SumsTokens):
+        return _question_view_by_parts(encoder, queries, boilerplate)
+    head = encoder.encode(queries)
     if view == "question":
         seconds = [boilerplate.strip(q) for q in queries] if boilerplate else queries
     else:
@@ -142,6 +153,54 @@ def embed_view(
         return np.concatenate([head, second], axis=1).astype(np.float32)
     # Each half is unit-length, so the concatenation divided by sqrt(2) is too.
     return (np.concatenate([head, second], axis=1) / np.sqrt(2.0)).astype(np.float32)
+
+
+def _question_view_by_parts(
+    encoder: SumsTokens, queries: list[str], boilerplate: Boilerplate
+) -> Embeddings:
+    """The `question` view with an encoder that sums token vectors: each query is tokenised once,
+    its question only. The whole prompt's vector is the sum of its question's and its
+    boilerplate's (cut at line ends, so no token spans a cut; the boilerplate's sums are kept
+    between calls). A prompt the encoder would truncate is encoded whole, as `embed_view` does."""
+    parts = [boilerplate.split(q) for q in queries]
+    sums, counts = encoder.token_sums([core for _, core, _ in parts])
+    question = np.zeros_like(sums)
+    whole = sums.copy()
+    for i, (head, _, tail) in enumerate(parts):
+        if head or tail:
+            question[i] = sums[i]
+            for piece in (head, tail):
+                if piece:
+                    piece_sum, piece_count = _piece_sums(encoder, piece)
+                    whole[i] += piece_sum
+                    counts[i] += piece_count
+    out = np.concatenate([_unit(whole), _unit(question)], axis=1).astype(np.float32)
+    d = sums.shape[1]
+    for i, q in enumerate(queries):
+        if not encoder.reads_whole(len(q), int(counts[i])):
+            out[i, :d] = encoder.encode([q])[0]
+            if question[i].any():
+                out[i, d:] = encoder.encode([parts[i][1]])[0]
+    return out
+
+
+#: (encoder id, boilerplate text) -> (its token vectors' sum, its token count)
+_PIECES: dict[tuple[str, str], tuple[FloatMatrix, int]] = {}
+
+
+def _piece_sums(encoder: SumsTokens, piece: str) -> tuple[FloatMatrix, int]:
+    key = (encoder.id, piece)
+    if key not in _PIECES:
+        if len(_PIECES) >= 4096:
+            _PIECES.clear()
+        piece_sums, piece_counts = encoder.token_sums([piece])
+        _PIECES[key] = (piece_sums[0], int(piece_counts[0]))
+    return _PIECES[key]
+
+
+def _unit(x: FloatMatrix) -> FloatMatrix:
+    """Rows at unit length; zero rows stay zero."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def split_view(xs: FloatMatrix, view: str) -> tuple[FloatMatrix, FloatMatrix]:
