@@ -199,7 +199,9 @@ class StaticEncoder:
 
     @property
     def id(self) -> str:
-        return f"static-minilm-{self.pca_dims}"
+        # "-f32": token vectors summed in float32 (before, model2vec's float16 mean: routers
+        # saved with that id load with a message to retrain them)
+        return f"static-minilm-{self.pca_dims}-f32"
 
     @property
     def dim(self) -> int:

@@ -357,7 +357,8 @@ class Router(ABC):
         expected = (config.get("encoder") or {}).get("id")
         if expected and router.uses_encoder and router.encoder_.id != expected:
             raise ConfigError(
-                f"{directory}: router was trained with encoder {expected}, but {router.encoder_.id} was loaded"
+                f"{directory}: router was trained with encoder {expected}, but {router.encoder_.id} "
+                "was loaded (this version embeds differently); retrain it with `trouter train`"
             )
         return router
 
