@@ -9,7 +9,9 @@ split:
   holds), and told only a fraction w of them (quality = (1 - w) * task mean + w * truth);
 - how much the MiniLM embedding can tell apart within a task: the number of distinct embeddings
   per task (the encoder reads 256 word pieces; ARC-C and Winogrande prompts open with the same
-  few-shot examples for 1,500+ characters).
+  few-shot examples for 1,500+ characters);
+- TRouter, mf and linear (seed 0): the gap, the task-balanced gap (`trouter_selection`), and the
+  gap on each task's queries alone, against that task's own zero router and oracle.
 
 llmrouter_9models: is its test split shifted in what the queries look like, or in how the models
 do on them? The per-task mean router with training and with test means, and, for a TRouter
@@ -22,7 +24,9 @@ query's task, and each query's cosine similarity to its nearest training query, 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -31,6 +35,9 @@ from trouter.data.loaders import load_dataset
 from trouter.encode import load_encoder
 from trouter.eval import metrics
 from trouter.routers.registry import make_router
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from trouter_selection import balanced_gap
 
 
 def per_task_means(train: RoutingDataset, test: RoutingDataset) -> tuple[np.ndarray, ...]:
@@ -89,6 +96,18 @@ def routerbench() -> None:
     for task in names:
         distinct = len({v.tobytes() for v in np.round(x[t_test == task], 4)})
         print(f"{task:14s}: {(t_test == task).sum()} test queries, {distinct} distinct embeddings")
+    for name in ("trouter", "mf", "linear"):
+        est = make_router(name, encoder=encoder, seed=0).fit(train).predict(test.queries)
+        cells = []
+        for task in names:
+            rows = t_test == task
+            alone = test.subset(np.asarray(test.query_ids)[rows])
+            cells.append(f"{task} {gap_on(alone)(est.quality[rows], est.cost[rows]):.3f}")
+        print(
+            f"{name:8s}: gap {gap(est.quality, est.cost):.3f}, task-balanced "
+            f"{balanced_gap(est.quality, est.cost, test):.3f}; on each task's queries alone: "
+            + ", ".join(cells)
+        )
 
 
 def llmrouter() -> None:
