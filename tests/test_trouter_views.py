@@ -118,17 +118,21 @@ def test_a_question_is_encoded_only_when_its_residual_was_kept(residual, encodin
     assert encoder.texts == encodings * len(test.queries)
 
 
+class WithoutTokenSums:
+    """An encoder as it is, minus its token sums: `embed_view` then encodes every prompt whole."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.id, self.spec, self.dim = inner.id, inner.spec, inner.dim
+
+    def encode(self, texts):
+        return self.inner.encode(texts)
+
+
 def test_a_static_encoder_reads_the_boilerplate_once_and_embeds_as_if_it_read_everything(
     tmp_path,
 ):
     static = tiny_static_encoder(tmp_path / "static")
-
-    class Generic:  # the same encoder without its token sums: every prompt encoded whole
-        id, spec, dim = static.id, static.spec, static.dim
-
-        def encode(self, texts):
-            return static.encode(texts)
-
     questions = [f"what is {k} plus {k + 1}?" for k in range(12)]
     boilerplate = Boilerplate.learn(_templated(questions))
     queries = [
@@ -138,6 +142,20 @@ def test_a_static_encoder_reads_the_boilerplate_once_and_embeds_as_if_it_read_ev
         "no boilerplate, but too long for the encoder " * 200,
     ]
     by_parts = embed_view(static, queries, "question", 0, boilerplate)
-    whole = embed_view(Generic(), queries, "question", 0, boilerplate)
+    whole = embed_view(WithoutTokenSums(static), queries, "question", 0, boilerplate)
     np.testing.assert_allclose(by_parts, whole, atol=1e-5)
     assert by_parts[:2, static.dim :].any() and not by_parts[2:, static.dim :][[0, 2]].any()
+
+
+def test_a_static_encoder_router_reads_prompts_by_parts_with_the_estimates_of_whole_prompts(
+    tmp_path,
+):
+    static = tiny_static_encoder(tmp_path / "static")
+    data = _few_shot_task()
+    train, test = data.subset(data.query_ids[:160]), data.subset(data.query_ids[160:])
+    router = TRouter(encoder=static, ensemble=1).fit(train)
+    # the boilerplate is read once, by parts, whether or not the question residual was kept
+    assert router._boilerplate().prefixes == (FEW_SHOT,)
+    by_parts = router.predict(test.queries).quality
+    router._encoder_obj = WithoutTokenSums(static)
+    np.testing.assert_allclose(by_parts, router.predict(test.queries).quality, atol=1e-6)

@@ -55,7 +55,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trouter.data.dataset import RoutingDataset
-from trouter.encode import Embeddings, Encoder
+from trouter.encode import Embeddings, Encoder, SumsTokens
 from trouter.errors import ConfigError
 from trouter.routers.base import Estimates, Router
 from trouter.routers.costmodel import CostModel
@@ -199,8 +199,14 @@ class TRouter(Router):
 
     def _boilerplate(self) -> Boilerplate:
         """What is cut to read a query's question: the learned boilerplate while fitting, and
-        once fitted only if the question residual was kept (else nothing: no question is read)."""
-        reads_question = getattr(self, "_fitting", False) or hasattr(self, "question_coef_")
+        once fitted if the question residual was kept, or if the encoder sums token vectors
+        (it then reads each prompt's boilerplate once, which is faster even when the question
+        is not needed); else nothing, so a question is never encoded for nothing."""
+        reads_question = (
+            getattr(self, "_fitting", False)
+            or hasattr(self, "question_coef_")
+            or isinstance(self.encoder_, SumsTokens)
+        )
         return Boilerplate.from_dict(getattr(self, "boilerplate_", {}) if reads_question else {})
 
     def _features(self, queries: list[str]) -> FloatMatrix:
