@@ -242,8 +242,7 @@ class StaticEncoder:
         its parts' (`token_sums`)."""
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        model = self._load()
-        window = model.max_length * model.median_token_length if model.max_length else None
+        window = self._char_window()
         cut = [text[:window] for text in texts] if window else list(texts)
         return _unit_rows(self.token_sums(cut)[0])
 
@@ -276,12 +275,14 @@ class StaticEncoder:
         return self._float_vectors
 
     def reads_whole(self, chars: int, tokens: int) -> bool:
-        """model2vec cuts a text to `max_length` tokens and, before that, to `max_length` times
-        its median token length in characters."""
+        window = self._char_window()
+        return window is None or (tokens < self._load().max_length and chars <= window)
+
+    def _char_window(self) -> int | None:
+        """model2vec cuts a text to `max_length` times its median token length in characters
+        (None: no cut), and then to `max_length` tokens."""
         model = self._load()
-        if model.max_length is None:
-            return True
-        return tokens < model.max_length and chars <= model.max_length * model.median_token_length
+        return model.max_length * model.median_token_length if model.max_length else None
 
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)

@@ -165,7 +165,8 @@ def adapt_command(
         typer.Option(
             "--min-z",
             help="Standard errors of cross-validated gain a correction needs (default 2; 0 acts "
-            "on any gain, which routed worse where nothing had shifted: benchmarks/RESULTS-trouter.md).",
+            "on any gain, which routed worse where nothing had shifted: benchmarks/RESULTS-trouter.md). "
+            "With --db, raised at each look again at feedback that changed nothing.",
         ),
     ] = None,
 ) -> None:

@@ -20,6 +20,7 @@ rounding) at a fraction of the cost on few-shot prompts (benchmarks/RESULTS-spee
 from __future__ import annotations
 
 import math
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -184,18 +185,20 @@ def _question_view_by_parts(
     return out
 
 
-#: (encoder id, boilerplate text) -> (its token vectors' sum, its token count)
-_PIECES: dict[tuple[str, str], tuple[FloatMatrix, int]] = {}
+#: per encoder (held weakly), boilerplate text -> (its token vectors' sum, its token count)
+_PIECES: weakref.WeakKeyDictionary[SumsTokens, dict[str, tuple[FloatMatrix, int]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _piece_sums(encoder: SumsTokens, piece: str) -> tuple[FloatMatrix, int]:
-    key = (encoder.id, piece)
-    if key not in _PIECES:
-        if len(_PIECES) >= 4096:
-            _PIECES.clear()
-        piece_sums, piece_counts = encoder.token_sums([piece])
-        _PIECES[key] = (piece_sums[0], int(piece_counts[0]))
-    return _PIECES[key]
+    kept = _PIECES.setdefault(encoder, {})
+    if piece not in kept:
+        if len(kept) >= 4096:
+            kept.clear()
+        sums, counts = encoder.token_sums([piece])
+        kept[piece] = (sums[0], int(counts[0]))
+    return kept[piece]
 
 
 def _unit(x: FloatMatrix) -> FloatMatrix:
