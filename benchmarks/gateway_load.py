@@ -181,10 +181,13 @@ def load_data(name: str) -> Any:
 
 def ensure_router(data: Any, data_name: str, encoder: str, router: str) -> Path:
     """A `router` for `data` with `encoder`, fitted once and kept under $TROUTER_HOME."""
+    from trouter.encode import load_encoder
     from trouter.paths import home
     from trouter.routers.registry import make_router
 
-    directory = home() / "bench-gateway" / f"{router}-{data_name}-{encoder}"
+    # Keyed by the encoder's id, not its spec: a new version of an encoder gets a new router.
+    encoder_id = load_encoder(encoder).id
+    directory = home() / "bench-gateway" / f"{router}-{data_name}-{encoder_id}"
     if (directory / "config.json").is_file():
         return directory
     split = data.split(seed=0)
