@@ -193,12 +193,13 @@ _PIECES: weakref.WeakKeyDictionary[SumsTokens, dict[str, tuple[FloatMatrix, int]
 
 def _piece_sums(encoder: SumsTokens, piece: str) -> tuple[FloatMatrix, int]:
     kept = _PIECES.setdefault(encoder, {})
-    if piece not in kept:
+    found = kept.get(piece)
+    if found is None:  # (no second lookup: another thread may clear `kept` meanwhile)
         if len(kept) >= 4096:
             kept.clear()
         sums, counts = encoder.token_sums([piece])
-        kept[piece] = (sums[0], int(counts[0]))
-    return kept[piece]
+        found = kept[piece] = (sums[0], int(counts[0]))
+    return found
 
 
 def _unit(x: FloatMatrix) -> FloatMatrix:
