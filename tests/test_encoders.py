@@ -87,3 +87,25 @@ def test_a_text_cut_at_a_line_end_embeds_as_the_sum_of_its_parts(tiny_static):
     sums, _ = tiny_static.token_sums([head, tail, head + tail])
     np.testing.assert_allclose(sums[0] + sums[1], sums[2], atol=1e-4)
     assert tiny_static.reads_whole(100, 20) and not tiny_static.reads_whole(100, 600)
+
+
+def test_a_router_saved_with_the_static_encoders_earlier_version_loads_with_a_warning(
+    tiny_static, tmp_path
+):
+    import json
+
+    assert tiny_static.spec == "static:16" and load_encoder("static:16").id == tiny_static.id
+    router = make_router("trouter", encoder=tiny_static, ensemble=1).fit(toy_dataset(seed=1))
+    router.save(tmp_path / "r")
+    config_file = tmp_path / "r" / "config.json"
+    config = json.loads(config_file.read_text())
+    assert config["encoder"]["spec"] == "static:16"
+    config["encoder"]["id"] = "static-minilm-16"  # saved by the float16-mean version
+    config_file.write_text(json.dumps(config))
+    with pytest.warns(UserWarning, match="earlier version of static-minilm-16-f32"):
+        loaded = load_router(tmp_path / "r")
+    assert loaded.models_ == router.models_
+    config["encoder"]["id"] = "static-minilm-64"  # another encoder altogether
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="retrain it with `trouter train`"):
+        load_router(tmp_path / "r")

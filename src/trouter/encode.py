@@ -188,8 +188,6 @@ class MiniLMEncoder(SentenceTransformerEncoder):
 class StaticEncoder:
     """model2vec static embeddings distilled from MiniLM; distilled once, then loaded from disk."""
 
-    spec = "static"
-
     def __init__(self, pca_dims: int = 256, directory: Path | None = None) -> None:
         self.pca_dims = pca_dims
         self.directory = directory or home() / "encoders" / f"static-minilm-{pca_dims}"
@@ -198,10 +196,20 @@ class StaticEncoder:
         self._lock = threading.Lock()
 
     @property
+    def spec(self) -> str:
+        return "static" if self.pca_dims == 256 else f"static:{self.pca_dims}"
+
+    @property
     def id(self) -> str:
-        # "-f32": token vectors summed in float32 (before, model2vec's float16 mean: routers
-        # saved with that id load with a message to retrain them)
+        # "-f32": token vectors summed in float32 (before: model2vec's float16 mean)
         return f"static-minilm-{self.pca_dims}-f32"
+
+    @property
+    def earlier_ids(self) -> tuple[str, ...]:
+        """Ids of earlier versions of this encoder whose vectors differ from this one's only by
+        rounding (float16 means, at most about 3e-4 per coordinate): a router saved with one
+        still loads, with a warning."""
+        return (f"static-minilm-{self.pca_dims}",)
 
     @property
     def dim(self) -> int:

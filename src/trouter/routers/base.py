@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -356,9 +357,17 @@ class Router(ABC):
         router._set_state(arrays, config.get("state", {}))
         expected = (config.get("encoder") or {}).get("id")
         if expected and router.uses_encoder and router.encoder_.id != expected:
-            raise ConfigError(
-                f"{directory}: router was trained with encoder {expected}, but {router.encoder_.id} "
-                "was loaded (this version embeds differently); retrain it with `trouter train`"
+            loaded = router.encoder_.id
+            if expected not in getattr(router.encoder_, "earlier_ids", ()):
+                raise ConfigError(
+                    f"{directory}: router was trained with encoder {expected}, but {loaded} was "
+                    "loaded (this version embeds differently); retrain it with `trouter train`"
+                )
+            warnings.warn(
+                f"{directory}: router was trained with encoder {expected}, an earlier version of "
+                f"{loaded} whose vectors differ only by rounding; it routes, but retrain it "
+                "(`trouter train`) to match exactly",
+                stacklevel=2,
             )
         return router
 
