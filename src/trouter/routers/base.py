@@ -360,8 +360,9 @@ class Router(ABC):
             loaded = router.encoder_.id
             if expected not in getattr(router.encoder_, "earlier_ids", ()):
                 raise ConfigError(
-                    f"{directory}: router was trained with encoder {expected}, but {loaded} was "
-                    "loaded (this version embeds differently); retrain it with `trouter train`"
+                    f"{directory}: router was trained with encoder {expected}, but its spec now "
+                    f"loads {loaded} (another version or other model files); retrain it with "
+                    "`trouter train`"
                 )
             warnings.warn(
                 f"{directory}: router was trained with encoder {expected}, an earlier version of "
