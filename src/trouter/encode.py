@@ -30,7 +30,7 @@ import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -62,7 +62,6 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str]) -> Embeddings: ...
 
 
-@runtime_checkable
 class SumsTokens(Encoder, Protocol):
     """An encoder whose vector of a text is the sum of its token vectors at unit length (static
     embeddings), so a text cut at whitespace embeds as the sum of its parts' sums."""
@@ -76,7 +75,14 @@ class SumsTokens(Encoder, Protocol):
         ...
 
 
-def _unit_rows(x: npt.NDArray[Any]) -> Embeddings:
+def sums_tokens(encoder: Encoder) -> TypeGuard[SumsTokens]:
+    """Whether `encoder` is a `SumsTokens`. Checked per routing call, so by its two methods:
+    `isinstance` on the runtime protocol probes every member and costs about 10 us."""
+    return hasattr(encoder, "token_sums") and hasattr(encoder, "reads_whole")
+
+
+def unit_rows(x: npt.NDArray[Any]) -> Embeddings:
+    """Rows of `x` at unit length, as float32; zero rows stay zero."""
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norms, 1e-12)
@@ -252,7 +258,7 @@ class StaticEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         window = self._char_window()
         cut = [text[:window] for text in texts] if window else list(texts)
-        return _unit_rows(self.token_sums(cut)[0])
+        return unit_rows(self.token_sums(cut)[0])
 
     def token_sums(self, texts: Sequence[str]) -> tuple[npt.NDArray[np.float64], npt.NDArray[Any]]:
         """(per text, the sum of its token vectors; its token count): `encode` is the sum at
@@ -323,7 +329,7 @@ class HashingEncoder:
             for feature in words + [a + " " + b for a, b in itertools.pairwise(words)]:
                 h = zlib.crc32(feature.encode("utf-8"))
                 out[row, h % self._dim] += 1.0 if (h >> 31) & 1 else -1.0
-        return _unit_rows(out)
+        return unit_rows(out)
 
 
 class CachedEncoder:

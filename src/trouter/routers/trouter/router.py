@@ -55,7 +55,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trouter.data.dataset import RoutingDataset
-from trouter.encode import Embeddings, Encoder, SumsTokens
+from trouter.encode import Embeddings, Encoder, sums_tokens
 from trouter.errors import ConfigError
 from trouter.routers.base import Estimates, Router
 from trouter.routers.costmodel import CostModel
@@ -205,7 +205,7 @@ class TRouter(Router):
         reads_question = (
             getattr(self, "_fitting", False)
             or hasattr(self, "question_coef_")
-            or isinstance(self.encoder_, SumsTokens)
+            or sums_tokens(self.encoder_)
         )
         return Boilerplate.from_dict(getattr(self, "boilerplate_", {}) if reads_question else {})
 

@@ -29,7 +29,7 @@ from itertools import pairwise
 import numpy as np
 import numpy.typing as npt
 
-from trouter.encode import Embeddings, Encoder, SumsTokens
+from trouter.encode import Embeddings, Encoder, SumsTokens, sums_tokens, unit_rows
 
 TEXT_VIEWS = ("full", "question", "head+tail")
 FloatMatrix = npt.NDArray[np.float64]
@@ -137,7 +137,7 @@ def embed_view(
     """Query vectors [n, d] (`full`) or [n, 2d] (the other views; see the module docstring)."""
     if view == "full":
         return encoder.encode(queries)
-    if view == "question" and boilerplate and isinstance(encoder, SumsTokens):
+    if view == "question" and boilerplate and sums_tokens(encoder):
         return _question_view_by_parts(encoder, queries, boilerplate)
     head = encoder.encode(queries)
     if view == "question":
@@ -165,23 +165,21 @@ def _question_view_by_parts(
     between calls). A prompt the encoder would truncate is encoded whole, as `embed_view` does."""
     parts = [boilerplate.split(q) for q in queries]
     sums, counts = encoder.token_sums([core for _, core, _ in parts])
-    question = np.zeros_like(sums)
+    cut = np.array([bool(head or tail) for head, _, tail in parts])
     whole = sums.copy()
-    for i, (head, _, tail) in enumerate(parts):
-        if head or tail:
-            question[i] = sums[i]
-            for piece in (head, tail):
-                if piece:
-                    piece_sum, piece_count = _piece_sums(encoder, piece)
-                    whole[i] += piece_sum
-                    counts[i] += piece_count
-    out = np.concatenate([_unit(whole), _unit(question)], axis=1).astype(np.float32)
-    d = sums.shape[1]
-    for i, q in enumerate(queries):
-        if not encoder.reads_whole(len(q), int(counts[i])):
-            out[i, :d] = encoder.encode([q])[0]
-            if question[i].any():
-                out[i, d:] = encoder.encode([parts[i][1]])[0]
+    for i in np.flatnonzero(cut):
+        for piece in filter(None, (parts[i][0], parts[i][2])):
+            piece_sum, piece_count = _piece_sums(encoder, piece)
+            whole[i] += piece_sum
+            counts[i] += piece_count
+    out = np.concatenate([unit_rows(whole), unit_rows(sums * cut[:, None])], axis=1)
+    too_long = [i for i, q in enumerate(queries) if not encoder.reads_whole(len(q), int(counts[i]))]
+    if too_long:
+        d = sums.shape[1]
+        out[too_long, :d] = encoder.encode([queries[i] for i in too_long])
+        questions = [i for i in too_long if cut[i]]
+        if questions:
+            out[questions, d:] = encoder.encode([parts[i][1] for i in questions])
     return out
 
 
@@ -200,11 +198,6 @@ def _piece_sums(encoder: SumsTokens, piece: str) -> tuple[FloatMatrix, int]:
         sums, counts = encoder.token_sums([piece])
         found = kept[piece] = (sums[0], int(counts[0]))
     return found
-
-
-def _unit(x: FloatMatrix) -> FloatMatrix:
-    """Rows at unit length; zero rows stay zero."""
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def split_view(xs: FloatMatrix, view: str) -> tuple[FloatMatrix, FloatMatrix]:
