@@ -26,9 +26,10 @@ rest), each held-out part cut twice (seeds 1-2) into 30% feedback and 70% evalua
 TRouter and `adapt` with each `min_z` (how many standard errors of cross-validated gain a
 correction needs), the change in gap per cut (mean, worst). With `--shift` the held-out parts
 get a made-up outcome shift (`swapped`), to see what each rule gains when something did move.
-With `--rounds K` (either protocol) the feedback also arrives in K equal rounds, `adapt` (default rule) after each,
-read two ways: each call told only the round's new feedback, or (`pooled`, what `trouter adapt
---db` does) everything since the last call that made a correction, the bar raised at each look.
+With `--rounds K` (either protocol) the feedback also arrives in K equal rounds, `adapt` (default
+rule) after each, read two ways: each call told only the round's new feedback, or (`pooled`,
+what `trouter adapt --db` does) everything since the last call that made a correction, the bar
+raised at each look.
 
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/trouter_feedback.py --out runs/trouter-feedback
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/trouter_feedback.py --protocol validation \
@@ -166,9 +167,8 @@ def rounds_rows(
                 elif kind == "random":
                     part = random_only(part, seed=k)
                 pending = [*pending, part] if pooled else [part]
-                told = pending[0] if len(pending) == 1 else combined(*pending)
                 # what `trouter adapt --db` does: a higher bar at each look again
-                router.adapt(told, min_z=sequential_z(MIN_Z, len(pending)))
+                router.adapt(combined(*pending), min_z=sequential_z(MIN_Z, len(pending)))
                 if router.adaptation_[-1]["models"]:
                     acted += 1
                     pending = []
