@@ -41,8 +41,8 @@ from trouter.data.loaders import load_dataset
 from trouter.encode import Embeddings, load_encoder
 from trouter.eval import metrics
 from trouter.eval.protocols import Fold, make_folds
-from trouter.eval.report import markdown_table, summarise
-from trouter.eval.runner import ResultRow, evaluate_router, reference_rows
+from trouter.eval.report import comparison_lines, markdown_table, summarise
+from trouter.eval.runner import ORACLE, ResultRow, evaluate_router, reference_rows, with_intervals
 from trouter.routers.registry import make_router
 
 DATASETS = ("routerbench_subset", "llmrouter_9models", "routellm_evals")
@@ -138,14 +138,18 @@ def run(
     rows: list[ResultRow] = []
     for fold in folds:
         lams = metrics.lambda_grid(fold.test.costs)
-        zero, oracle, _ = reference_rows(fold, lams, dataset=dataset_name, protocol=protocol)
+        zero, oracle, oracle_curve = reference_rows(
+            fold, lams, dataset=dataset_name, protocol=protocol
+        )
+        fold_rows: list[ResultRow] = []
+        curves = {ORACLE: oracle_curve}
         for label in labels:
             name, params = table[label]
             router = make_router(name, encoder=encoder, seed=seed, **params)
             start = time.perf_counter()
             router.fit(fold.train, val=fold.val)
             seconds = time.perf_counter() - start
-            row, _ = evaluate_router(
+            row, crv = evaluate_router(
                 router,
                 fold,
                 lams,
@@ -154,14 +158,15 @@ def run(
                 protocol=protocol,
                 fit_seconds=seconds,
             )
-            rows.append(replace(row, router=label))
+            fold_rows.append(replace(row, router=label))
+            curves[label] = crv.curve
             print(
                 f"{dataset_name} {protocol} {fold.name}: {label:28s} AIQ {row.aiq:.4f} "
                 f"gap {row.gap_recovered if row.gap_recovered is not None else float('nan'):.3f} "
                 f"({seconds:.1f} s)",
                 flush=True,
             )
-        rows.extend([zero, oracle])
+        rows.extend(with_intervals(fold, [*fold_rows, zero, oracle], curves, seed=seed))
         on_fold(rows)
     return rows
 
@@ -174,6 +179,7 @@ def summary_markdown(rows: list[ResultRow]) -> str:
         folds = list(dict.fromkeys(r.fold for r in part))
         lines += ["", f"### {dataset} · {protocol} ({len(folds)} fold{'s' * (len(folds) > 1)})", ""]
         lines += markdown_table(summarise(part))
+        lines += ["", *comparison_lines(part)]
         if len(folds) > 1 and protocol != RESPLIT:
             labels = [r for r in dict.fromkeys(r.router for r in part) if r not in ("zero",)]
             lines += ["", "Gap recovered per held-out task:", ""]

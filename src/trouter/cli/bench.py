@@ -103,7 +103,7 @@ def bench(
     from trouter.encode import load_encoder
     from trouter.eval.plot import plot_result
     from trouter.eval.protocols import PROTOCOLS, make_folds
-    from trouter.eval.report import rich_table, write_json, write_markdown
+    from trouter.eval.report import comparison_lines, rich_table, write_json, write_markdown
     from trouter.eval.runner import BenchResult, run_benchmark
 
     if protocol not in PROTOCOLS:
@@ -159,4 +159,6 @@ def bench(
     write_markdown(result, out)
     plot = plot_result(result, out)
     console.print(rich_table(result))
+    for line in comparison_lines(result):
+        console.print(line, highlight=False)
     console.print(f"wrote {out / 'report.json'}, {out / 'report.md'} and {plot}")

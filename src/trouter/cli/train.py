@@ -445,7 +445,7 @@ def quickstart_command(
     from trouter.data.loaders import load_dataset
     from trouter.encode import load_encoder
     from trouter.eval.plot import plot_result
-    from trouter.eval.report import rich_table, write_json, write_markdown
+    from trouter.eval.report import comparison_lines, rich_table, write_json, write_markdown
     from trouter.eval.runner import run_benchmark
     from trouter.routers.registry import make_router
 
@@ -474,6 +474,8 @@ def quickstart_command(
     write_markdown(result, bench_dir)
     plot = plot_result(result, bench_dir)
     console.print(rich_table(result))
+    for line in comparison_lines(result):
+        console.print(line, highlight=False)
     console.print(
         "[dim]This is the data's shipped test split, which is not distributed "
         "like its training split: e.g. its 'mmlu' rows are reading passages in train and short "

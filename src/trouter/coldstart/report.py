@@ -26,12 +26,14 @@ from trouter.eval import metrics
 from trouter.eval.protocols import Fold
 from trouter.eval.report import render_markdown, to_json
 from trouter.eval.runner import (
+    ORACLE,
     PRESETS,
     BenchResult,
     FoldResult,
     RunInfo,
     evaluate_router,
     reference_rows,
+    with_intervals,
 )
 from trouter.routers.base import Router
 from trouter.tradeoff import Tradeoff, choose
@@ -124,6 +126,10 @@ def _markdown(result: ReportResult) -> str:
     return "\n".join(out) + "\n"
 
 
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
 def write_report(
     router: Router,
     train: RoutingDataset,
@@ -145,6 +151,9 @@ def write_report(
     )
     row, crv = evaluate_router(
         router, fold, lams, (zero.aiq, oracle_row.aiq), dataset=test.name, protocol=PROTOCOL
+    )
+    row, zero, oracle_row = with_intervals(
+        fold, [row, zero, oracle_row], {row.router: crv.curve, ORACLE: oracle_curve}, seed=seed
     )
     bench = BenchResult(
         RunInfo(
@@ -182,9 +191,9 @@ def write_report(
         models=models,
         oracle=oracle,
         aiq=row.aiq,
-        gap_recovered=row.gap_recovered
-        if row.gap_recovered is not None and math.isfinite(row.gap_recovered)
-        else None,
+        gap_recovered=_finite(row.gap_recovered),
+        gap_low=_finite(row.gap_low),
+        gap_high=_finite(row.gap_high),
         by_leaf=by_leaf,
     )
     data = to_json(bench)

@@ -15,6 +15,8 @@ This is the one implementation of DESIGN.md's metrics; every number trouter repo
 - `scenario_reward`: w_q * score - w_c * cost_norm, with cost min-max normalised over every
   (query, model) cell of the test set.
 - `two_model_summary`: RouteLLM's APGR and CPT(x%) for data with exactly two models.
+- `resample_shares` / `aiq_draws` / `gap_draws` / `interval`: the paired bootstrap over test
+  queries behind every confidence interval.
 
 Missing scores count as 0: pass `RoutingDataset.scores`, which already does that.
 
@@ -26,6 +28,7 @@ Missing scores count as 0: pass `RoutingDataset.scores`, which already does that
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,10 +140,6 @@ def single_model_points(S: npt.ArrayLike, C: npt.ArrayLike) -> FloatArray:
 
 
 # ---------------------------------------------------------------------- hull and AIQ
-def _cross(o: FloatArray, a: FloatArray, b: FloatArray) -> float:
-    return float((a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]))
-
-
 def upper_hull(points: npt.ArrayLike) -> FloatArray:
     """The non-decreasing upper convex hull of (cost, score) points, as [h, 2] sorted by cost.
 
@@ -157,14 +156,18 @@ def upper_hull(points: npt.ArrayLike) -> FloatArray:
     best = pts[:, 1].max()
     top = pts[pts[:, 1] >= best][:, 0].min()
     pts = pts[pts[:, 0] <= top]
-    hull: list[FloatArray] = []
-    for p in pts:
-        if hull and p[0] == hull[-1][0]:
+    # Plain floats: this loop runs once per bootstrap resample, and numpy scalars are slow here.
+    hull: list[tuple[float, float]] = []
+    for x, y in pts.tolist():
+        if hull and x == hull[-1][0]:
             continue  # same cost, lower or equal score
-        # Pop while the last hull point is on or below the chord from its predecessor to p.
-        while len(hull) >= 2 and _cross(hull[-2], hull[-1], p) >= 0:
+        # Pop while the last hull point is on or below the chord from its predecessor to (x, y).
+        while len(hull) >= 2:
+            (ox, oy), (ax, ay) = hull[-2], hull[-1]
+            if (ax - ox) * (y - oy) - (ay - oy) * (x - ox) < 0:
+                break
             hull.pop()
-        hull.append(p)
+        hull.append((x, y))
     out = np.asarray(hull)
     # The chain ends at the best-scoring point, so it is concave and non-decreasing; the running
     # maximum only guards against float noise.
@@ -202,9 +205,12 @@ def cost_interval(S: npt.ArrayLike, C: npt.ArrayLike) -> tuple[float, float]:
 def aiq(curve_or_points: Curve | npt.ArrayLike, S: npt.ArrayLike, C: npt.ArrayLike) -> float:
     """AIQ of a curve (or of extra (cost, score) points) together with the single-model points."""
     extra = curve_or_points.points() if isinstance(curve_or_points, Curve) else curve_or_points
-    singles = single_model_points(S, C)
-    pts = np.vstack([np.asarray(extra, dtype=np.float64).reshape(-1, 2), singles])
-    c_lo, c_hi = cost_interval(S, C)
+    return _aiq_with(np.asarray(extra, dtype=np.float64), single_model_points(S, C))
+
+
+def _aiq_with(extra: FloatArray, singles: FloatArray) -> float:
+    pts = np.vstack([extra.reshape(-1, 2), singles])
+    c_lo, c_hi = float(singles[:, 0].min()), float(singles[:, 0].max())
     return area_under_hull(upper_hull(pts), c_lo, c_hi)
 
 
@@ -219,6 +225,65 @@ def gap_recovered(aiq_router: float, aiq_zero: float, aiq_oracle: float) -> floa
     if not gap > 1e-12:
         return float("nan")
     return (aiq_router - aiq_zero) / gap
+
+
+# ---------------------------------------------------------------------- bootstrap
+#: Resamples of the test queries behind every interval trouter reports.
+DRAWS = 1000
+
+
+def resample_shares(n: int, draws: int, seed: int | Sequence[int]) -> FloatArray:
+    """[draws, n]: row b is each query's share of bootstrap resample b (n draws with replacement).
+
+    Scoring every router on the same rows makes the comparison paired: a hard resample is hard
+    for all of them, so differences between routers vary far less than their gaps do.
+    """
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=draws) / n
+
+
+def aiq_draws(
+    crv: Curve | None, S: npt.ArrayLike, C: npt.ArrayLike, shares: FloatArray
+) -> FloatArray:
+    """AIQ on each resample of `shares` ([draws, n]); `crv` None is the zero router.
+
+    The picks stay as the router made them; a resample only reweights the queries, so the points,
+    the single models and the cost interval are all taken on the resample.
+    """
+    S_, C_ = _as_matrix(S, "S"), _as_matrix(C, "C")
+    single_costs, single_scores = shares @ C_, shares @ S_
+    if crv is None:
+        costs = scores = np.zeros((len(shares), 0))
+    else:
+        picks = np.unique(crv.picks, axis=0)  # many lams pick alike; their points coincide
+        rows = np.arange(S_.shape[0])[None, :]
+        costs, scores = shares @ C_[rows, picks].T, shares @ S_[rows, picks].T
+    return np.array(
+        [
+            _aiq_with(
+                np.column_stack([costs[b], scores[b]]),
+                np.column_stack([single_costs[b], single_scores[b]]),
+            )
+            for b in range(len(shares))
+        ]
+    )
+
+
+def gap_draws(router: FloatArray, zero: FloatArray, oracle: FloatArray) -> FloatArray:
+    """Gap recovered per resample (NaN where a resample has no zero-to-oracle gap)."""
+    span = oracle - zero
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(span > 1e-12, (router - zero) / span, np.nan)
+
+
+def interval(draws: FloatArray, level: float = 0.95) -> tuple[float, float]:
+    """The central `level` percentile interval of bootstrap draws (NaN draws ignored)."""
+    tail = 100 * (1 - level) / 2
+    finite = draws[np.isfinite(draws)]
+    if not finite.size:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(finite, [tail, 100 - tail])
+    return float(lo), float(hi)
 
 
 # ---------------------------------------------------------------------- scenario rewards

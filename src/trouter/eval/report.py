@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from trouter.eval.runner import REFERENCE_ROWS, BenchResult, ResultRow, RunInfo
+from trouter.eval import metrics
+from trouter.eval.runner import ORACLE, REFERENCE_ROWS, ZERO, BenchResult, ResultRow, RunInfo
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -39,7 +40,10 @@ COLUMN_NOTES = (
     "set, each router at the lambda its own trade-off preset (quality / balanced / cost) resolves "
     "to; Best R-balanced: the best balanced reward over the whole sweep (lambda chosen on the "
     "test set, so optimistic). Score and $/query: mean true score and cost at the balanced "
-    "preset. zero: the best single model (per column); oracle: picks by the true score and cost."
+    "preset. zero: the best single model (per column); oracle: picks by the true score and cost. "
+    "95% CI: the gap's 2.5th to 97.5th percentile of the gap over bootstrap resamples of the test "
+    "queries, every router scored on the same resamples (its picks fixed; the spread of "
+    "training seeds is not in it)."
 )
 
 
@@ -61,6 +65,8 @@ class SummaryRow:
     apgr: float | None
     cpt50: float | None
     cpt80: float | None
+    gap_low: float | None = None
+    gap_high: float | None = None
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -68,23 +74,45 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
+def _by_router(rows: Sequence[ResultRow]) -> dict[str, list[ResultRow]]:
+    by_router: dict[str, list[ResultRow]] = {}
+    for row in rows:
+        by_router.setdefault(row.router, []).append(row)
+    return by_router
+
+
+def _gap_draws(by_router: dict[str, list[ResultRow]], name: str) -> np.ndarray | None:
+    """Gap recovered per bootstrap resample, from the mean over folds of each resample's AIQs."""
+    means, folds = [], set()
+    for rows in (by_router.get(n, []) for n in (name, ZERO, ORACLE)):
+        draws = [r.aiq_draws for r in rows if r.aiq_draws is not None]
+        if not draws or len(draws) < len(rows):
+            return None
+        means.append(np.mean(draws, axis=0))
+        folds.add(len(rows))
+    if len(folds) > 1:
+        return None  # the router was not run on every fold
+    router, zero, oracle = means
+    return metrics.gap_draws(router, zero, oracle)
+
+
 def summarise(result: BenchResult | Sequence[ResultRow]) -> list[SummaryRow]:
     """Per-router means over folds (one row per router in run order, then zero and oracle)."""
     rows_in = result.rows if isinstance(result, BenchResult) else list(result)
-    by_router: dict[str, list[ResultRow]] = {}
-    for row in rows_in:
-        by_router.setdefault(row.router, []).append(row)
+    by_router = _by_router(rows_in)
     order = [n for n in by_router if n not in REFERENCE_ROWS] + [
         n for n in REFERENCE_ROWS if n in by_router
     ]
     aiq = {name: float(np.mean([r.aiq for r in rows])) for name, rows in by_router.items()}
-    zero, oracle = aiq.get("zero"), aiq.get("oracle")
+    zero, oracle = aiq.get(ZERO), aiq.get(ORACLE)
     out = []
     for name in order:
         rows = by_router[name]
         gap = None
         if zero is not None and oracle is not None and oracle - zero > 1e-12:
             gap = (aiq[name] - zero) / (oracle - zero)
+        draws = _gap_draws(by_router, name)
+        low, high = metrics.interval(draws) if draws is not None else (None, None)
         out.append(
             SummaryRow(
                 router=name,
@@ -100,9 +128,61 @@ def summarise(result: BenchResult | Sequence[ResultRow]) -> list[SummaryRow]:
                 apgr=_mean([r.apgr for r in rows]),
                 cpt50=_mean([r.cpt50 for r in rows]),
                 cpt80=_mean([r.cpt80 for r in rows]),
+                gap_low=low,
+                gap_high=high,
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Router against another on the same paired bootstrap resamples of the test queries."""
+
+    router: str
+    other: str
+    difference: float  # gap recovered (from the mean AIQs), router minus other
+    low: float  # 95% interval of the difference
+    high: float
+    ahead: float  # share of resamples on which router's gap is the higher
+
+    def text(self) -> str:
+        return (
+            f"{self.router} - {self.other}: {self.difference:+.3f} gap "
+            f"[{self.low:+.3f}, {self.high:+.3f}], ahead in {self.ahead:.0%} of resamples"
+        )
+
+
+def compare(rows: Sequence[ResultRow], router: str, other: str) -> Comparison | None:
+    """`router` minus `other` with its paired bootstrap interval (None without resamples)."""
+    by_router = _by_router(rows)
+    a, b = _gap_draws(by_router, router), _gap_draws(by_router, other)
+    gaps = {s.router: s.gap_recovered for s in summarise(rows)}
+    gap_a, gap_b = gaps.get(router), gaps.get(other)
+    if a is None or b is None or gap_a is None or gap_b is None:
+        return None
+    low, high = metrics.interval(a - b)
+    finite = np.isfinite(a - b)
+    return Comparison(
+        router=router,
+        other=other,
+        difference=gap_a - gap_b,
+        low=low,
+        high=high,
+        ahead=float(np.mean(a[finite] > b[finite])) if finite.any() else float("nan"),
+    )
+
+
+def leader_comparisons(rows: Sequence[ResultRow]) -> list[Comparison]:
+    """The router with the highest gap against each other router (reference rows left out)."""
+    ranked = [
+        s for s in summarise(rows) if s.router not in REFERENCE_ROWS and s.gap_recovered is not None
+    ]
+    if len(ranked) < 2:
+        return []
+    leader = max(ranked, key=lambda s: s.gap_recovered or 0.0).router
+    found = (compare(rows, leader, s.router) for s in ranked if s.router != leader)
+    return [c for c in found if c is not None]
 
 
 # ---------------------------------------------------------------------- formatting
@@ -129,10 +209,22 @@ HEADERS = (
     "score",
     "$/query",
 )
+SHORT_HEADERS = ("router", "AIQ", "gap", "Rq", "Rb", "Rc", "best Rb", "score", "$/q")
+INTERVAL_HEADER = "95% CI"
 
 
-def _cells(row: ResultRow | SummaryRow) -> list[str]:
-    return [
+def _with_interval(headers: Sequence[str], shown: bool) -> list[str]:
+    """The headers with the gap's interval column right after "gap", when there is one."""
+    at = list(headers).index("gap") + 1
+    return [*headers[:at], INTERVAL_HEADER, *headers[at:]] if shown else list(headers)
+
+
+def _has_intervals(rows: Sequence[ResultRow | SummaryRow]) -> bool:
+    return any(r.gap_low is not None and r.router not in REFERENCE_ROWS for r in rows)
+
+
+def _cells(row: ResultRow | SummaryRow, interval: bool = False) -> list[str]:
+    cells = [
         row.router,
         _f(row.aiq, 4),
         _f(row.gap_recovered),
@@ -143,13 +235,14 @@ def _cells(row: ResultRow | SummaryRow) -> list[str]:
         _f(row.mean_score),
         _dollars(row.mean_cost),
     ]
+    if interval:
+        shown = row.router not in REFERENCE_ROWS and row.gap_low is not None
+        cells.insert(3, f"[{_f(row.gap_low)}, {_f(row.gap_high)}]" if shown else "")
+    return cells
 
 
 def _two_model(rows: Sequence[ResultRow | SummaryRow]) -> bool:
     return any(r.apgr is not None for r in rows)
-
-
-SHORT_HEADERS = ("router", "AIQ", "gap", "Rq", "Rb", "Rc", "best Rb", "score", "$/q")
 
 
 def rich_table(result: BenchResult) -> Table:
@@ -158,23 +251,42 @@ def rich_table(result: BenchResult) -> Table:
     title = f"{result.dataset} · {result.protocol}" + (
         f" · mean over {len(result.folds)} folds" if many else ""
     )
+    rows: Sequence[ResultRow | SummaryRow] = summarise(result) if many else result.rows
+    interval = _has_intervals(rows)
     table = Table(
-        *SHORT_HEADERS,
+        *_with_interval(SHORT_HEADERS, interval),
         title=title,
         title_justify="left",
-        caption="gap: AIQ gap recovered · Rq/Rb/Rc: reward at the quality/balanced/cost preset · "
+        caption="gap: AIQ gap recovered"
+        + (" (95% CI: bootstrap over the test queries)" if interval else "")
+        + " · Rq/Rb/Rc: reward at the quality/balanced/cost preset · "
         "best Rb: best balanced reward on the sweep · score, $/q at balanced (see report.md)",
         caption_justify="left",
     )
-    rows: Sequence[ResultRow | SummaryRow] = summarise(result) if many else result.rows
     two = _two_model(rows)
     if two:
         table.add_column("APGR")
     for row in rows:
-        cells = _cells(row) + ([_f(row.apgr)] if two else [])
+        cells = _cells(row, interval) + ([_f(row.apgr)] if two else [])
         style = "dim" if row.router in REFERENCE_ROWS else None
         table.add_row(*cells, style=style)
     return table
+
+
+def comparison_lines(result: BenchResult | Sequence[ResultRow]) -> list[str]:
+    """The leading router against each other one, paired over the same resamples (or nothing)."""
+    rows = result.rows if isinstance(result, BenchResult) else list(result)
+    found = leader_comparisons(rows)
+    if not found:
+        return []
+    draws = next(len(r.aiq_draws) for r in rows if r.aiq_draws is not None)
+    return [
+        f"Paired bootstrap, {draws} resamples of the test queries"
+        + (" (within each fold)" if len({r.fold for r in rows}) > 1 else "")
+        + ": the gap's difference, its 95% interval, and how often the leader is ahead.",
+        "",
+        *[f"- {c.text()}" for c in found],
+    ]
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -185,17 +297,18 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str
 
 def markdown_table(rows: Sequence[ResultRow | SummaryRow]) -> list[str]:
     """One Markdown table of result or summary rows (APGR / CPT columns on two-model data)."""
-    two = _two_model(rows)
-    headers = [*HEADERS] + (["APGR", "CPT(50%)", "CPT(80%)"] if two else [])
+    two, interval = _two_model(rows), _has_intervals(rows)
+    headers = _with_interval(HEADERS, interval) + (["APGR", "CPT(50%)", "CPT(80%)"] if two else [])
 
     def extra(row: ResultRow | SummaryRow) -> list[str]:
         return [_f(row.apgr), _f(row.cpt50), _f(row.cpt80)] if two else []
 
-    return _md_table(headers, [_cells(r) + extra(r) for r in rows])
+    return _md_table(headers, [_cells(r, interval) + extra(r) for r in rows])
 
 
 def markdown_tables(result: BenchResult, per_fold: bool = True) -> list[str]:
-    """Markdown lines: the summary table (several folds) and one table per fold."""
+    """Markdown lines: the summary table (several folds), one table per fold, and the paired
+    comparisons (after the summary, or after the one fold's table)."""
     lines: list[str] = []
     if len(result.folds) > 1:
         lines += [
@@ -204,6 +317,9 @@ def markdown_tables(result: BenchResult, per_fold: bool = True) -> list[str]:
             *markdown_table(summarise(result)),
             "",
         ]
+    comparisons = comparison_lines(result)
+    if len(result.folds) > 1 and comparisons:
+        lines += [*comparisons, ""]
     if per_fold:
         for fold in result.folds:
             if len(result.folds) > 1:
@@ -212,6 +328,8 @@ def markdown_tables(result: BenchResult, per_fold: bool = True) -> list[str]:
                 )
                 lines.append("")
             lines += [*markdown_table(fold.rows), ""]
+    if len(result.folds) == 1 and comparisons:
+        lines += [*comparisons, ""]
     return lines
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,13 +69,23 @@ class ResultRow:
     n_test: int = 0
     fit_seconds: float | None = None
     predict_seconds: float | None = None
+    gap_low: float | None = None
+    gap_high: float | None = None
+    #: AIQ on each paired bootstrap resample of the test queries (`with_intervals`); kept in
+    #: memory for summaries and comparisons, not written to report.json.
+    aiq_draws: metrics.FloatArray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: NaN (an undefined ratio) becomes None."""
         return {
-            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in asdict(self).items()
+            f.name: _finite_or_none(getattr(self, f.name))
+            for f in fields(self)
+            if f.name != "aiq_draws"
         }
+
+
+def _finite_or_none(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 @dataclass(frozen=True)
@@ -320,6 +331,37 @@ def reference_rows(
     return zero, oracle_row, oracle
 
 
+def with_intervals(
+    fold: Fold,
+    rows: Sequence[ResultRow],
+    curves: Mapping[str, metrics.Curve],
+    *,
+    draws: int = metrics.DRAWS,
+    seed: int = 0,
+) -> tuple[ResultRow, ...]:
+    """The fold's rows scored again on `draws` paired bootstrap resamples of its test queries.
+
+    Each row gets its AIQ per resample (`aiq_draws`) and the 95% interval of its gap recovered;
+    `curves` holds every router's curve and the oracle's by row name (the zero row needs none).
+    The picks are not remade: the interval is the test set's sampling error, not the router's.
+    """
+    S, C = fold.test.scores, fold.test.costs
+    shares = metrics.resample_shares(
+        fold.test.n_queries, draws, [seed, zlib.crc32(fold.name.encode())]
+    )
+    if missing := [r.router for r in rows if r.router != ZERO and r.router not in curves]:
+        raise ValueError(f"no curve for row(s) {', '.join(missing)}")
+    aiqs = {row.router: metrics.aiq_draws(curves.get(row.router), S, C, shares) for row in rows}
+    zero, oracle = aiqs.get(ZERO), aiqs.get(ORACLE)
+    out = []
+    for row in rows:
+        low = high = None
+        if zero is not None and oracle is not None:
+            low, high = metrics.interval(metrics.gap_draws(aiqs[row.router], zero, oracle))
+        out.append(replace(row, gap_low=low, gap_high=high, aiq_draws=aiqs[row.router]))
+    return tuple(out)
+
+
 def run_fold(
     fold: Fold,
     routers: Sequence[str],
@@ -330,8 +372,12 @@ def run_fold(
     protocol: str,
     on_step: StepCallback | None = None,
     router_params: dict[str, dict[str, Any]] | None = None,
+    draws: int = metrics.DRAWS,
 ) -> FoldResult:
-    """Fit and score each named router on one fold, plus the zero and oracle rows."""
+    """Fit and score each named router on one fold, plus the zero and oracle rows.
+
+    With `draws` > 0 every row also carries its paired bootstrap interval (`with_intervals`).
+    """
     if fold.test.n_queries == 0:
         raise DataError(f"{dataset}: fold {fold.name!r} has an empty test set")
     lams = metrics.lambda_grid(fold.test.costs)
@@ -362,6 +408,10 @@ def run_fold(
         )
         rows.append(row)
         curves.append(crv)
+    scored: tuple[ResultRow, ...] = (*rows, zero, oracle_row)
+    if draws > 0:
+        by_name = {c.router: c.curve for c in curves} | {ORACLE: oracle}
+        scored = with_intervals(fold, scored, by_name, draws=draws, seed=seed)
     return FoldResult(
         fold=fold.name,
         n_train=fold.train.n_queries,
@@ -370,7 +420,7 @@ def run_fold(
         single_points=metrics.single_model_points(fold.test.scores, fold.test.costs),
         oracle=oracle,
         curves=tuple(curves),
-        rows=(*rows, zero, oracle_row),
+        rows=scored,
     )
 
 
@@ -386,6 +436,7 @@ def run_benchmark(
     on_step: StepCallback | None = None,
     on_fold: Callable[[BenchResult], None] | None = None,
     router_params: dict[str, dict[str, Any]] | None = None,
+    draws: int = metrics.DRAWS,
 ) -> BenchResult:
     """Run every router on every fold of `protocol` (or on the given `folds`).
 
@@ -421,6 +472,7 @@ def run_benchmark(
                 protocol=protocol,
                 on_step=on_step,
                 router_params=router_params,
+                draws=draws,
             )
         )
         info.seconds = round(time.perf_counter() - start, 3)
