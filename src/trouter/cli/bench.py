@@ -91,6 +91,15 @@ def bench(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for splits and routers.")] = 0,
+    resamples: Annotated[
+        int,
+        typer.Option(
+            "--resamples",
+            min=0,
+            help="Bootstrap resamples of the test queries behind each gap's 95% interval and "
+            "the paired comparisons (0: none).",
+        ),
+    ] = 1000,
     out: Annotated[
         Path,
         typer.Option("--out", help="Output folder for report.json, report.md and the plot."),
@@ -119,6 +128,7 @@ def bench(
 
     command = ["trouter", "bench", "--data", data, "--routers", ",".join(names)]
     command += ["--protocol", protocol, "--encoder", encoder, "--seed", str(seed)]
+    command += ["--resamples", str(resamples)]
     command += ["--task-level", str(task_level)] if task_level else []
     command += ["--data-root", str(data_root)] if data_root else []
     command += ["--out", str(out)]
@@ -153,6 +163,7 @@ def bench(
             folds=folds,
             on_step=on_step,
             on_fold=save,
+            draws=resamples,
         )
         progress.update(task, completed=len(folds) * len(names))
     save(result)
