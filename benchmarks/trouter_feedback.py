@@ -29,7 +29,7 @@ get a made-up outcome shift (`swapped`), to see what each rule gains when someth
 With `--rounds K` (either protocol) the feedback also arrives in K equal rounds, `adapt` (default
 rule) after each, read two ways: each call told only the round's new feedback, or (`pooled`,
 what `trouter adapt --db` does) everything since the last call that made a correction, the bar
-raised at each look.
+raised as that feedback grows.
 
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/trouter_feedback.py --out runs/trouter-feedback
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/trouter_feedback.py --protocol validation \
@@ -151,8 +151,8 @@ def rounds_rows(
     called after each, told every model's score, the routed model's or a random model's. Two
     bookkeepings: each call reads only the feedback that arrived since the last call (`new
     only`), or every score since the last call that made a correction (`pooled`, with
-    `sequential_z`'s higher bar at each look again), so that rounds too small to clear the gate
-    add up."""
+    `sequential_z`'s bar, which rises as the pooled feedback grows), so that rounds too small to
+    clear the gate add up."""
     order = np.random.default_rng(len(feedback)).permutation(feedback.query_ids)
     parts = [feedback.subset(ids) for ids in np.array_split(order, rounds)]
     out: dict[str, float] = {}
@@ -167,8 +167,9 @@ def rounds_rows(
                 elif kind == "random":
                     part = random_only(part, seed=k)
                 pending = [*pending, part] if pooled else [part]
-                # what `trouter adapt --db` does: a higher bar at each look again
-                router.adapt(combined(*pending), min_z=sequential_z(MIN_Z, len(pending)))
+                # what `trouter adapt --db` does: a bar that rises as the pooled feedback grows
+                sizes = np.cumsum([p.n_queries for p in pending]).tolist()
+                router.adapt(combined(*pending), min_z=sequential_z(MIN_Z, sizes))
                 if router.adaptation_[-1]["models"]:
                     acted += 1
                     pending = []

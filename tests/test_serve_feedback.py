@@ -138,14 +138,17 @@ def test_feedback_that_changed_nothing_is_read_again_with_the_next_round(
         assert first["models"] == [] and first["feedback_read"] == 6
         assert "feedback_through" not in first
         assert "stays unused" in capsys.readouterr().out
-        second = adapt(tmp_path / "a", tmp_path / "b")  # the same 6, looked at again
-        assert second["models"] == [] and second["min_z"] == pytest.approx(sequential_z(2, 2))
-        assert "look 2 at this feedback" in capsys.readouterr().out
+        # The same 6 again, nothing new: a second look could only act on noise.
+        again = ["adapt", "--router", str(tmp_path / "a"), "--db", str(db)]
+        again += ["--out", str(tmp_path / "b")]
+        assert run(again) != 0
+        assert "no new feedback since the last `trouter adapt` looked" in capsys.readouterr().err
         score_python_answers(client, 6, SCORED)
-        third = adapt(tmp_path / "b", tmp_path / "c")
-    assert sum(third["scores"]) == SCORED  # the first round's 6 scores, read again, and the new
-    assert third["models"] and third["feedback_through"] == SCORED
-    assert third["min_z"] == pytest.approx(sequential_z(2, 3))
+        second = adapt(tmp_path / "a", tmp_path / "c")
+    assert "look 2 at this feedback (6 queries at the first" in capsys.readouterr().out
+    assert sum(second["scores"]) == SCORED  # the first round's 6 scores, read again, and the new
+    assert second["models"] and second["feedback_through"] == SCORED
+    assert second["min_z"] == pytest.approx(sequential_z(2, [6, SCORED]))
 
 
 def test_bad_feedback_is_a_clear_400_or_404(served):

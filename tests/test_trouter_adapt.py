@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 
 import numpy as np
 import pytest
@@ -137,16 +138,25 @@ def test_the_gate_counts_one_querys_scores_as_one_piece_of_evidence():
     assert np.repeat(per_query, 9).std() / np.sqrt(360) < alone / 2.5  # what counting rows gave
 
 
-def test_each_look_again_at_growing_feedback_needs_more_standard_errors():
+def test_the_bar_rises_with_the_feedback_looked_at_again_not_with_the_count_of_looks():
     from scipy.stats import norm
 
-    bars = [sequential_z(2.0, look) for look in range(1, 41)]
+    weekly = [100 * k for k in range(1, 53)]  # rounds of equal size, none of which acted
+    bars = [sequential_z(2.0, weekly[:k]) for k in range(1, 53)]
     assert bars[0] == 2.0 and bars[1] == pytest.approx(2.28, abs=0.01)
     assert all(a < b for a, b in itertools.pairwise(bars))
-    assert sum(norm.sf(bars)) <= 2 * norm.sf(2.0)  # however many looks, at most twice one's
-    assert sequential_z(1000.0, 3) == 1000.0  # a bar no gain clears stays one
-    with pytest.raises(ValueError, match="look counts from 1"):
-        sequential_z(2.0, 0)
+    assert bars[-1] < 4.5  # a bar raised at every look would need 8.5 by the 52nd
+    # However many looks and however the feedback grows, at most twice one look's false alarms.
+    for sizes in (weekly, [100 + k for k in range(500)], [100 * 2**k for k in range(30)]):
+        rates = [norm.sf(sequential_z(2.0, sizes[:k])) for k in range(1, len(sizes) + 1)]
+        assert sum(rates) <= 2 * norm.sf(2.0)
+    # A look once the feedback doubled may spend half of what the first did.
+    assert sequential_z(2.0, [50, 100]) == pytest.approx(norm.isf(norm.sf(2.0) / 2))
+    assert sequential_z(2.0, [50, 100, 100]) == math.inf  # nothing new: nothing clears it
+    with pytest.raises(ValueError, match="never shrink"):
+        sequential_z(2.0, [100, 50])
+    with pytest.raises(ValueError, match="positive"):
+        sequential_z(2.0, [])
 
 
 def test_adapt_updates_the_budget_calibration(fitted):

@@ -166,7 +166,8 @@ def adapt_command(
             "--min-z",
             help="Standard errors of cross-validated gain a correction needs (default 2; 0 acts "
             "on any gain, which routed worse where nothing had shifted: benchmarks/RESULTS-trouter.md). "
-            "With --db, raised at each look again at feedback that changed nothing.",
+            "With --db, raised as feedback that changed nothing is read again with what arrived "
+            "since.",
         ),
     ] = None,
 ) -> None:
@@ -190,13 +191,20 @@ def adapt_command(
             "its training data plus the feedback"
         )
     feedback, through = _feedback(model, data, db, since)
-    # Each look again at feedback that changed nothing raises the bar (see `sequential_z`).
-    look = 1 + (_unused_reads(model) if db is not None else 0)
-    rule = sequential_z(MIN_Z if min_z is None else min_z, look)
-    if look > 1:
+    # Each look again at feedback that changed nothing raises the bar as the feedback grows
+    # (see `sequential_z`); a look at no new feedback could only act on noise.
+    sizes = [*(_unused_reads(model) if db is not None else []), feedback.n_queries]
+    if len(sizes) > 1 and sizes[-1] <= sizes[-2]:
+        raise DataError(
+            f"no new feedback since the last `trouter adapt` looked at it ({sizes[-2]} queries, "
+            f"changed nothing; {sizes[-1]} now): score more requests with POST /v1/feedback first"
+        )
+    rule = sequential_z(MIN_Z if min_z is None else min_z, sizes)
+    if len(sizes) > 1:
         console.print(
-            f"look {look} at this feedback (the last {look - 1} changed nothing): a correction "
-            f"needs {round(rule, 2):g} standard errors"
+            f"look {len(sizes)} at this feedback ({sizes[0]} queries at the first, "
+            f"{sizes[-1]} now; the earlier looks changed nothing): a correction needs "
+            f"{round(rule, 2):g} standard errors"
         )
     with console.status(f"adapting to {feedback.n_queries} queries of feedback"):
         model.adapt(feedback, min_z=rule)
@@ -231,14 +239,15 @@ def adapt_command(
         )
 
 
-def _unused_reads(model: Any) -> int:
-    """How many of the latest adaptations read gateway feedback and changed nothing."""
-    count = 0
+def _unused_reads(model: Any) -> list[int]:
+    """The feedback's size (queries) at each of the latest adaptations that read gateway
+    feedback and changed nothing, oldest first."""
+    sizes: list[int] = []
     for step in reversed(getattr(model, "adaptation_", [])):
         if "feedback_read" not in step:
             break
-        count += 1
-    return count
+        sizes.insert(0, int(step["queries"]))
+    return sizes
 
 
 def _feedback(

@@ -26,13 +26,15 @@ validation folds without a shift (benchmarks/RESULTS-trouter.md) weaker rules mo
 noise and routed worse, most of all on routed feedback, where a model is only scored on the
 queries the router already sent it, and on small rounds of feedback. Corrections compose: a
 second `adapt` with new feedback adds its own. Feedback that changed nothing can be passed again
-with the next round, so small rounds add up; `trouter adapt --db` does, with the bar raised at
-each such look (`sequential_z`): looking again and again at growing data acts on noise more
-often than one look does.
+with the next round, so small rounds add up; `trouter adapt --db` does, with the bar raised as
+the pooled feedback grows (`sequential_z`): looking again and again at growing data acts on
+noise more often than one look does.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -73,18 +75,28 @@ __all__ = [
 ]
 
 
-def sequential_z(min_z: float, look: int) -> float:
-    """The standard errors a correction needs on the `look`-th look (1, 2, ...) at feedback that
-    keeps growing because the earlier looks changed nothing. Each look may raise a false alarm
-    half as often as the one before (alpha spending), so however many rounds are pooled, the
-    chance that one of them acts on noise stays within twice a single look's; the first look
-    needs `min_z` itself. For min_z=2: 2.0, 2.28, 2.53, 2.77, ..."""
+def sequential_z(min_z: float, sizes: Sequence[int]) -> float:
+    """The standard errors a correction needs at the latest of several looks at feedback that
+    keeps growing because the earlier looks changed nothing. `sizes` is the feedback's size
+    (queries) at each look, first to latest; one look needs `min_z` itself.
+
+    The false-alarm rate a of one look at `min_z` is spent by information, not by the count of
+    looks: by the look at n queries at most a * (2 - n_1 / n) is spent (n_1: the first look's
+    size). So however many looks there are, the chance that one of them acts on noise stays
+    within 2a; a look after the feedback doubled may spend up to a / 2, and a look at no new
+    feedback spends nothing (no gain clears it). For min_z=2 and rounds of equal size: 2.0,
+    2.28, 2.67, 2.89, 3.05, ..., 4.3 at the 52nd; a bar that rose with every look (the rule
+    before this one) needed 8.5 there, however much feedback had arrived.
+    """
     from scipy.stats import norm
 
-    if look < 1:
-        raise ValueError(f"look counts from 1, got {look}")
-    rate = norm.sf(min_z) / 2 ** (look - 1)
-    return float(norm.isf(rate)) if look > 1 and rate > 0 else min_z  # rate 0: no gain clears it
+    n = np.asarray(sizes, dtype=np.float64)
+    if not len(n) or n[0] <= 0 or np.any(np.diff(n) < 0):
+        raise ValueError(f"sizes must be positive and never shrink, got {list(sizes)}")
+    if len(n) == 1:
+        return min_z
+    rate = norm.sf(min_z) * n[0] * (1 / n[-2] - 1 / n[-1])
+    return float(norm.isf(rate)) if rate > 0 else math.inf
 
 
 @dataclass(frozen=True)
