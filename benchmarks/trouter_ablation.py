@@ -42,7 +42,7 @@ from trouter.encode import Embeddings, load_encoder
 from trouter.eval import metrics
 from trouter.eval.protocols import Fold, make_folds
 from trouter.eval.report import comparison_lines, markdown_table, summarise
-from trouter.eval.runner import ORACLE, ResultRow, evaluate_router, reference_rows, with_intervals
+from trouter.eval.runner import ORACLE, ResultRow, evaluate_router, reference_rows, with_bootstrap
 from trouter.routers.registry import make_router
 
 DATASETS = ("routerbench_subset", "llmrouter_9models", "routellm_evals")
@@ -166,7 +166,7 @@ def run(
                 f"({seconds:.1f} s)",
                 flush=True,
             )
-        rows.extend(with_intervals(fold, [*fold_rows, zero, oracle], curves, seed=seed))
+        rows.extend(with_bootstrap(fold, [*fold_rows, zero, oracle], curves, seed=seed))
         on_fold(rows)
     return rows
 

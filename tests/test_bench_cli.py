@@ -56,8 +56,8 @@ def test_bench_writes_report_json_markdown_and_plot(toy_file, tmp_path):
     assert report["meta"]["encoder"] == "hashing:256" and report["meta"]["seed"] == 0
     markdown = (out / "report.md").read_text()
     assert "| oracle |" in markdown and "in-domain" in markdown
-    assert "| gap | 95% CI |" in markdown and "Paired bootstrap, 1000 resamples" in markdown
-    assert all(by[name]["gap_low"] <= by[name]["gap_high"] for name in ROUTERS)
+    assert "| gap | ± s.e. |" in markdown and "Paired bootstrap, 1000 resamples" in markdown
+    assert all(by[name]["gap_se"] >= 0 for name in ROUTERS)
     assert (out / "cost_quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -68,8 +68,8 @@ def test_resamples_0_skips_the_intervals(toy_file, tmp_path):
         == 0
     )
     rows = json.loads((out / "report.json").read_text())["rows"]
-    assert all(row["gap_low"] is None for row in rows)
-    assert "95% CI" not in (out / "report.md").read_text().split("Test set")[1]
+    assert all(row["gap_se"] is None for row in rows)
+    assert "± s.e." not in (out / "report.md").read_text().split("Test set")[1]
 
 
 def test_leave_task_out_has_one_fold_per_task_at_the_chosen_level(toy_file, tmp_path):

@@ -10,13 +10,13 @@ from trouter.eval.metrics import (
     aiq,
     aiq_draws,
     area_under_hull,
+    bc_interval,
     best_reward_on_curve,
     cost_interval,
     curve,
     gap_draws,
     gap_recovered,
     hull_value,
-    interval,
     lambda_grid,
     normalised_costs,
     oracle_curve,
@@ -24,6 +24,7 @@ from trouter.eval.metrics import (
     resample_shares,
     scenario_reward,
     single_model_points,
+    standard_error,
     two_model_summary,
     upper_hull,
     zero_aiq,
@@ -187,11 +188,22 @@ def test_resamples_draw_every_query_with_replacement_and_are_seeded():
     assert not np.array_equal(shares, resample_shares(50, 200, seed=8))
 
 
-def test_gap_draws_and_their_interval():
+def test_gap_draws_and_their_standard_error():
     gaps = gap_draws(
         np.array([0.6, 0.7, 0.5]), np.array([0.5, 0.5, 0.5]), np.array([1.0, 0.9, 0.5])
     )
     assert gaps[:2] == pytest.approx([0.2, 0.5]) and np.isnan(gaps[2])  # no gap to recover
-    low, high = interval(np.arange(1001, dtype=float))
-    assert (low, high) == pytest.approx((25.0, 975.0))
-    assert all(np.isnan(interval(np.array([np.nan]))))
+    assert standard_error(gaps) == pytest.approx(np.std([0.2, 0.5], ddof=1))
+    assert np.isnan(standard_error(np.array([np.nan, 0.3])))
+
+
+def test_the_bias_corrected_interval_follows_the_estimate_not_the_draws_centre():
+    draws = np.random.default_rng(0).normal(0.0, 1.0, 4000)
+    centred = bc_interval(draws, 0.0)
+    assert centred == pytest.approx((-1.96, 1.96), abs=0.1)  # unbiased: plain percentiles
+    # Draws that sit above the estimate (an upper hull gains from noise): the interval moves
+    # down with it, so it still holds the estimate.
+    low, high = bc_interval(draws + 0.5, 0.0)
+    assert low < 0.0 < high and high < centred[1]
+    assert bc_interval(np.zeros(50), 0.0) == (0.0, 0.0)  # the same picks on every resample
+    assert all(np.isnan(bc_interval(np.array([np.nan]), 0.0)))

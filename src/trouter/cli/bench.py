@@ -96,7 +96,7 @@ def bench(
         typer.Option(
             "--resamples",
             min=0,
-            help="Bootstrap resamples of the test queries behind each gap's 95% interval and "
+            help="Bootstrap resamples of the test queries behind each gap's standard error and "
             "the paired comparisons (0: none).",
         ),
     ] = 1000,

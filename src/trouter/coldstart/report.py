@@ -33,7 +33,7 @@ from trouter.eval.runner import (
     RunInfo,
     evaluate_router,
     reference_rows,
-    with_intervals,
+    with_bootstrap,
 )
 from trouter.routers.base import Router
 from trouter.tradeoff import Tradeoff, choose
@@ -152,7 +152,7 @@ def write_report(
     row, crv = evaluate_router(
         router, fold, lams, (zero.aiq, oracle_row.aiq), dataset=test.name, protocol=PROTOCOL
     )
-    row, zero, oracle_row = with_intervals(
+    row, zero, oracle_row = with_bootstrap(
         fold, [row, zero, oracle_row], {row.router: crv.curve, ORACLE: oracle_curve}, seed=seed
     )
     bench = BenchResult(
@@ -192,8 +192,7 @@ def write_report(
         oracle=oracle,
         aiq=row.aiq,
         gap_recovered=_finite(row.gap_recovered),
-        gap_low=_finite(row.gap_low),
-        gap_high=_finite(row.gap_high),
+        gap_se=_finite(row.gap_se),
         by_leaf=by_leaf,
     )
     data = to_json(bench)

@@ -73,9 +73,8 @@ class ReportResult(BaseModel):
     oracle: Outcome
     aiq: float
     gap_recovered: float | None
-    # 95% paired bootstrap interval of the gap over the held-out queries (None: no gap to recover).
-    gap_low: float | None = None
-    gap_high: float | None = None
+    # The gap's bootstrap standard error over the held-out queries (None: no gap to recover).
+    gap_se: float | None = None
     # Per preset, per held-out leaf: the share of that leaf's queries each model gets.
     by_leaf: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)
 

@@ -380,8 +380,8 @@ class Steps:
             ]
         if isinstance(result, ReportResult):
             gap = "n/a" if result.gap_recovered is None else f"{result.gap_recovered:.2f}"
-            if result.gap_recovered is not None and result.gap_low is not None:
-                gap += f" (95% CI {result.gap_low:.2f} to {result.gap_high:.2f})"
+            if result.gap_recovered is not None and result.gap_se is not None:
+                gap += f" ± {result.gap_se:.2f} (bootstrap standard error)"
             return [
                 f"AIQ {result.aiq:.3f}, gap recovered {gap} on {result.n_test} held-out queries"
             ]

@@ -15,8 +15,8 @@ This is the one implementation of DESIGN.md's metrics; every number trouter repo
 - `scenario_reward`: w_q * score - w_c * cost_norm, with cost min-max normalised over every
   (query, model) cell of the test set.
 - `two_model_summary`: RouteLLM's APGR and CPT(x%) for data with exactly two models.
-- `resample_shares` / `aiq_draws` / `gap_draws` / `interval`: the paired bootstrap over test
-  queries behind every confidence interval.
+- `resample_shares` / `aiq_draws` / `gap_draws` / `standard_error` / `bc_interval`: the paired
+  bootstrap over test queries behind every standard error and interval trouter reports.
 
 Missing scores count as 0: pass `RoutingDataset.scores`, which already does that.
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
@@ -228,7 +229,7 @@ def gap_recovered(aiq_router: float, aiq_zero: float, aiq_oracle: float) -> floa
 
 
 # ---------------------------------------------------------------------- bootstrap
-#: Resamples of the test queries behind every interval trouter reports.
+#: Resamples of the test queries behind every standard error and interval trouter reports.
 DRAWS = 1000
 
 
@@ -276,13 +277,30 @@ def gap_draws(router: FloatArray, zero: FloatArray, oracle: FloatArray) -> Float
         return np.where(span > 1e-12, (router - zero) / span, np.nan)
 
 
-def interval(draws: FloatArray, level: float = 0.95) -> tuple[float, float]:
-    """The central `level` percentile interval of bootstrap draws (NaN draws ignored)."""
-    tail = 100 * (1 - level) / 2
+def standard_error(draws: FloatArray) -> float:
+    """The bootstrap standard error: the spread of the draws (NaN draws ignored)."""
+    finite = draws[np.isfinite(draws)]
+    return float(finite.std(ddof=1)) if finite.size > 1 else float("nan")
+
+
+def bc_interval(draws: FloatArray, estimate: float, level: float = 0.95) -> tuple[float, float]:
+    """The bias-corrected percentile interval (Efron's BC) of an estimate from its draws.
+
+    AIQ is an upper hull, so a curve with many points gains from noise on every resample more
+    than one with few: the draws sit above the estimate, and plain percentiles would miss it.
+    BC shifts the percentiles by how far the estimate sits inside its draws. Draws that are all
+    equal (two routers with the same picks) give that value twice.
+    """
     finite = draws[np.isfinite(draws)]
     if not finite.size:
         return float("nan"), float("nan")
-    lo, hi = np.percentile(finite, [tail, 100 - tail])
+    if np.all(finite == finite[0]):
+        return float(finite[0]), float(finite[0])
+    below = (np.sum(finite < estimate) + 0.5 * np.sum(finite == estimate)) / finite.size
+    normal = NormalDist()
+    z0 = normal.inv_cdf(min(max(below, 0.5 / finite.size), 1 - 0.5 / finite.size))
+    z = normal.inv_cdf(0.5 + level / 2)
+    lo, hi = np.percentile(finite, [100 * normal.cdf(2 * z0 - z), 100 * normal.cdf(2 * z0 + z)])
     return float(lo), float(hi)
 
 

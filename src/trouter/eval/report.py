@@ -41,9 +41,9 @@ COLUMN_NOTES = (
     "to; Best R-balanced: the best balanced reward over the whole sweep (lambda chosen on the "
     "test set, so optimistic). Score and $/query: mean true score and cost at the balanced "
     "preset. zero: the best single model (per column); oracle: picks by the true score and cost. "
-    "95% CI: the gap's 2.5th to 97.5th percentile of the gap over bootstrap resamples of the test "
-    "queries, every router scored on the same resamples (its picks fixed; the spread of "
-    "training seeds is not in it)."
+    "± s.e.: the gap's standard error over bootstrap resamples of the test queries (the picks "
+    "fixed; the spread over training seeds is not in it). The paired comparisons score every "
+    "router on the same resamples; their intervals are bias-corrected percentiles."
 )
 
 
@@ -65,8 +65,7 @@ class SummaryRow:
     apgr: float | None
     cpt50: float | None
     cpt80: float | None
-    gap_low: float | None = None
-    gap_high: float | None = None
+    gap_se: float | None = None
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -112,7 +111,6 @@ def summarise(result: BenchResult | Sequence[ResultRow]) -> list[SummaryRow]:
         if zero is not None and oracle is not None and oracle - zero > 1e-12:
             gap = (aiq[name] - zero) / (oracle - zero)
         draws = _gap_draws(by_router, name)
-        low, high = metrics.interval(draws) if draws is not None else (None, None)
         out.append(
             SummaryRow(
                 router=name,
@@ -128,8 +126,7 @@ def summarise(result: BenchResult | Sequence[ResultRow]) -> list[SummaryRow]:
                 apgr=_mean([r.apgr for r in rows]),
                 cpt50=_mean([r.cpt50 for r in rows]),
                 cpt80=_mean([r.cpt80 for r in rows]),
-                gap_low=low,
-                gap_high=high,
+                gap_se=metrics.standard_error(draws) if draws is not None else None,
             )
         )
     return out
@@ -142,14 +139,22 @@ class Comparison:
     router: str
     other: str
     difference: float  # gap recovered (from the mean AIQs), router minus other
-    low: float  # 95% interval of the difference
+    low: float  # 95% interval of the difference (bias-corrected percentiles)
     high: float
-    ahead: float  # share of resamples on which router's gap is the higher
+
+    def verdict(self) -> str:
+        if self.low == self.high == self.difference == 0:
+            return "the same on every resample"
+        if self.low > 0:
+            return f"{self.router} ahead"
+        if self.high < 0:
+            return f"{self.other} ahead"
+        return "not separated"
 
     def text(self) -> str:
         return (
-            f"{self.router} - {self.other}: {self.difference:+.3f} gap "
-            f"[{self.low:+.3f}, {self.high:+.3f}], ahead in {self.ahead:.0%} of resamples"
+            f"{self.router} - {self.other}: {self.difference:+.3f} gap, 95% interval "
+            f"[{self.low:+.3f}, {self.high:+.3f}]: {self.verdict()}"
         )
 
 
@@ -161,16 +166,8 @@ def compare(rows: Sequence[ResultRow], router: str, other: str) -> Comparison | 
     gap_a, gap_b = gaps.get(router), gaps.get(other)
     if a is None or b is None or gap_a is None or gap_b is None:
         return None
-    low, high = metrics.interval(a - b)
-    finite = np.isfinite(a - b)
-    return Comparison(
-        router=router,
-        other=other,
-        difference=gap_a - gap_b,
-        low=low,
-        high=high,
-        ahead=float(np.mean(a[finite] > b[finite])) if finite.any() else float("nan"),
-    )
+    low, high = metrics.bc_interval(a - b, gap_a - gap_b)
+    return Comparison(router=router, other=other, difference=gap_a - gap_b, low=low, high=high)
 
 
 def leader_comparisons(rows: Sequence[ResultRow]) -> list[Comparison]:
@@ -210,20 +207,20 @@ HEADERS = (
     "$/query",
 )
 SHORT_HEADERS = ("router", "AIQ", "gap", "Rq", "Rb", "Rc", "best Rb", "score", "$/q")
-INTERVAL_HEADER = "95% CI"
+SE_HEADER = "± s.e."
 
 
-def _with_interval(headers: Sequence[str], shown: bool) -> list[str]:
-    """The headers with the gap's interval column right after "gap", when there is one."""
+def _with_se(headers: Sequence[str], shown: bool) -> list[str]:
+    """The headers with the gap's standard-error column right after "gap", when there is one."""
     at = list(headers).index("gap") + 1
-    return [*headers[:at], INTERVAL_HEADER, *headers[at:]] if shown else list(headers)
+    return [*headers[:at], SE_HEADER, *headers[at:]] if shown else list(headers)
 
 
-def _has_intervals(rows: Sequence[ResultRow | SummaryRow]) -> bool:
-    return any(r.gap_low is not None and r.router not in REFERENCE_ROWS for r in rows)
+def _has_se(rows: Sequence[ResultRow | SummaryRow]) -> bool:
+    return any(r.gap_se is not None and r.router not in REFERENCE_ROWS for r in rows)
 
 
-def _cells(row: ResultRow | SummaryRow, interval: bool = False) -> list[str]:
+def _cells(row: ResultRow | SummaryRow, se: bool = False) -> list[str]:
     cells = [
         row.router,
         _f(row.aiq, 4),
@@ -235,9 +232,8 @@ def _cells(row: ResultRow | SummaryRow, interval: bool = False) -> list[str]:
         _f(row.mean_score),
         _dollars(row.mean_cost),
     ]
-    if interval:
-        shown = row.router not in REFERENCE_ROWS and row.gap_low is not None
-        cells.insert(3, f"[{_f(row.gap_low)}, {_f(row.gap_high)}]" if shown else "")
+    if se:
+        cells.insert(3, "" if row.router in REFERENCE_ROWS else _f(row.gap_se))
     return cells
 
 
@@ -252,13 +248,13 @@ def rich_table(result: BenchResult) -> Table:
         f" · mean over {len(result.folds)} folds" if many else ""
     )
     rows: Sequence[ResultRow | SummaryRow] = summarise(result) if many else result.rows
-    interval = _has_intervals(rows)
+    se = _has_se(rows)
     table = Table(
-        *_with_interval(SHORT_HEADERS, interval),
+        *_with_se(SHORT_HEADERS, se),
         title=title,
         title_justify="left",
         caption="gap: AIQ gap recovered"
-        + (" (95% CI: bootstrap over the test queries)" if interval else "")
+        + (" (± its bootstrap standard error over the test queries)" if se else "")
         + " · Rq/Rb/Rc: reward at the quality/balanced/cost preset · "
         "best Rb: best balanced reward on the sweep · score, $/q at balanced (see report.md)",
         caption_justify="left",
@@ -267,7 +263,7 @@ def rich_table(result: BenchResult) -> Table:
     if two:
         table.add_column("APGR")
     for row in rows:
-        cells = _cells(row, interval) + ([_f(row.apgr)] if two else [])
+        cells = _cells(row, se) + ([_f(row.apgr)] if two else [])
         style = "dim" if row.router in REFERENCE_ROWS else None
         table.add_row(*cells, style=style)
     return table
@@ -283,7 +279,7 @@ def comparison_lines(result: BenchResult | Sequence[ResultRow]) -> list[str]:
     return [
         f"Paired bootstrap, {draws} resamples of the test queries"
         + (" (within each fold)" if len({r.fold for r in rows}) > 1 else "")
-        + ": the gap's difference, its 95% interval, and how often the leader is ahead.",
+        + ": the leader's gap minus each other router's, with its 95% interval.",
         "",
         *[f"- {c.text()}" for c in found],
     ]
@@ -297,13 +293,13 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str
 
 def markdown_table(rows: Sequence[ResultRow | SummaryRow]) -> list[str]:
     """One Markdown table of result or summary rows (APGR / CPT columns on two-model data)."""
-    two, interval = _two_model(rows), _has_intervals(rows)
-    headers = _with_interval(HEADERS, interval) + (["APGR", "CPT(50%)", "CPT(80%)"] if two else [])
+    two, se = _two_model(rows), _has_se(rows)
+    headers = _with_se(HEADERS, se) + (["APGR", "CPT(50%)", "CPT(80%)"] if two else [])
 
     def extra(row: ResultRow | SummaryRow) -> list[str]:
         return [_f(row.apgr), _f(row.cpt50), _f(row.cpt80)] if two else []
 
-    return _md_table(headers, [_cells(r, interval) + extra(r) for r in rows])
+    return _md_table(headers, [_cells(r, se) + extra(r) for r in rows])
 
 
 def markdown_tables(result: BenchResult, per_fold: bool = True) -> list[str]:

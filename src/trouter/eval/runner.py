@@ -69,9 +69,8 @@ class ResultRow:
     n_test: int = 0
     fit_seconds: float | None = None
     predict_seconds: float | None = None
-    gap_low: float | None = None
-    gap_high: float | None = None
-    #: AIQ on each paired bootstrap resample of the test queries (`with_intervals`); kept in
+    gap_se: float | None = None  # bootstrap standard error of the gap over the test queries
+    #: AIQ on each paired bootstrap resample of the test queries (`with_bootstrap`); kept in
     #: memory for summaries and comparisons, not written to report.json.
     aiq_draws: metrics.FloatArray | None = field(default=None, repr=False, compare=False)
 
@@ -331,7 +330,7 @@ def reference_rows(
     return zero, oracle_row, oracle
 
 
-def with_intervals(
+def with_bootstrap(
     fold: Fold,
     rows: Sequence[ResultRow],
     curves: Mapping[str, metrics.Curve],
@@ -341,9 +340,10 @@ def with_intervals(
 ) -> tuple[ResultRow, ...]:
     """The fold's rows scored again on `draws` paired bootstrap resamples of its test queries.
 
-    Each row gets its AIQ per resample (`aiq_draws`) and the 95% interval of its gap recovered;
-    `curves` holds every router's curve and the oracle's by row name (the zero row needs none).
-    The picks are not remade: the interval is the test set's sampling error, not the router's.
+    Each row gets its AIQ per resample (`aiq_draws`) and the standard error of its gap
+    recovered; `curves` holds every router's curve and the oracle's by row name (the zero row
+    needs none). The picks are not remade: this is the test set's sampling error, not the spread
+    over training seeds.
     """
     S, C = fold.test.scores, fold.test.costs
     shares = metrics.resample_shares(
@@ -355,10 +355,10 @@ def with_intervals(
     zero, oracle = aiqs.get(ZERO), aiqs.get(ORACLE)
     out = []
     for row in rows:
-        low = high = None
+        se = None
         if zero is not None and oracle is not None:
-            low, high = metrics.interval(metrics.gap_draws(aiqs[row.router], zero, oracle))
-        out.append(replace(row, gap_low=low, gap_high=high, aiq_draws=aiqs[row.router]))
+            se = metrics.standard_error(metrics.gap_draws(aiqs[row.router], zero, oracle))
+        out.append(replace(row, gap_se=se, aiq_draws=aiqs[row.router]))
     return tuple(out)
 
 
@@ -376,7 +376,7 @@ def run_fold(
 ) -> FoldResult:
     """Fit and score each named router on one fold, plus the zero and oracle rows.
 
-    With `draws` > 0 every row also carries its paired bootstrap interval (`with_intervals`).
+    With `draws` > 0 every row also carries its bootstrap standard error (`with_bootstrap`).
     """
     if fold.test.n_queries == 0:
         raise DataError(f"{dataset}: fold {fold.name!r} has an empty test set")
@@ -411,7 +411,7 @@ def run_fold(
     scored: tuple[ResultRow, ...] = (*rows, zero, oracle_row)
     if draws > 0:
         by_name = {c.router: c.curve for c in curves} | {ORACLE: oracle}
-        scored = with_intervals(fold, scored, by_name, draws=draws, seed=seed)
+        scored = with_bootstrap(fold, scored, by_name, draws=draws, seed=seed)
     return FoldResult(
         fold=fold.name,
         n_train=fold.train.n_queries,
