@@ -116,39 +116,59 @@ def test_scored_answers_adapt_the_router_and_are_used_once(served, router_dir, t
     assert "no new feedback" in capsys.readouterr().err
 
 
+def _score_python_answers(client: httpx.Client, start: int, stop: int) -> None:
+    rng = np.random.default_rng(start)
+    for k in range(start, stop):
+        reply = _ask(client, " ".join(rng.choice(CODE_WORDS, size=6)) + f" task{k}?")
+        rid = reply.headers["x-trouter-request-id"]
+        assert _score(client, {"request_id": rid, "score": 0}).is_success
+
+
+def _adapt(source: Path, db: Path, out: Path) -> dict:
+    assert run(["adapt", "--router", str(source), "--db", str(db), "--out", str(out)]) == 0
+    return load_router(out).adaptation_[-1]
+
+
 def test_feedback_that_changed_nothing_is_read_again_with_the_next_round(
     router_dir, tmp_path, capsys
 ):
-    def score_python_answers(client: httpx.Client, start: int, stop: int) -> None:
-        rng = np.random.default_rng(start)
-        for k in range(start, stop):
-            reply = _ask(client, " ".join(rng.choice(CODE_WORDS, size=6)) + f" task{k}?")
-            rid = reply.headers["x-trouter-request-id"]
-            assert _score(client, {"request_id": rid, "score": 0}).is_success
-
-    def adapt(source: Path, out: Path) -> dict:
-        command = ["adapt", "--router", str(source), "--db", str(db), "--out", str(out)]
-        assert run(command) == 0
-        return load_router(out).adaptation_[-1]
-
     db = tmp_path / "gateway.sqlite"
     with _gateway(router_dir, db) as (_, client):
-        score_python_answers(client, 0, 6)  # too few scores for any model to be corrected
-        first = adapt(router_dir, tmp_path / "a")
+        _score_python_answers(client, 0, 6)  # too few scores for any model to be corrected
+        first = _adapt(router_dir, db, tmp_path / "a")
         assert first["models"] == [] and first["feedback_read"] == 6
         assert "feedback_through" not in first
         assert "stays unused" in capsys.readouterr().out
         # The same 6 again, nothing new: a second look could only act on noise.
         again = ["adapt", "--router", str(tmp_path / "a"), "--db", str(db)]
-        again += ["--out", str(tmp_path / "b")]
-        assert run(again) != 0
+        assert run([*again, "--out", str(tmp_path / "b")]) != 0
         assert "no new feedback since the last `trouter adapt` looked" in capsys.readouterr().err
-        score_python_answers(client, 6, SCORED)
-        second = adapt(tmp_path / "a", tmp_path / "c")
-    assert "look 2 at this feedback (6 queries at the first" in capsys.readouterr().out
+        _score_python_answers(client, 6, SCORED)
+        second = _adapt(tmp_path / "a", db, tmp_path / "c")
     assert sum(second["scores"]) == SCORED  # the first round's 6 scores, read again, and the new
     assert second["models"] and second["feedback_through"] == SCORED
-    assert second["min_z"] == pytest.approx(sequential_z(2, [6, SCORED]))
+    # The first read could not have acted (no model had MIN_SCORES scores): it was no look.
+    assert second["min_z"] == 2.0 and "look 2" not in capsys.readouterr().out
+
+
+def test_a_look_again_needs_more_standard_errors_the_more_the_feedback_grew(
+    router_dir, tmp_path, capsys
+):
+    # As if an earlier `adapt` had read 40 of these queries, enough to act on, and left them.
+    model = load_router(router_dir)
+    model.adaptation_ = [
+        {"queries": 40, "scores": [40, 0, 0], "models": [], "feedback_read": 40, "min_z": 2.0}
+    ]
+    model.save(tmp_path / "read")
+    db = tmp_path / "gateway.sqlite"
+    with _gateway(router_dir, db) as (_, client):
+        _score_python_answers(client, 0, SCORED)
+        step = _adapt(tmp_path / "read", db, tmp_path / "out")
+    assert step["min_z"] == pytest.approx(sequential_z(2.0, [40, SCORED]))
+    assert step["min_z"] > 2.7  # 45 queries is not much more than 40
+    assert (
+        f"look 2 at this feedback (40 queries at the first, {SCORED} now" in capsys.readouterr().out
+    )
 
 
 def test_bad_feedback_is_a_clear_400_or_404(served):

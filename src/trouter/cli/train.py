@@ -193,12 +193,17 @@ def adapt_command(
     feedback, through = _feedback(model, data, db, since)
     # Each look again at feedback that changed nothing raises the bar as the feedback grows
     # (see `sequential_z`); a look at no new feedback could only act on noise.
-    sizes = [*(_unused_reads(model) if db is not None else []), feedback.n_queries]
-    if len(sizes) > 1 and sizes[-1] <= sizes[-2]:
+    reads = _unused_reads(model) if db is not None else []
+    if reads and feedback.n_queries <= reads[-1]["queries"]:
         raise DataError(
-            f"no new feedback since the last `trouter adapt` looked at it ({sizes[-2]} queries, "
-            f"changed nothing; {sizes[-1]} now): score more requests with POST /v1/feedback first"
+            f"no new feedback since the last `trouter adapt` looked at it "
+            f"({reads[-1]['queries']} queries, changed nothing; {feedback.n_queries} now): score "
+            "more requests with POST /v1/feedback first"
         )
+    # A read on which no model had the scores a correction needs could not have acted, so it
+    # is no look: counted, it would spend the false-alarm budget on feedback too small to use.
+    looks = [r["queries"] for r in reads if max(r["scores"], default=0) >= MIN_SCORES]
+    sizes = [*looks, feedback.n_queries]
     rule = sequential_z(MIN_Z if min_z is None else min_z, sizes)
     if len(sizes) > 1:
         console.print(
@@ -239,15 +244,14 @@ def adapt_command(
         )
 
 
-def _unused_reads(model: Any) -> list[int]:
-    """The feedback's size (queries) at each of the latest adaptations that read gateway
-    feedback and changed nothing, oldest first."""
-    sizes: list[int] = []
+def _unused_reads(model: Any) -> list[dict[str, Any]]:
+    """The latest adaptations that read gateway feedback and changed nothing, oldest first."""
+    reads: list[dict[str, Any]] = []
     for step in reversed(getattr(model, "adaptation_", [])):
         if "feedback_read" not in step:
             break
-        sizes.insert(0, int(step["queries"]))
-    return sizes
+        reads.insert(0, step)
+    return reads
 
 
 def _feedback(
