@@ -57,7 +57,7 @@ from trouter.data.loaders import load_dataset
 from trouter.routers.base import Router
 from trouter.routers.registry import make_router
 from trouter.routers.trouter import TRouter
-from trouter.routers.trouter.adapt import MIN_Z, sequential_z
+from trouter.routers.trouter.adapt import MIN_SCORES, MIN_Z, sequential_z
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from trouter_ablation import MemoEncoder
@@ -160,6 +160,7 @@ def rounds_rows(
         for pooled in (False, True):
             router = copy.deepcopy(base, memo={id(encoder): encoder})
             pending: list[RoutingDataset] = []
+            looks: list[int] = []  # pooled sizes at the earlier looks that could have acted
             acted = 0
             for k, part in enumerate(parts):
                 if kind == "routed":  # what the router serving this round routed to
@@ -168,11 +169,15 @@ def rounds_rows(
                     part = random_only(part, seed=k)
                 pending = [*pending, part] if pooled else [part]
                 # what `trouter adapt --db` does: a bar that rises as the pooled feedback grows
-                sizes = np.cumsum([p.n_queries for p in pending]).tolist()
-                router.adapt(combined(*pending), min_z=sequential_z(MIN_Z, sizes))
-                if router.adaptation_[-1]["models"]:
+                told = combined(*pending)
+                bar = sequential_z(MIN_Z, [*looks, told.n_queries])
+                router.adapt(told, min_z=bar)
+                step = router.adaptation_[-1]
+                if step["models"]:
                     acted += 1
-                    pending = []
+                    pending, looks = [], []
+                elif pooled and max(step["scores"]) >= MIN_SCORES:
+                    looks.append(told.n_queries)
             label = f"{kind}, {rounds} rounds, {'pooled' if pooled else 'new only'}"
             out[f"trouter + adapt ({label})"] = gap(router, rest)
             out[f"adapt ({label}): {ROUNDS_ACTED}"] = float(acted)
