@@ -179,13 +179,15 @@ def test_a_resample_that_keeps_every_query_once_scores_the_test_set_itself():
 
 
 def test_resamples_draw_every_query_with_replacement_and_are_seeded():
-    shares = resample_shares(50, 200, seed=7)
+    shares = np.vstack(list(resample_shares(50, 200, seed=7)))
     assert shares.shape == (200, 50)
     assert np.allclose(shares.sum(axis=1), 1.0)
     assert np.allclose(shares * 50, np.round(shares * 50))  # whole draws of each query
     assert (shares == 0).any() and (shares > 1 / 50).any()
-    assert np.array_equal(shares, resample_shares(50, 200, seed=7))
-    assert not np.array_equal(shares, resample_shares(50, 200, seed=8))
+    # The same rows however they are cut into chunks; another seed, other rows.
+    chunks = list(resample_shares(50, 200, seed=7, max_cells=50 * 30))
+    assert len(chunks) == 7 and np.array_equal(shares, np.vstack(chunks))
+    assert not np.array_equal(shares, np.vstack(list(resample_shares(50, 200, seed=8))))
 
 
 def test_gap_draws_and_their_standard_error():

@@ -28,7 +28,7 @@ Missing scores count as 0: pass `RoutingDataset.scores`, which already does that
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -233,14 +233,20 @@ def gap_recovered(aiq_router: float, aiq_zero: float, aiq_oracle: float) -> floa
 DRAWS = 1000
 
 
-def resample_shares(n: int, draws: int, seed: int | Sequence[int]) -> FloatArray:
-    """[draws, n]: row b is each query's share of bootstrap resample b (n draws with replacement).
+def resample_shares(
+    n: int, draws: int, seed: int | Sequence[int], max_cells: int = 4_000_000
+) -> Iterator[FloatArray]:
+    """Bootstrap resamples of n queries, in chunks of rows [k, n] of at most `max_cells` cells
+    (a large test set does not hold every resample in memory at once): row b is each query's
+    share of resample b, n draws with replacement. The rows are the same however they are cut.
 
     Scoring every router on the same rows makes the comparison paired: a hard resample is hard
     for all of them, so differences between routers vary far less than their gaps do.
     """
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=draws) / n
+    step = max(1, max_cells // max(n, 1))
+    for start in range(0, draws, step):
+        yield rng.multinomial(n, np.full(n, 1.0 / n), size=min(step, draws - start)) / n
 
 
 def aiq_draws(

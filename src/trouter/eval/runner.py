@@ -346,12 +346,14 @@ def with_bootstrap(
     over training seeds.
     """
     S, C = fold.test.scores, fold.test.costs
-    shares = metrics.resample_shares(
-        fold.test.n_queries, draws, [seed, zlib.crc32(fold.name.encode())]
-    )
     if missing := [r.router for r in rows if r.router != ZERO and r.router not in curves]:
         raise ValueError(f"no curve for row(s) {', '.join(missing)}")
-    aiqs = {row.router: metrics.aiq_draws(curves.get(row.router), S, C, shares) for row in rows}
+    chunks: dict[str, list[metrics.FloatArray]] = {row.router: [] for row in rows}
+    seeds = [seed, zlib.crc32(fold.name.encode())]
+    for shares in metrics.resample_shares(fold.test.n_queries, draws, seeds):
+        for name, done in chunks.items():
+            done.append(metrics.aiq_draws(curves.get(name), S, C, shares))
+    aiqs = {name: np.concatenate(done) for name, done in chunks.items()}
     zero, oracle = aiqs.get(ZERO), aiqs.get(ORACLE)
     out = []
     for row in rows:
