@@ -41,7 +41,7 @@ from trouter.data.loaders import load_dataset
 from trouter.encode import Embeddings, load_encoder
 from trouter.eval import metrics
 from trouter.eval.protocols import Fold, make_folds
-from trouter.eval.report import comparison_lines, markdown_table, summarise
+from trouter.eval.report import compare, comparison_lines, markdown_table, summarise
 from trouter.eval.runner import ORACLE, ResultRow, evaluate_router, reference_rows, with_bootstrap
 from trouter.routers.registry import make_router
 
@@ -171,6 +171,17 @@ def run(
     return rows
 
 
+def against_best_baseline(rows: list[ResultRow]) -> list[str]:
+    """TRouter minus the baseline with the highest gap, on the same bootstrap resamples."""
+    gaps = {s.router: s.gap_recovered for s in summarise(rows)}
+    ran = [b for b in BASELINES if gaps.get(b) is not None]
+    if "trouter" not in gaps or not ran:
+        return []
+    best = max(ran, key=lambda name: gaps[name] or 0.0)
+    found = compare(rows, "trouter", best)
+    return ["", f"TRouter against the best baseline: {found.text()}"] if found else []
+
+
 def summary_markdown(rows: list[ResultRow]) -> str:
     lines: list[str] = []
     keys = list(dict.fromkeys((r.dataset, r.protocol) for r in rows))
@@ -179,7 +190,7 @@ def summary_markdown(rows: list[ResultRow]) -> str:
         folds = list(dict.fromkeys(r.fold for r in part))
         lines += ["", f"### {dataset} · {protocol} ({len(folds)} fold{'s' * (len(folds) > 1)})", ""]
         lines += markdown_table(summarise(part))
-        lines += ["", *comparison_lines(part)]
+        lines += ["", *comparison_lines(part), *against_best_baseline(part)]
         if len(folds) > 1 and protocol != RESPLIT:
             labels = [r for r in dict.fromkeys(r.router for r in part) if r not in ("zero",)]
             lines += ["", "Gap recovered per held-out task:", ""]
