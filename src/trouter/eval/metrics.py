@@ -15,8 +15,8 @@ This is the one implementation of DESIGN.md's metrics; every number trouter repo
 - `scenario_reward`: w_q * score - w_c * cost_norm, with cost min-max normalised over every
   (query, model) cell of the test set.
 - `two_model_summary`: RouteLLM's APGR and CPT(x%) for data with exactly two models.
-- `resample_shares` / `aiq_draws` / `gap_draws` / `standard_error` / `bc_interval`: the paired
-  bootstrap over test queries behind every standard error and interval trouter reports.
+
+The test set's sampling error of these numbers is in `trouter.eval.bootstrap`.
 
 Missing scores count as 0: pass `RoutingDataset.scores`, which already does that.
 
@@ -28,9 +28,7 @@ Missing scores count as 0: pass `RoutingDataset.scores`, which already does that
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
@@ -64,7 +62,8 @@ class Curve:
         return np.column_stack([self.costs, self.scores])
 
 
-def _as_matrix(values: npt.ArrayLike, name: str) -> FloatArray:
+def as_matrix(values: npt.ArrayLike, name: str) -> FloatArray:
+    """`values` as a float [queries, models] matrix (a clear error for any other shape)."""
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a [queries, models] matrix, got shape {arr.shape}")
@@ -114,8 +113,8 @@ def curve(
     Picks use the estimates (the same rule as `Estimates.choose`); points use the true S and C.
     `lams` defaults to `lambda_grid(C)`.
     """
-    S_, C_ = _as_matrix(S, "S"), _as_matrix(C, "C")
-    q, c = _as_matrix(quality, "quality"), _as_matrix(cost, "cost")
+    S_, C_ = as_matrix(S, "S"), as_matrix(C, "C")
+    q, c = as_matrix(quality, "quality"), as_matrix(cost, "cost")
     if q.shape != S_.shape or c.shape != S_.shape or C_.shape != S_.shape:
         raise ValueError(
             f"estimates {q.shape}/{c.shape} and truth {S_.shape}/{C_.shape} must have one shape"
@@ -136,7 +135,7 @@ def oracle_curve(S: npt.ArrayLike, C: npt.ArrayLike, lams: npt.ArrayLike | None 
 
 def single_model_points(S: npt.ArrayLike, C: npt.ArrayLike) -> FloatArray:
     """[m, 2] array of (mean cost, mean score) of always picking model m."""
-    S_, C_ = _as_matrix(S, "S"), _as_matrix(C, "C")
+    S_, C_ = as_matrix(S, "S"), as_matrix(C, "C")
     return np.column_stack([C_.mean(axis=0), S_.mean(axis=0)])
 
 
@@ -206,10 +205,11 @@ def cost_interval(S: npt.ArrayLike, C: npt.ArrayLike) -> tuple[float, float]:
 def aiq(curve_or_points: Curve | npt.ArrayLike, S: npt.ArrayLike, C: npt.ArrayLike) -> float:
     """AIQ of a curve (or of extra (cost, score) points) together with the single-model points."""
     extra = curve_or_points.points() if isinstance(curve_or_points, Curve) else curve_or_points
-    return _aiq_with(np.asarray(extra, dtype=np.float64), single_model_points(S, C))
+    return aiq_of_points(np.asarray(extra, dtype=np.float64), single_model_points(S, C))
 
 
-def _aiq_with(extra: FloatArray, singles: FloatArray) -> float:
+def aiq_of_points(extra: FloatArray, singles: FloatArray) -> float:
+    """AIQ of extra (cost, score) points [k, 2] beside the single-model points [m, 2]."""
     pts = np.vstack([extra.reshape(-1, 2), singles])
     c_lo, c_hi = float(singles[:, 0].min()), float(singles[:, 0].max())
     return area_under_hull(upper_hull(pts), c_lo, c_hi)
@@ -228,92 +228,10 @@ def gap_recovered(aiq_router: float, aiq_zero: float, aiq_oracle: float) -> floa
     return (aiq_router - aiq_zero) / gap
 
 
-# ---------------------------------------------------------------------- bootstrap
-#: Resamples of the test queries behind every standard error and interval trouter reports.
-DRAWS = 1000
-
-
-def resample_shares(
-    n: int, draws: int, seed: int | Sequence[int], max_cells: int = 4_000_000
-) -> Iterator[FloatArray]:
-    """Bootstrap resamples of n queries, in chunks of rows [k, n] of at most `max_cells` cells
-    (a large test set does not hold every resample in memory at once): row b is each query's
-    share of resample b, n draws with replacement. The rows are the same however they are cut.
-
-    Scoring every router on the same rows makes the comparison paired: a hard resample is hard
-    for all of them, so differences between routers vary far less than their gaps do.
-    """
-    rng = np.random.default_rng(seed)
-    step = max(1, max_cells // max(n, 1))
-    for start in range(0, draws, step):
-        yield rng.multinomial(n, np.full(n, 1.0 / n), size=min(step, draws - start)) / n
-
-
-def aiq_draws(
-    crv: Curve | None, S: npt.ArrayLike, C: npt.ArrayLike, shares: FloatArray
-) -> FloatArray:
-    """AIQ on each resample of `shares` ([draws, n]); `crv` None is the zero router.
-
-    The picks stay as the router made them; a resample only reweights the queries, so the points,
-    the single models and the cost interval are all taken on the resample.
-    """
-    S_, C_ = _as_matrix(S, "S"), _as_matrix(C, "C")
-    single_costs, single_scores = shares @ C_, shares @ S_
-    if crv is None:
-        costs = scores = np.zeros((len(shares), 0))
-    else:
-        picks = np.unique(crv.picks, axis=0)  # many lams pick alike; their points coincide
-        rows = np.arange(S_.shape[0])[None, :]
-        costs, scores = shares @ C_[rows, picks].T, shares @ S_[rows, picks].T
-    return np.array(
-        [
-            _aiq_with(
-                np.column_stack([costs[b], scores[b]]),
-                np.column_stack([single_costs[b], single_scores[b]]),
-            )
-            for b in range(len(shares))
-        ]
-    )
-
-
-def gap_draws(router: FloatArray, zero: FloatArray, oracle: FloatArray) -> FloatArray:
-    """Gap recovered per resample (NaN where a resample has no zero-to-oracle gap)."""
-    span = oracle - zero
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(span > 1e-12, (router - zero) / span, np.nan)
-
-
-def standard_error(draws: FloatArray) -> float:
-    """The bootstrap standard error: the spread of the draws (NaN draws ignored)."""
-    finite = draws[np.isfinite(draws)]
-    return float(finite.std(ddof=1)) if finite.size > 1 else float("nan")
-
-
-def bc_interval(draws: FloatArray, estimate: float, level: float = 0.95) -> tuple[float, float]:
-    """The bias-corrected percentile interval (Efron's BC) of an estimate from its draws.
-
-    AIQ is an upper hull, so a curve with many points gains from noise on every resample more
-    than one with few: the draws sit above the estimate, and plain percentiles would miss it.
-    BC shifts the percentiles by how far the estimate sits inside its draws. Draws that are all
-    equal (two routers with the same picks) give that value twice.
-    """
-    finite = draws[np.isfinite(draws)]
-    if not finite.size:
-        return float("nan"), float("nan")
-    if np.all(finite == finite[0]):
-        return float(finite[0]), float(finite[0])
-    below = (np.sum(finite < estimate) + 0.5 * np.sum(finite == estimate)) / finite.size
-    normal = NormalDist()
-    z0 = normal.inv_cdf(min(max(below, 0.5 / finite.size), 1 - 0.5 / finite.size))
-    z = normal.inv_cdf(0.5 + level / 2)
-    lo, hi = np.percentile(finite, [100 * normal.cdf(2 * z0 - z), 100 * normal.cdf(2 * z0 + z)])
-    return float(lo), float(hi)
-
-
 # ---------------------------------------------------------------------- scenario rewards
 def normalised_costs(C: npt.ArrayLike) -> FloatArray:
     """Cost min-max normalised over every (query, model) cell of C (all 0 if C is constant)."""
-    C_ = _as_matrix(C, "C")
+    C_ = as_matrix(C, "C")
     lo, hi = float(C_.min()), float(C_.max())
     return (C_ - lo) / (hi - lo) if hi > lo else np.zeros_like(C_)
 
@@ -322,7 +240,7 @@ def scenario_reward(
     picks: npt.ArrayLike, S: npt.ArrayLike, C: npt.ArrayLike, weights: tuple[float, float]
 ) -> float:
     """Mean over queries of w_q * S[i, m_i] - w_c * cost_norm[i, m_i] for picks m_i."""
-    S_ = _as_matrix(S, "S")
+    S_ = as_matrix(S, "S")
     p = np.asarray(picks, dtype=np.intp)
     rows = np.arange(S_.shape[0])
     w_q, w_c = weights
@@ -333,7 +251,7 @@ def best_reward_on_curve(
     crv: Curve, S: npt.ArrayLike, C: npt.ArrayLike, weights: tuple[float, float]
 ) -> float:
     """The highest scenario reward any lam of the curve reaches (an upper view, not a deployable one)."""
-    S_ = _as_matrix(S, "S")
+    S_ = as_matrix(S, "S")
     w_q, w_c = weights
     norm = normalised_costs(C)
     rows = np.arange(S_.shape[0])[None, :]
@@ -348,7 +266,7 @@ def preset_lambda_for_truth(C: npt.ArrayLike, weights: tuple[float, float]) -> f
     S - (w_c / w_q) / R * C, so lam = (w_c / w_q) / R with R the cost range of the cells; this is
     the same mapping a router's `Calibration` applies to its own predicted costs.
     """
-    C_ = _as_matrix(C, "C")
+    C_ = as_matrix(C, "C")
     span = float(C_.max() - C_.min())
     w_q, w_c = weights
     return (w_c / w_q) / (span if span > 0 else 1.0)
@@ -408,8 +326,8 @@ def two_model_summary(
     RouteLLM's script, which samples about ten thresholds, PGR is computed at every share k / n,
     so APGR is exact for the router's ordering.
     """
-    S_, C_ = _as_matrix(S, "S"), _as_matrix(C, "C")
-    q, c = _as_matrix(quality, "quality"), _as_matrix(cost, "cost")
+    S_, C_ = as_matrix(S, "S"), as_matrix(C, "C")
+    q, c = as_matrix(quality, "quality"), as_matrix(cost, "cost")
     if S_.shape[1] != 2:
         raise ValueError(f"APGR / CPT need exactly two models, got {S_.shape[1]}")
     means = S_.mean(axis=0)

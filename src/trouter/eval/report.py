@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from trouter.eval import metrics
+from trouter.eval import bootstrap
 from trouter.eval.runner import ORACLE, REFERENCE_ROWS, ZERO, BenchResult, ResultRow, RunInfo
 
 REPORT_JSON = "report.json"
@@ -92,7 +92,7 @@ def _gap_draws(by_router: dict[str, list[ResultRow]], name: str) -> np.ndarray |
     if len(folds) > 1:
         return None  # the router was not run on every fold
     router, zero, oracle = means
-    return metrics.gap_draws(router, zero, oracle)
+    return bootstrap.gap_draws(router, zero, oracle)
 
 
 def summarise(result: BenchResult | Sequence[ResultRow]) -> list[SummaryRow]:
@@ -126,7 +126,7 @@ def summarise(result: BenchResult | Sequence[ResultRow]) -> list[SummaryRow]:
                 apgr=_mean([r.apgr for r in rows]),
                 cpt50=_mean([r.cpt50 for r in rows]),
                 cpt80=_mean([r.cpt80 for r in rows]),
-                gap_se=metrics.standard_error(draws) if draws is not None else None,
+                gap_se=bootstrap.standard_error(draws) if draws is not None else None,
             )
         )
     return out
@@ -166,7 +166,7 @@ def compare(rows: Sequence[ResultRow], router: str, other: str) -> Comparison | 
     gap_a, gap_b = gaps.get(router), gaps.get(other)
     if a is None or b is None or gap_a is None or gap_b is None:
         return None
-    low, high = metrics.bc_interval(a - b, gap_a - gap_b)
+    low, high = bootstrap.bc_interval(a - b, gap_a - gap_b)
     return Comparison(router=router, other=other, difference=gap_a - gap_b, low=low, high=high)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from trouter.data.dataset import RoutingDataset
 from trouter.encode import Encoder
 from trouter.errors import DataError
-from trouter.eval import metrics
+from trouter.eval import bootstrap, metrics
 from trouter.eval.protocols import Fold, make_folds
 from trouter.routers.base import Router
 from trouter.routers.registry import make_router
@@ -335,7 +335,7 @@ def with_bootstrap(
     rows: Sequence[ResultRow],
     curves: Mapping[str, metrics.Curve],
     *,
-    draws: int = metrics.DRAWS,
+    draws: int = bootstrap.DRAWS,
     seed: int = 0,
 ) -> tuple[ResultRow, ...]:
     """The fold's rows scored again on `draws` paired bootstrap resamples of its test queries.
@@ -350,16 +350,16 @@ def with_bootstrap(
         raise ValueError(f"no curve for row(s) {', '.join(missing)}")
     chunks: dict[str, list[metrics.FloatArray]] = {row.router: [] for row in rows}
     seeds = [seed, zlib.crc32(fold.name.encode())]
-    for shares in metrics.resample_shares(fold.test.n_queries, draws, seeds):
+    for shares in bootstrap.resample_shares(fold.test.n_queries, draws, seeds):
         for name, done in chunks.items():
-            done.append(metrics.aiq_draws(curves.get(name), S, C, shares))
+            done.append(bootstrap.aiq_draws(curves.get(name), S, C, shares))
     aiqs = {name: np.concatenate(done) for name, done in chunks.items()}
     zero, oracle = aiqs.get(ZERO), aiqs.get(ORACLE)
     out = []
     for row in rows:
         se = None
         if zero is not None and oracle is not None:
-            se = metrics.standard_error(metrics.gap_draws(aiqs[row.router], zero, oracle))
+            se = bootstrap.standard_error(bootstrap.gap_draws(aiqs[row.router], zero, oracle))
         out.append(replace(row, gap_se=se, aiq_draws=aiqs[row.router]))
     return tuple(out)
 
@@ -374,7 +374,7 @@ def run_fold(
     protocol: str,
     on_step: StepCallback | None = None,
     router_params: dict[str, dict[str, Any]] | None = None,
-    draws: int = metrics.DRAWS,
+    draws: int = bootstrap.DRAWS,
 ) -> FoldResult:
     """Fit and score each named router on one fold, plus the zero and oracle rows.
 
@@ -438,7 +438,7 @@ def run_benchmark(
     on_step: StepCallback | None = None,
     on_fold: Callable[[BenchResult], None] | None = None,
     router_params: dict[str, dict[str, Any]] | None = None,
-    draws: int = metrics.DRAWS,
+    draws: int = bootstrap.DRAWS,
 ) -> BenchResult:
     """Run every router on every fold of `protocol` (or on the given `folds`).
 
