@@ -108,6 +108,13 @@ def test_every_row_carries_a_bootstrap_standard_error_and_report_json_keeps_only
 
     raw = json.loads(write_json(result, tmp_path).read_text())
     assert "aiq_draws" not in raw["rows"][0] and "gap_se" in raw["rows"][0]
+    # The summary over folds and the comparisons are in report.json too: the draws behind them
+    # are not, so a reader could not rebuild them.
+    saved = {s["router"]: s for s in raw["summary"]}
+    assert saved["linear"]["gap_se"] == pytest.approx(summary["linear"].gap_se)
+    (versus,) = raw["comparisons"]
+    assert {versus["router"], versus["other"]} == {"random", "linear"}
+    assert versus["low"] <= versus["difference"] <= versus["high"] and versus["verdict"]
     assert summarise(read_report(tmp_path / "report.json").rows)[0].gap_se is None
 
 

@@ -6,10 +6,14 @@
      "rows": [{"dataset", "protocol", "fold", "router", "aiq", "gap_recovered",
                "reward_quality", "reward_balanced", "reward_cost", "mean_score", "mean_cost",
                ...extras}, ...],
-     "folds": [{"fold", "n_train", "n_test", "models": [{"model", "mean_cost", "mean_score"}]}]}
+     "folds": [{"fold", "n_train", "n_test", "models": [{"model", "mean_cost", "mean_score"}]}],
+     "summary": [{"router", "folds", "aiq", "gap_recovered", "gap_se", ...}, ...],
+     "comparisons": [{"router", "other", "difference", "low", "high", "verdict"}, ...]}
 
 One row per router per fold (`fold` is the held-out task for leave-task-out, "test" otherwise),
-plus the "zero" and "oracle" rows. Undefined values (a gap of zero width) are null.
+plus the "zero" and "oracle" rows; "summary" is the mean over folds (`SummaryRow`), with each
+gap's bootstrap standard error, and "comparisons" the leading router against each other one
+(`Comparison`; empty without resamples). Undefined values (a gap of zero width) are null.
 """
 
 from __future__ import annotations
@@ -361,6 +365,14 @@ def render_markdown(result: BenchResult) -> str:
     return "\n".join(out)
 
 
+def _json_ready(record: Any) -> dict[str, Any]:
+    """A dataclass as a JSON-ready dict: NaN (an undefined ratio) becomes None."""
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v
+        for k, v in asdict(record).items()
+    }
+
+
 def to_json(result: BenchResult) -> dict[str, Any]:
     return {
         "meta": asdict(result.info),
@@ -376,6 +388,10 @@ def to_json(result: BenchResult) -> dict[str, Any]:
                 ],
             }
             for fold in result.folds
+        ],
+        "summary": [_json_ready(s) for s in summarise(result)],
+        "comparisons": [
+            {**_json_ready(c), "verdict": c.verdict()} for c in leader_comparisons(result.rows)
         ],
     }
 
