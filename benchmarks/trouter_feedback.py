@@ -57,7 +57,7 @@ from trouter.data.loaders import load_dataset
 from trouter.routers.base import Router
 from trouter.routers.registry import make_router
 from trouter.routers.trouter import TRouter
-from trouter.routers.trouter.adapt import MIN_SCORES, MIN_Z, sequential_z
+from trouter.routers.trouter.adapt import MIN_Z, is_look, sequential_z
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from trouter_ablation import MemoEncoder
@@ -176,7 +176,7 @@ def rounds_rows(
                 if step["models"]:
                     acted += 1
                     pending, looks = [], []
-                elif pooled and max(step["scores"]) >= MIN_SCORES:
+                elif pooled and is_look(step):
                     looks.append(told.n_queries)
             label = f"{kind}, {rounds} rounds, {'pooled' if pooled else 'new only'}"
             out[f"trouter + adapt ({label})"] = gap(router, rest)

@@ -174,7 +174,7 @@ def adapt_command(
     """Adapt a trained TRouter to outcomes observed on live traffic (no retraining)."""
     from trouter.routers.registry import load_router
     from trouter.routers.trouter import TRouter
-    from trouter.routers.trouter.adapt import MIN_SCORES, MIN_Z, sequential_z
+    from trouter.routers.trouter.adapt import MIN_SCORES, MIN_Z, is_look, sequential_z
 
     if (data is None) == (db is None):
         raise ConfigError(
@@ -200,10 +200,7 @@ def adapt_command(
             f"({reads[-1]['queries']} queries, changed nothing; {feedback.n_queries} now): score "
             "more requests with POST /v1/feedback first"
         )
-    # A read on which no model had the scores a correction needs could not have acted, so it
-    # is no look: counted, it would spend the false-alarm budget on feedback too small to use.
-    looks = [r["queries"] for r in reads if max(r["scores"], default=0) >= MIN_SCORES]
-    sizes = [*looks, feedback.n_queries]
+    sizes = [*(r["queries"] for r in reads if is_look(r)), feedback.n_queries]
     rule = sequential_z(MIN_Z if min_z is None else min_z, sizes)
     if len(sizes) > 1:
         console.print(

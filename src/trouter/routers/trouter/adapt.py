@@ -71,6 +71,7 @@ __all__ = [
     "feedback_scores",
     "fit_adaptation",
     "fit_shift",
+    "is_look",
     "sequential_z",
 ]
 
@@ -97,6 +98,14 @@ def sequential_z(min_z: float, sizes: Sequence[int]) -> float:
         return min_z
     rate = norm.sf(min_z) * n[0] * (1 / n[-2] - 1 / n[-1])
     return float(norm.isf(rate)) if rate > 0 else math.inf
+
+
+def is_look(check: dict[str, object]) -> bool:
+    """Whether an adaptation (its `check` record) looked at its feedback in the sense
+    `sequential_z` counts: some model had the `MIN_SCORES` scores a correction needs. A read
+    that could not have acted spends none of the false-alarm budget."""
+    scores = check.get("scores")
+    return isinstance(scores, list) and max(scores, default=0) >= MIN_SCORES
 
 
 @dataclass(frozen=True)
