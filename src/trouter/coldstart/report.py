@@ -10,7 +10,6 @@ the oracle, and per held-out leaf which models the router picks.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from collections import Counter
@@ -32,6 +31,7 @@ from trouter.eval.runner import (
     FoldResult,
     RunInfo,
     evaluate_router,
+    finite_or_none,
     reference_rows,
     with_bootstrap,
 )
@@ -126,10 +126,6 @@ def _markdown(result: ReportResult) -> str:
     return "\n".join(out) + "\n"
 
 
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
 def write_report(
     router: Router,
     train: RoutingDataset,
@@ -191,8 +187,8 @@ def write_report(
         models=models,
         oracle=oracle,
         aiq=row.aiq,
-        gap_recovered=_finite(row.gap_recovered),
-        gap_se=_finite(row.gap_se),
+        gap_recovered=finite_or_none(row.gap_recovered),
+        gap_se=finite_or_none(row.gap_se),
         by_leaf=by_leaf,
     )
     data = to_json(bench)

@@ -30,7 +30,15 @@ import numpy as np
 from rich.table import Table
 
 from trouter.eval import bootstrap
-from trouter.eval.runner import ORACLE, REFERENCE_ROWS, ZERO, BenchResult, ResultRow, RunInfo
+from trouter.eval.runner import (
+    ORACLE,
+    REFERENCE_ROWS,
+    ZERO,
+    BenchResult,
+    ResultRow,
+    RunInfo,
+    finite_or_none,
+)
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -367,10 +375,7 @@ def render_markdown(result: BenchResult) -> str:
 
 def _json_ready(record: Any) -> dict[str, Any]:
     """A dataclass as a JSON-ready dict: NaN (an undefined ratio) becomes None."""
-    return {
-        k: None if isinstance(v, float) and not math.isfinite(v) else v
-        for k, v in asdict(record).items()
-    }
+    return {k: finite_or_none(v) for k, v in asdict(record).items()}
 
 
 def to_json(result: BenchResult) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -38,6 +38,7 @@ ORACLE = "oracle"
 REFERENCE_ROWS = (ZERO, ORACLE)
 PRESETS = tuple(metrics.SCENARIOS)  # quality, balanced, cost
 HEADLINE_PRESET = "balanced"
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,14 @@ class ResultRow:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: NaN (an undefined ratio) becomes None."""
         return {
-            f.name: _finite_or_none(getattr(self, f.name))
+            f.name: finite_or_none(getattr(self, f.name))
             for f in fields(self)
             if f.name != "aiq_draws"
         }
 
 
-def _finite_or_none(value: Any) -> Any:
+def finite_or_none(value: _V) -> _V | None:
+    """`value`, or None for a float that is not finite (an undefined ratio): JSON has no NaN."""
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
