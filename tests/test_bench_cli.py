@@ -129,6 +129,14 @@ def test_unknown_router_is_a_one_line_error(toy_file, tmp_path, capsys):
     assert not (tmp_path / "report.json").exists()
 
 
+def test_the_oracle_router_is_a_one_line_error(toy_file, tmp_path, capsys):
+    # Its row would share the name of the reference row every report has (it crashed the plot).
+    code = bench("--data", str(toy_file), "--routers", "random,oracle", "--out", str(tmp_path))
+    assert code == 2
+    assert "in every report already; leave the 'oracle' router out" in _one_line_error(capsys)
+    assert not (tmp_path / "report.json").exists()
+
+
 def test_unknown_protocol_is_a_one_line_error(toy_file, tmp_path, capsys):
     assert bench("--data", str(toy_file), "--protocol", "cold", "--out", str(tmp_path)) == 2
     assert "unknown protocol 'cold'" in _one_line_error(capsys)

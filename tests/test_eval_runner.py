@@ -9,6 +9,8 @@ import pytest
 
 from factories import toy_dataset
 from trouter.encode import load_encoder
+from trouter.errors import ConfigError
+from trouter.eval import metrics
 from trouter.eval.protocols import group_labels, make_folds, task_groups
 from trouter.eval.report import (
     compare,
@@ -18,7 +20,8 @@ from trouter.eval.report import (
     summarise,
     write_json,
 )
-from trouter.eval.runner import run_benchmark
+from trouter.eval.runner import evaluate_router, reference_rows, run_benchmark
+from trouter.routers.registry import make_router
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +32,34 @@ def toy():
 def test_the_oracle_router_reproduces_the_oracle_row(toy):
     # The evaluation-only oracle router is fitted on the test set, as its class declares, and
     # goes through the same metric code as any router: it must land exactly on the oracle row.
-    result = run_benchmark(
-        toy, "in-domain", ["oracle", "random"], encoder=load_encoder("hashing:64")
+    (fold,) = make_folds(toy, "in-domain", seed=0)
+    lams = metrics.lambda_grid(fold.test.costs)
+    zero, oracle_row, _ = reference_rows(fold, lams, dataset="toy", protocol="in-domain")
+    router = make_router("oracle", encoder=load_encoder("hashing:64")).fit(fold.test)
+    row, _ = evaluate_router(
+        router, fold, lams, (zero.aiq, oracle_row.aiq), dataset="toy", protocol="in-domain"
     )
-    by = {r.router: r for r in result.rows if r.fold == "test"}
-    assert by["oracle"].aiq == pytest.approx(result.rows[-1].aiq)
-    assert result.rows[-1].router == "oracle" and result.rows[-2].router == "zero"
-    assert by["oracle"].reward_balanced == pytest.approx(result.rows[-1].reward_balanced)
-    assert by["random"].aiq < by["oracle"].aiq
+    assert row.aiq == pytest.approx(oracle_row.aiq)
+    assert row.gap_recovered == pytest.approx(1.0)
+    assert row.reward_balanced == pytest.approx(oracle_row.reward_balanced)
+    result = run_benchmark(toy, "in-domain", ["random"], encoder=load_encoder("hashing:64"))
+    assert [r.router for r in result.rows] == ["random", "zero", "oracle"]
+    assert result.rows[-1].aiq == pytest.approx(oracle_row.aiq)
+    assert result.rows[0].aiq < oracle_row.aiq
+
+
+@pytest.mark.parametrize(
+    ("routers", "message"),
+    [
+        (["random", "oracle"], "in every report already; leave the 'oracle' router out"),
+        (["random", "random"], "router 'random' is listed twice"),
+    ],
+)
+def test_rows_that_would_share_a_name_are_refused_before_any_fit(toy, routers, message):
+    # Rows are told apart by router name: a second "oracle" row (or "random") was silently
+    # merged with the first in summaries and crashed the plot.
+    with pytest.raises(ConfigError, match=message):
+        run_benchmark(toy, "in-domain", routers, encoder=load_encoder("hashing:64"))
 
 
 def test_in_domain_uses_a_seeded_70_10_20_split_without_a_shipped_one(toy):

@@ -26,6 +26,7 @@ def default_routers() -> list[str]:
 
 def parse_routers(text: str | None) -> list[str]:
     """Comma-separated registry names, checked against the registry (default: all of them)."""
+    from trouter.eval.runner import check_router_names
     from trouter.routers.registry import router_class
 
     if text is None or not text.strip():
@@ -33,6 +34,7 @@ def parse_routers(text: str | None) -> list[str]:
     names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     for name in names:
         router_class(name)  # an unknown name raises a ConfigError listing the known ones
+    check_router_names(names)
     if not names:
         raise ConfigError("--routers lists no router; give names such as knn,mlp")
     return names

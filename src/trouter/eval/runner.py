@@ -26,7 +26,7 @@ import numpy as np
 
 from trouter.data.dataset import RoutingDataset
 from trouter.encode import Encoder
-from trouter.errors import DataError
+from trouter.errors import ConfigError, DataError
 from trouter.eval import bootstrap, metrics
 from trouter.eval.protocols import Fold, make_folds
 from trouter.routers.base import Router
@@ -36,6 +36,7 @@ from trouter.tradeoff import Tradeoff, choose
 ZERO = "zero"
 ORACLE = "oracle"
 REFERENCE_ROWS = (ZERO, ORACLE)
+_REFERENCE_MEANING = {ZERO: "the best single model", ORACLE: "picks by the true outcomes"}
 PRESETS = tuple(metrics.SCENARIOS)  # quality, balanced, cost
 HEADLINE_PRESET = "balanced"
 _V = TypeVar("_V")
@@ -366,6 +367,17 @@ def with_bootstrap(
     return tuple(out)
 
 
+def check_router_names(routers: Sequence[str]) -> None:
+    """Each router once, and none under a reference row's name: rows are told apart by name."""
+    if taken := [n for n in routers if n in REFERENCE_ROWS]:
+        raise ConfigError(
+            f"the {taken[0]!r} row ({_REFERENCE_MEANING[taken[0]]}) is in every report already; "
+            f"leave the {taken[0]!r} router out, its row would share that name"
+        )
+    if twice := sorted({n for n in routers if list(routers).count(n) > 1}):
+        raise ConfigError(f"router {twice[0]!r} is listed twice; list each router once")
+
+
 def run_fold(
     fold: Fold,
     routers: Sequence[str],
@@ -382,6 +394,7 @@ def run_fold(
 
     With `draws` > 0 every row also carries its bootstrap standard error (`with_bootstrap`).
     """
+    check_router_names(routers)
     if fold.test.n_queries == 0:
         raise DataError(f"{dataset}: fold {fold.name!r} has an empty test set")
     lams = metrics.lambda_grid(fold.test.costs)
@@ -447,6 +460,7 @@ def run_benchmark(
     `on_fold` sees the result after each fold: the CLI saves it there, so an interrupted run
     keeps its finished folds.
     """
+    check_router_names(routers)
     if folds is None:
         folds = make_folds(dataset, protocol, seed=seed, task_level=task_level)
     info = RunInfo(
