@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from trouter.cli import run
-from trouter.eval.report import COLUMN_NOTES, markdown_table, read_report, summarise
-from trouter.eval.runner import ResultRow
+from trouter.eval.report import COLUMN_NOTES, markdown_table, read_report
+from trouter.eval.results import ResultRow
+from trouter.eval.summary import summarise
 
 REPO = Path(__file__).resolve().parents[1]
 

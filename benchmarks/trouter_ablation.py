@@ -41,8 +41,10 @@ from trouter.data.loaders import load_dataset
 from trouter.encode import Embeddings, load_encoder
 from trouter.eval import metrics
 from trouter.eval.protocols import Fold, make_folds
-from trouter.eval.report import compare, comparison_lines, markdown_table, summarise
-from trouter.eval.runner import ORACLE, ResultRow, evaluate_router, reference_rows, with_bootstrap
+from trouter.eval.report import comparison_lines, markdown_table
+from trouter.eval.results import ORACLE, ResultRow
+from trouter.eval.runner import evaluate_router, reference_rows, with_bootstrap
+from trouter.eval.summary import compare, summarise
 from trouter.routers.registry import make_router
 
 DATASETS = ("routerbench_subset", "llmrouter_9models", "routellm_evals")

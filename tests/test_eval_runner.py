@@ -12,15 +12,9 @@ from trouter.encode import load_encoder
 from trouter.errors import ConfigError
 from trouter.eval import metrics
 from trouter.eval.protocols import group_labels, make_folds, task_groups
-from trouter.eval.report import (
-    compare,
-    leader_comparisons,
-    read_report,
-    render_markdown,
-    summarise,
-    write_json,
-)
+from trouter.eval.report import read_report, render_markdown, write_json
 from trouter.eval.runner import evaluate_router, reference_rows, run_benchmark
+from trouter.eval.summary import compare, leader_comparisons, summarise
 from trouter.routers.registry import make_router
 
 

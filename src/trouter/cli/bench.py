@@ -115,7 +115,8 @@ def bench(
     from trouter.eval.plot import plot_result
     from trouter.eval.protocols import PROTOCOLS, make_folds
     from trouter.eval.report import comparison_lines, rich_table, write_json, write_markdown
-    from trouter.eval.runner import BenchResult, run_benchmark
+    from trouter.eval.results import BenchResult
+    from trouter.eval.runner import run_benchmark
 
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")

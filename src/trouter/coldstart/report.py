@@ -24,17 +24,8 @@ from trouter.data.dataset import RoutingDataset
 from trouter.eval import metrics
 from trouter.eval.protocols import Fold
 from trouter.eval.report import render_markdown, to_json
-from trouter.eval.runner import (
-    ORACLE,
-    PRESETS,
-    BenchResult,
-    FoldResult,
-    RunInfo,
-    evaluate_router,
-    finite_or_none,
-    reference_rows,
-    with_bootstrap,
-)
+from trouter.eval.results import ORACLE, PRESETS, BenchResult, FoldResult, RunInfo, finite_or_none
+from trouter.eval.runner import evaluate_router, reference_rows, with_bootstrap
 from trouter.routers.base import Router
 from trouter.tradeoff import Tradeoff, choose
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from trouter.eval.metrics import upper_hull
-from trouter.eval.runner import BenchResult, FoldResult
+from trouter.eval.results import BenchResult, FoldResult
 
 PLOT_FILE = "cost_quality.png"
 MAX_PANELS = 6
