@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -18,7 +19,13 @@ import aiohttp
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from trouter.serve.errors import UPSTREAM_ERROR, GatewayError, bad_request, error_bytes
+from trouter.serve.errors import (
+    SERVER_ERROR,
+    UPSTREAM_ERROR,
+    GatewayError,
+    bad_request,
+    error_bytes,
+)
 from trouter.serve.request import ChatRequest, parse_chat_request, read_body
 from trouter.serve.trace import Trace
 from trouter.serve.upstream import Answer, Attempts, OpenStream, Refusal
@@ -26,6 +33,8 @@ from trouter.serve.upstream import Answer, Attempts, OpenStream, Refusal
 if TYPE_CHECKING:
     from trouter.serve.app import Gateway
 
+
+log = logging.getLogger("trouter.serve")
 
 DONE = b"data: [DONE]"
 CLIENT_CLOSED = 499  # nginx's code for "the client went away"
@@ -50,6 +59,20 @@ async def chat_completions(gw: Gateway, request: Request) -> Response:
         trace.fail(exc.status, exc.message)
         await _finish(gw, trace)
         return exc.response(trace.headers())
+    except Exception as exc:  # a bug of ours: still a logged row and an OpenAI-shaped 500
+        log.exception("unhandled error in the gateway (request %s)", trace.request_id)
+        failure = _crashed(exc)
+        trace.fail(failure.status, failure.message)
+        await _finish(gw, trace)
+        return failure.response(trace.headers())
+
+
+def _crashed(exc: Exception) -> GatewayError:
+    return GatewayError(
+        500,
+        f"the gateway failed on this request ({type(exc).__name__}); see its log",
+        kind=SERVER_ERROR,
+    )
 
 
 async def _decide(gw: Gateway, chat: ChatRequest, trace: Trace) -> tuple[str, ...]:
@@ -150,6 +173,13 @@ async def _relay(
         yield (
             b"data: " + error_bytes(message, UPSTREAM_ERROR, code="upstream_stream_error") + b"\n\n"
         )
+        return
+    except Exception as exc:  # a bug of ours mid-stream: logged as an error, like the rest
+        log.exception("unhandled error in the gateway (stream %s)", trace.request_id)
+        failure = _crashed(exc)
+        trace.fail(failure.status, failure.message)
+        await _finish(gw, trace)
+        yield b"data: " + failure.body() + b"\n\n"
         return
     except (asyncio.CancelledError, GeneratorExit):
         trace.fail(CLIENT_CLOSED, "the client closed the stream", status="client_closed")

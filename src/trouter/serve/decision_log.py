@@ -7,7 +7,8 @@ is running go in the next transaction together (group commit), so the wait stays
 load. With SQLite in WAL mode a committed transaction survives the process being killed.
 
 If the database fails, the request still completes: the error is counted and logged, and
-availability wins over log completeness.
+availability wins over log completeness. A batch the database refuses is written again row by
+row, so a row it cannot take (say, text that is not valid UTF-8) costs only that row.
 """
 
 from __future__ import annotations
@@ -85,12 +86,19 @@ class DecisionWriter:
                 self._commit(batch)
 
     def _commit(self, batch: list[tuple[dict[str, Any], _Waiter | None]]) -> None:
+        rows = [row for row, _ in batch]
         try:
-            with self.store.engine.begin() as conn:
-                conn.execute(insert(DecisionLog), [row for row, _ in batch])
+            self._insert(rows)
         except Exception as exc:  # a full disk or a lost database must not fail requests
-            self.failed_writes += len(batch)
-            log.error("decision log: could not write %d rows: %s", len(batch), exc)
+            if len(rows) == 1:
+                self._lost(rows[0], exc)
+            else:
+                # One row the database refuses must not cost its batch-mates theirs.
+                for row in rows:
+                    try:
+                        self._insert([row])
+                    except Exception as row_exc:
+                        self._lost(row, row_exc)
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for _, waiter in batch:
             if waiter is not None:
@@ -99,6 +107,22 @@ class DecisionWriter:
             # RuntimeError: that loop has closed, so nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_release, futures)
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        with self.store.engine.begin() as conn:
+            conn.execute(insert(DecisionLog), rows)
+
+    def _lost(self, row: dict[str, Any], exc: Exception) -> None:
+        self.failed_writes += 1
+        log.error(
+            "decision log: could not write the row of request %s (client %r, model %r, status "
+            "%s): %s",
+            row.get("request_id"),
+            row.get("client"),
+            row.get("final_model"),
+            row.get("http_status"),
+            exc,
+        )
 
 
 def _release(futures: list[asyncio.Future[None]]) -> None:

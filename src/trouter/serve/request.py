@@ -8,6 +8,7 @@ those and its 400 reaches the client as is.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,11 @@ from starlette.requests import Request
 from trouter.serve.errors import GatewayError, bad_request
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+# A lone UTF-16 surrogate can only enter a body as a JSON escape (raw surrogate bytes are not
+# UTF-8, so json.loads refuses them): bodies without one of these escapes skip the walk.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(slots=True)
@@ -89,7 +95,40 @@ def parse_json_object(raw: bytes, fields: str) -> dict[str, Any]:
         raise bad_request(f"request body is not valid JSON ({exc})") from None
     if not isinstance(body, dict):
         raise bad_request(f"request body must be a JSON object, not {_kind(body)}")
+    if _SURROGATE_ESCAPE.search(raw):
+        _check_unicode(body)
     return body
+
+
+def _check_unicode(body: dict[str, Any]) -> None:
+    """A 400 naming the first string (value or key, at any depth) that is not valid Unicode:
+    a lone surrogate cannot be encoded as UTF-8, so no tokenizer, upstream or log could take it."""
+    stack: list[tuple[str, Any]] = [("", body)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise bad_request(
+                    f"{where} is not valid Unicode text (it holds a lone UTF-16 surrogate, "
+                    "half of an escaped pair such as \\ud83d); send text that is valid UTF-8",
+                    param=where,
+                    code="invalid_unicode",
+                )
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                named = _printable(key)
+                here = f"{where}.{named}" if where else named
+                if _SURROGATE.search(key):
+                    stack.append((here, key))
+                else:
+                    stack.append((here, item))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+
+
+def _printable(key: str) -> str:
+    """A field name fit for a message and a log (a surrogate shown as its escape)."""
+    return key.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def parse_chat_request(raw: bytes) -> ChatRequest:
