@@ -175,3 +175,12 @@ def test_quickstart_benchmarks_trains_and_explains_on_the_bundled_data(tmp_path,
     assert {r["router"] for r in report["rows"]} == {"knn", "zero", "oracle"}
     assert (out / "bench" / "cost_quality.png").is_file()
     assert load_router(out / "router").name == "trouter"
+
+
+def test_an_out_path_that_is_a_file_is_a_one_line_error_before_the_fit(toy_file, tmp_path, capsys):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("keep me")
+    args = ["train", "--data", str(toy_file), "--encoder", "hashing:64", "--out", str(taken)]
+    assert run(args) == 2
+    assert "is a file; give --out a directory" in capsys.readouterr().err
+    assert taken.read_text() == "keep me"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 
 from factories import TOY_MODELS, toy_dataset
 from trouter.cli import run
+from trouter.errors import DataError
 from trouter.routers.registry import load_router
 from trouter.routers.trouter import TRouter
 from trouter.routers.trouter.adapt import MIN_SCORES, sequential_z
@@ -206,3 +208,47 @@ def test_a_scored_answer_from_a_named_model_is_feedback_too(served):
     ).is_success
     data, through = feedback_dataset(store, TOY_MODELS, after=last)
     assert (data.queries, data.models, through) == ([text], ("small",), last + 1)
+
+
+def test_feedback_marks_belong_to_the_store_they_were_read_from(router_dir, tmp_path, capsys):
+    first, second = tmp_path / "first.sqlite", tmp_path / "second.sqlite"
+    with _gateway(router_dir, first) as (_, client):
+        _score_python_answers(client, 0, SCORED)
+    step = _adapt(router_dir, first, tmp_path / "a")
+    assert step["models"] and step["feedback_through"] == SCORED
+    # A copy of a store is that store: its feedback was used.
+    for suffix in ("", "-wal", "-shm"):  # WAL mode: the recent writes are in the -wal file
+        if Path(f"{first}{suffix}").exists():
+            shutil.copy(f"{first}{suffix}", f"{tmp_path / 'copy.sqlite'}{suffix}")
+    again = ["adapt", "--router", str(tmp_path / "a"), "--out", str(tmp_path / "b")]
+    assert run([*again, "--db", str(tmp_path / "copy.sqlite")]) != 0
+    assert "no new feedback in the gateway's store after feedback id" in capsys.readouterr().err
+    # Another store numbers its feedback from 1 again, and none of it was used: until stores
+    # had an identity, its first SCORED scores were taken for the ones already used.
+    with _gateway(router_dir, second) as (_, client):
+        _score_python_answers(client, 100, 100 + SCORED)
+    step = _adapt(tmp_path / "a", second, tmp_path / "c")
+    assert sum(step["scores"]) == SCORED
+
+
+def test_a_store_that_is_not_there_or_not_a_store_is_a_one_line_error(router_dir, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not a database")
+    for db, message in [
+        (tmp_path / "typo.sqlite", "no store at"),
+        (tmp_path / "notes.txt", "file is not a database"),
+    ]:
+        for command in (
+            ["adapt", "--router", str(router_dir), "--out", str(tmp_path / "a")],
+            ["logs"],
+        ):
+            assert run([*command, "--db", str(db)]) == 2
+            assert message in capsys.readouterr().err
+    assert not (tmp_path / "typo.sqlite").exists()  # a typo made no empty store
+
+
+def test_feedback_for_models_outside_the_pool_says_so(served, tmp_path):
+    _, client, db = served
+    reply = _ask(client, "what is a python list?")
+    assert _score(client, {"request_id": reply.headers["x-trouter-request-id"], "score": 1})
+    with pytest.raises(DataError, match="none of them in this router's pool"):
+        feedback_dataset(Store(f"sqlite:///{db}"), ("gpt-x", "gpt-y"))

@@ -97,6 +97,12 @@ def test_since_accepts_spans_and_dates():
     assert parse_since("2025-05-01", now) == datetime(2025, 5, 1, tzinfo=UTC)
     with pytest.raises(ConfigError, match="--since"):
         parse_since("last tuesday", now)
+    # The store keeps naive UTC times, so an offset must be applied, not dropped.
+    assert parse_since("2026-11-28T23:00+01:00", now).replace(tzinfo=None) == datetime(
+        2026, 11, 28, 22, 0
+    )
+    with pytest.raises(ConfigError, match="before the year 1"):
+        parse_since("99999999d", now)
 
 
 def _serve(router_dir, pool_file, db, port):

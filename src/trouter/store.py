@@ -10,12 +10,14 @@ Tables:
 - `decisions`: the gateway's per-request decision and outcome log.
 - `feedback`: scores clients report for answered requests (`POST /v1/feedback`), which
   `trouter adapt --db` turns into outcomes a TRouter adapts to.
+- `store_info`: the store's own identity (`Store.identity`).
 
 Other modules add tables by subclassing `Base`; `Store.create_all` creates whatever is defined.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from trouter.errors import ConfigError
@@ -124,6 +128,19 @@ def sqlite_url(path: str | Path) -> str:
     return f"sqlite:///{Path(path).resolve()}"
 
 
+def url_for(db: str | Path) -> str:
+    """`--db` as given: a SQLAlchemy URL, or a file path made a SQLite URL."""
+    return db if isinstance(db, str) and "://" in db else sqlite_url(db)
+
+
+def shown_url(url: str) -> str:
+    """The URL with its password hidden, for messages and banners."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
 class Store:
     """An engine plus a session factory; `Store(url)` creates missing tables.
 
@@ -132,14 +149,49 @@ class Store:
     ...     _ = s.query(LLMCacheEntry).count()
     """
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, must_exist: bool = False) -> None:
+        """`must_exist`: a SQLite file that is not there is an error, not a new empty store (for
+        commands that only read what a gateway or a run wrote: a typo must not look empty)."""
         self.url = url or default_url()
+        if must_exist and self.url.startswith("sqlite:///"):
+            path = Path(self.url.removeprefix("sqlite:///"))
+            if not path.is_file():
+                raise ConfigError(
+                    f"no store at {path}; give --db the file the gateway or run wrote "
+                    "(`trouter serve --db ...`), or its database URL"
+                )
         self.engine = make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.create_all()
+        try:
+            self.create_all()  # the first connection: a bad file or server shows up here
+        except SQLAlchemyError as exc:
+            self.engine.dispose()
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise ConfigError(
+                f"cannot open the store at {shown_url(self.url)}: {reason}; check --db (a "
+                "SQLite file trouter wrote, or a reachable database URL)"
+            ) from None
 
     def create_all(self) -> None:
         Base.metadata.create_all(self.engine)
+        self.identity()  # made with the store, so copies of it share it
+
+    def identity(self) -> str:
+        """A random id made once per store. It travels with a copied SQLite file and differs
+        between stores, so a note of what was read from a store (the feedback ids `trouter
+        adapt --db` used) applies to that store only, whatever URL reaches it."""
+        with self.session() as session:
+            if (row := session.get(StoreInfo, "id")) is not None:
+                return row.value
+            session.add(StoreInfo(key="id", value=uuid.uuid4().hex))
+            try:
+                session.commit()
+            except IntegrityError:  # another process made it first
+                session.rollback()
+        with self.session() as session:
+            row = session.get(StoreInfo, "id")
+            assert row is not None
+            return row.value
 
     def session(self) -> Session:
         return self._sessions()
@@ -154,7 +206,7 @@ def make_engine(url: str) -> Engine:
     try:
         engine = create_engine(url, future=True)
     except Exception as exc:  # a malformed URL or a missing driver
-        raise ConfigError(f"cannot open the store at {url!r}: {exc}") from None
+        raise ConfigError(f"cannot open the store at {shown_url(url)!r}: {exc}") from None
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -234,3 +286,12 @@ class Feedback(Base):
         if since is not None:
             latest = latest.where(cls.created_at >= since)
         return latest.group_by(cls.request_id)
+
+
+class StoreInfo(Base):
+    """Facts about the store itself: its identity (`Store.identity`)."""
+
+    __tablename__ = "store_info"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

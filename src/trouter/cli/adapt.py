@@ -9,6 +9,7 @@ POST /v1/feedback; nothing is retrained (trouter.routers.trouter.adapt).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,6 +56,7 @@ def adapt_command(
     ] = None,
 ) -> None:
     """Adapt a trained TRouter to outcomes observed on live traffic (no retraining)."""
+    from trouter.routers.base import check_output_dir
     from trouter.routers.registry import load_router
     from trouter.routers.trouter import TRouter
     from trouter.routers.trouter.adapt import MIN_SCORES, MIN_Z, is_look, sequential_z
@@ -67,16 +69,17 @@ def adapt_command(
         raise ConfigError("--since selects gateway feedback; it needs --db")
     if out.resolve() == router.resolve():
         raise ConfigError("--out must differ from --router: the router you adapt is kept as it is")
+    check_output_dir(out)
     model = load_router(router)
     if not isinstance(model, TRouter):
         raise ConfigError(
             f"{router}: a {model.name} router cannot adapt; retrain it with `trouter train` on "
             "its training data plus the feedback"
         )
-    feedback, through = _feedback(model, data, db, since)
+    feedback, source = _feedback(model, data, db, since)
     # Each look again at feedback that changed nothing raises the bar as the feedback grows
     # (see `sequential_z`); a look at no new feedback could only act on noise.
-    reads = _unused_reads(model) if db is not None else []
+    reads = _unused_reads(model, source.store) if source is not None else []
     if reads and feedback.n_queries <= reads[-1]["queries"]:
         raise DataError(
             f"no new feedback since the last `trouter adapt` looked at it "
@@ -94,10 +97,11 @@ def adapt_command(
     with console.status(f"adapting to {feedback.n_queries} queries of feedback"):
         model.adapt(feedback, min_z=rule)
     step = model.adaptation_[-1]
-    if through is not None:
+    if source is not None:
         # Feedback that changed nothing stays unused, so the next call reads it again with what
         # arrives meanwhile: rounds too small to clear the gate add up to a decision.
-        step["feedback_through" if step["models"] else "feedback_read"] = through
+        step["feedback_through" if step["models"] else "feedback_read"] = source.through
+        step["feedback_store"] = source.store
     model.save(out)
     moved = [f"{model.models_[j]} ({step['scores'][j]} scores)" for j in step["models"]]
     console.print(
@@ -120,38 +124,61 @@ def adapt_command(
             "[dim]nothing changed: a correction is made only when it beats the router's own "
             f"estimates by {round(rule, 2):g} standard errors in cross-validation on the feedback, on "
             f"models with at least {MIN_SCORES} scores (more feedback, or it agrees with the "
-            f"router){pending if through is not None else ''}[/]"
+            f"router){pending if source is not None else ''}[/]"
         )
 
 
-def _unused_reads(model: Any) -> list[dict[str, Any]]:
-    """The latest adaptations that read gateway feedback and changed nothing, oldest first."""
+def _unused_reads(model: Any, store: str) -> list[dict[str, Any]]:
+    """The latest adaptations that read this store's feedback and changed nothing, oldest first."""
     reads: list[dict[str, Any]] = []
     for step in reversed(getattr(model, "adaptation_", [])):
         if "feedback_read" not in step:
             break
-        reads.insert(0, step)
+        if _read_from(step, store):
+            reads.insert(0, step)
     return reads
+
+
+def _read_from(step: dict[str, Any], store: str) -> bool:
+    # Routers adapted before stores had an identity recorded none: their marks are taken to be
+    # this store's, as they were then.
+    return step.get("feedback_store", store) == store
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where gateway feedback came from: the store's identity and the last feedback id read."""
+
+    store: str
+    through: int
 
 
 def _feedback(
     model: Any, data: str | None, db: str | None, since: str | None
-) -> tuple[Any, int | None]:
-    """(the feedback dataset, the last gateway feedback id it holds, or None for a file)."""
+) -> tuple[Any, _Source | None]:
+    """(the feedback dataset, where it came from, or None for a file)."""
     from trouter.data.loaders import load_dataset
 
     if data is not None:
         return load_dataset(data), None
-    from trouter.cli.serve import db_url
+    assert db is not None  # the command takes exactly one of the two
     from trouter.serve.feedback import feedback_dataset
     from trouter.serve.log_summary import parse_since
-    from trouter.store import Store
+    from trouter.store import Store, url_for
 
-    used = max((a.get("feedback_through", 0) for a in getattr(model, "adaptation_", [])), default=0)
-    store = Store(db_url(db))
+    after = parse_since(since) if since else None
+    store = Store(url_for(db), must_exist=True)
     try:
-        return feedback_dataset(
-            store, model.models_, after=used, since=parse_since(since) if since else None
+        identity = store.identity()
+        used = max(
+            (
+                a.get("feedback_through", 0)
+                for a in getattr(model, "adaptation_", [])
+                if _read_from(a, identity)
+            ),
+            default=0,
         )
+        dataset, through = feedback_dataset(store, model.models_, after=used, since=after)
+        return dataset, _Source(identity, through)
     finally:
         store.close()

@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "trouter.cli.route",
     "trouter.cli.quickstart",
     "trouter.cli.serve",
+    "trouter.cli.logs",
     "trouter.cli.data",
     "trouter.cli.synth",
     "trouter.cli.label",

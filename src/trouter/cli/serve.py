@@ -1,4 +1,4 @@
-"""`trouter serve` (the OpenAI-compatible routing gateway) and `trouter logs` (its decision log)."""
+"""`trouter serve`: the OpenAI-compatible routing gateway (its decision log: `trouter logs`)."""
 
 from __future__ import annotations
 
@@ -6,27 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from trouter.cli.app import app, console, err_console
+from trouter.cli.app import app, console
 from trouter.errors import ConfigError
 
 DEFAULT_KEY_ENV = "TROUTER_API_KEYS"
-
-
-def db_url(db: str | None) -> str | None:
-    """A SQLAlchemy URL as given, or a file path turned into a SQLite URL."""
-    if db is None or "://" in db:
-        return db
-    from trouter.store import sqlite_url
-
-    return sqlite_url(db)
-
-
-def _shown(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 @app.command("serve")
@@ -111,7 +95,7 @@ def serve(
     from trouter.serve.auth import load_client_keys
     from trouter.serve.server import LOOPBACK
     from trouter.serve.server import serve as run_server
-    from trouter.store import default_url
+    from trouter.store import default_url, shown_url, url_for
 
     keys = load_client_keys(api_key_env, api_keys_file)
     if not keys and not no_auth and host not in LOOPBACK:
@@ -131,7 +115,7 @@ def serve(
         stream_usage=stream_usage,
         public_metrics=public_metrics,
     )
-    url = db_url(db) or default_url()
+    url = url_for(db) if db is not None else default_url()
     gateway_app = app_from_paths(router, pool, config, url)
     gw = gateway_app.state.gateway
     gw.routing.warm_up(config.tradeoff)  # load the encoder now; a bad --tradeoff fails here
@@ -139,77 +123,7 @@ def serve(
         f"trouter gateway: router [bold]{gw.router.name}[/] over {', '.join(gw.pool.names)}\n"
         f"  listening on http://{host}:{port}/v1   (model: trouter, trouter:cost, trouter:lambda=N, ...)\n"
         f"  client auth: {'on, ' + str(len(keys)) + ' key(s)' if keys else 'OFF'}   "
-        f"decision log: {_shown(url)}",
+        f"decision log: {shown_url(url)}",
         highlight=False,
     )
     run_server(gateway_app, host, port, access_log=access_log)
-
-
-@app.command("logs")
-def logs(
-    db: Annotated[
-        str | None, typer.Option("--db", help="The gateway's store (URL or SQLite file).")
-    ] = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Only rows since: 30m, 6h, 7d, or a date.")
-    ] = None,
-) -> None:
-    """Summarise the gateway's decision log: spend, model mix, fallbacks, errors, latency."""
-    from trouter.serve.log_summary import parse_since, summarise
-    from trouter.store import Store
-
-    since_at = parse_since(since) if since else None
-    store = Store(db_url(db))
-    try:
-        s = summarise(store, since_at)
-    finally:
-        store.close()
-    if s.requests == 0:
-        err_console.print(
-            "no requests logged" + (f" since {since_at:%Y-%m-%d %H:%M} UTC" if since_at else "")
-        )
-        return
-    span = f"{s.first:%Y-%m-%d %H:%M} .. {s.last:%Y-%m-%d %H:%M}" if s.first and s.last else ""
-    console.print(
-        f"[bold]{s.requests}[/] requests {span}   spend [bold]${_money(s.spend)}[/]   "
-        f"tokens {s.tokens_in} in / {s.tokens_out} out\n"
-        f"errors {s.errors} ({s.error_rate:.1%})   requests with fallbacks {s.fallback_requests} "
-        f"({s.fallbacks} fallbacks)   latency p50 {s.p50_latency_ms:.1f} ms, p95 {s.p95_latency_ms:.1f} ms   "
-        f"router overhead mean {s.mean_overhead_ms:.2f} ms",
-        highlight=False,
-    )
-    table = Table(
-        "model",
-        "answered",
-        "share",
-        "router's pick",
-        "spend $",
-        "tokens in",
-        "tokens out",
-        "mean ms",
-        "scored",
-        "mean score",
-    )
-    for m in s.models:
-        table.add_row(
-            m.model,
-            str(m.requests),
-            f"{m.share:.1%}",
-            str(m.chosen),
-            _money(m.spend),
-            str(m.tokens_in),
-            str(m.tokens_out),
-            f"{m.mean_latency_ms:.1f}",
-            str(m.scored),
-            "" if m.mean_score is None else f"{m.mean_score:.3f}",
-        )
-    console.print(table)
-    console.print(
-        "HTTP statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(s.statuses.items())),
-        highlight=False,
-    )
-
-
-def _money(dollars: float) -> str:
-    """Dollars with cents for real spend, and significant digits for test-sized amounts."""
-    return f"{dollars:.2f}" if dollars >= 1 else f"{dollars:.3g}"

@@ -55,11 +55,9 @@ StreamOpt = Annotated[bool, typer.Option("--stream", help="Fetch completions as 
 
 def open_store(db: str | None, out: Path) -> Store:
     """The store for a run: `--db` as a URL or a path, else trouter.sqlite beside the output."""
-    from trouter.store import Store, sqlite_url
+    from trouter.store import Store, url_for
 
-    if db is None:
-        return Store(sqlite_url(out.resolve().parent / "trouter.sqlite"))
-    return Store(db if "://" in db else sqlite_url(db))
+    return Store(url_for(out.resolve().parent / "trouter.sqlite" if db is None else db))
 
 
 def _load(

@@ -70,9 +70,11 @@ def train_command(
     """Train a router on a routing dataset and save it to a directory."""
     from trouter.data.loaders import load_dataset
     from trouter.encode import load_encoder
+    from trouter.routers.base import check_output_dir
     from trouter.routers.registry import make_router
     from trouter.taxonomy import Taxonomy
 
+    check_output_dir(out)
     params = parse_params(param)
     if taxonomy is not None:
         params["taxonomy"] = Taxonomy.load(taxonomy)

@@ -64,11 +64,9 @@ class ColdstartOptions:
 
 
 def store_url(db: str | None, out: Path) -> str:
-    from trouter.store import sqlite_url
+    from trouter.store import url_for
 
-    if db is None:
-        return sqlite_url(out / "trouter.sqlite")
-    return db if "://" in db else sqlite_url(db)
+    return url_for(out / "trouter.sqlite" if db is None else db)
 
 
 class Coldstart:

@@ -310,6 +310,7 @@ class Router(ABC):
 
         self._check_fitted()
         directory = Path(directory)
+        check_output_dir(directory)
         directory.mkdir(parents=True, exist_ok=True)
         arrays, meta = self._get_state()
         arrays = {f"state.{k}": np.ascontiguousarray(v) for k, v in arrays.items()}
@@ -378,6 +379,12 @@ class Router(ABC):
         from trouter.routers.registry import load_router
 
         return load_router(directory)
+
+
+def check_output_dir(directory: Path) -> None:
+    """A router can be saved there (checked before the work that leads to saving it)."""
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{directory} is a file; give --out a directory to save the router in")
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:

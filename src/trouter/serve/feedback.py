@@ -120,11 +120,20 @@ def feedback_dataset(
             + "; clients send it with POST /v1/feedback"
         )
     frame = pd.DataFrame(rows, columns=["id", "query_id", "score", "query", "model"])
-    usable = frame[(frame["query"] != "") & frame["model"].isin(models)]
-    if usable.empty:
+    logged, known = frame["query"] != "", frame["model"].isin(models)
+    usable = frame[logged & known]
+    if usable.empty and not logged.any():
         raise DataError(
-            f"{len(frame)} scored requests, but none has a logged query text for a model of this "
-            "router (was the gateway run with query logging off?)"
+            f"{len(frame)} scored requests, but none has a logged query text (was the gateway "
+            "run with query logging off?)"
+        )
+    if usable.empty:
+        others = sorted(set(frame.loc[logged, "model"]))
+        raise DataError(
+            f"{len(frame)} scored requests, but their answers came from "
+            f"{', '.join(others[:4])}{', ...' if len(others) > 4 else ''}, none of them in this "
+            f"router's pool ({', '.join(models[:4])}{', ...' if len(models) > 4 else ''}); adapt "
+            "the router that served them"
         )
     data = RoutingDataset(
         usable[["query_id", "query", "model", "score"]].reset_index(drop=True),

@@ -22,14 +22,20 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     match = _SPAN.match(text)
     if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+        try:
+            return now - timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+        except OverflowError:
+            raise ConfigError(
+                f"--since {text!r} reaches back before the year 1; give a shorter span or a date"
+            ) from None
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ConfigError(
             f"cannot read --since {text!r}; use e.g. 30m, 6h, 7d, or 2025-01-31 / 2025-01-31T12:00"
         ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    # The store keeps UTC times without their zone: a time given with an offset is moved to UTC.
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
