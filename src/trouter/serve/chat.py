@@ -143,37 +143,45 @@ async def _stream(
 async def _relay(
     gw: Gateway, trace: Trace, opened: OpenStream, hide_usage: bool
 ) -> AsyncIterator[bytes]:
-    """The upstream's SSE events as they arrive; usage read on the way; [DONE] after the log."""
+    """The upstream's SSE events as they arrive; usage read on the way; [DONE] after the log.
+
+    A stream is complete only with its `data: [DONE]`: one that breaks, ends without it, or
+    sends an event whose data is not a JSON object ends with an error event and an error row.
+    """
     pending = opened.first
     done = False
+    broken = ""  # why the upstream's stream is unusable, once it is
     try:
-        while True:
+        while not broken:
             if b"\r" in pending:
                 pending = pending.replace(b"\r\n", b"\n")
             *events, pending = pending.split(b"\n\n")
             out = []
             for event in events:
-                if event.startswith(DONE):
+                data = _data_of(event)
+                if data is None:
+                    out.append(event + b"\n\n")  # a comment or a keep-alive
+                elif data == b"[DONE]":
                     done = True  # held back until the row is committed
-                elif b'"prompt_tokens"' in event and _take_usage(trace, event) and hide_usage:
+                elif not (data.startswith(b"{") and data.endswith(b"}")):
+                    broken = "sent an unreadable stream event"
+                    break
+                elif b'"prompt_tokens"' in data and _take_usage(trace, data) and hide_usage:
                     continue  # the usage chunk this client did not ask for
                 else:
                     out.append(event + b"\n\n")
             if out:
                 yield b"".join(out)
+            if broken:
+                break
             try:
                 pending += await anext(opened.chunks)
             except StopAsyncIteration:
+                if not done:
+                    broken = "ended the stream without data: [DONE]"
                 break
     except (aiohttp.ClientError, TimeoutError) as exc:
-        message = f"upstream model {opened.model!r} failed mid-stream ({type(exc).__name__})"
-        trace.fail(502, message)
-        gw.metrics.failure(opened.model, "mid_stream", fell_back=False)
-        await _finish(gw, trace)
-        yield (
-            b"data: " + error_bytes(message, UPSTREAM_ERROR, code="upstream_stream_error") + b"\n\n"
-        )
-        return
+        broken = f"failed mid-stream ({type(exc).__name__})"
     except Exception as exc:  # a bug of ours mid-stream: logged as an error, like the rest
         log.exception("unhandled error in the gateway (stream %s)", trace.request_id)
         failure = _crashed(exc)
@@ -188,19 +196,34 @@ async def _relay(
         raise
     finally:
         opened.response.close()  # no-op after a full read (it was released to the pool)
+    if broken:
+        message = f"upstream model {opened.model!r} {broken}"
+        trace.fail(502, message)
+        gw.metrics.failure(opened.model, "mid_stream", fell_back=False)
+        await _finish(gw, trace)
+        yield (
+            b"data: " + error_bytes(message, UPSTREAM_ERROR, code="upstream_stream_error") + b"\n\n"
+        )
+        return
     if pending.strip():
         yield pending
     _charge(gw, trace)
     await _finish(gw, trace)
-    if done:
-        yield DONE + b"\n\n"
+    yield DONE + b"\n\n"
 
 
-def _take_usage(trace: Trace, event: bytes) -> bool:
-    """Read usage from a usage-bearing event; True if it is the usage-only chunk."""
-    start = event.find(b"data:")
+def _data_of(event: bytes) -> bytes | None:
+    """An SSE event's data (its `data:` lines joined), or None when it has none."""
+    if event.startswith(b"data:") and b"\n" not in event:  # nearly every event: one data line
+        return event[5:].strip()
+    lines = [line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:")]
+    return b"\n".join(lines) if lines else None
+
+
+def _take_usage(trace: Trace, data: bytes) -> bool:
+    """Read usage from a usage-bearing event's data; True if it is the usage-only chunk."""
     try:
-        chunk = json.loads(event[start + 5 :]) if start >= 0 else None
+        chunk = json.loads(data)
     except ValueError:
         return False
     if not isinstance(chunk, dict) or not isinstance(chunk.get("usage"), dict):

@@ -1,0 +1,106 @@
+"""Streams that do not end well: an upstream that stops without `data: [DONE]` or sends an
+unreadable event. The client gets an error event instead of a silently short answer, and the
+log says the request failed.
+
+The router is a `single` router that always picks `small` (chain small -> medium -> large).
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from factories import toy_dataset
+from trouter.routers.registry import make_router
+from trouter.serve import GatewayConfig, create_app
+from trouter.serve.testing import GatewayServer, pool_at
+from trouter.store import DecisionLog, Store
+from trouter.testing import FakeOpenAI, Malformed, Reply
+
+KEY = "sk-client-test-key"
+AUTH = {"authorization": f"Bearer {KEY}"}
+STREAM = {"model": "trouter", "messages": [{"role": "user", "content": "hello"}], "stream": True}
+
+
+@pytest.fixture(scope="module")
+def router():
+    return make_router("single", model="small", encoder="hashing:256").fit(toy_dataset(10))
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeOpenAI(lambda req: Reply(content="one two three")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return Store(f"sqlite:///{tmp_path_factory.mktemp('streams') / 'log.sqlite'}")
+
+
+@pytest.fixture(scope="module")
+def gateway(router, fake, store):
+    pool = pool_at(router.pool_, fake.url, timeout_s=2.0)
+    app = create_app(router, pool, GatewayConfig(api_keys=(KEY,), deadline_s=5.0), store)
+    with GatewayServer(app) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _clean_script(fake):
+    fake._script.clear()
+    yield
+    fake._script.clear()
+
+
+def logged(store, request_id):
+    with store.session() as s:
+        return s.query(DecisionLog).filter_by(request_id=request_id).one()
+
+
+def events(text: str) -> list[str]:
+    return [e.removeprefix("data: ") for e in text.split("\n\n") if e.strip()]
+
+
+def test_a_complete_stream_ends_with_done_and_is_logged_ok(gateway, store):
+    r = httpx.post(f"{gateway.url}/chat/completions", json=STREAM, headers=AUTH, timeout=10)
+    got = events(r.text)
+    assert got[-1] == "[DONE]"
+    assert "".join(json.loads(e)["choices"][0]["delta"].get("content", "") for e in got[:-1]) == (
+        "one two three"
+    )
+    row = logged(store, r.headers["x-trouter-request-id"])
+    assert (row.status, row.http_status, row.tokens_out) == ("ok", 200, 3)
+
+
+@pytest.mark.parametrize(
+    ("upstream", "says"),
+    [
+        (Malformed(), "unreadable stream event"),  # a truncated event, then the end
+        (Malformed('{"id": "x", "choices": []}'), "without data: [DONE]"),  # fine, then the end
+    ],
+    ids=["truncated event", "no [DONE]"],
+)
+def test_a_stream_that_ends_badly_is_an_error_event_and_an_error_row(
+    gateway, fake, store, upstream, says
+):
+    fake.script(upstream, model="small-id")
+    r = httpx.post(f"{gateway.url}/chat/completions", json=STREAM, headers=AUTH, timeout=10)
+    assert r.status_code == 200  # the stream had started
+    got = events(r.text)
+    assert "[DONE]" not in got
+    error = json.loads(got[-1])["error"]
+    assert error["code"] == "upstream_stream_error" and says in error["message"]
+    assert not any("trunc" in e for e in got)  # the unreadable event is not relayed
+    row = logged(store, r.headers["x-trouter-request-id"])
+    assert (row.status, row.http_status, row.final_model) == ("error", 502, "small")
+    assert says in row.error
+
+
+def test_comments_and_keep_alives_pass_through(gateway, fake):
+    # The fake's Malformed writes its text as one data event; a ": ping" comment is not data.
+    fake.script(Malformed('{"choices": []}\n\n: ping\n\ndata: [DONE]'), model="small-id")
+    r = httpx.post(f"{gateway.url}/chat/completions", json=STREAM, headers=AUTH, timeout=10)
+    assert r.text.split("\n\n")[:3] == ['data: {"choices": []}', ": ping", "data: [DONE]"]
