@@ -83,6 +83,15 @@ class Pool(BaseModel):
     def of(cls, specs: Iterable[ModelSpec]) -> Pool:
         return cls(models=tuple(specs))
 
+    def ordered_as(self, names: Iterable[str]) -> Pool | None:
+        """This pool with its models in the order of `names`, or None unless it has exactly
+        those models (a pool file may list a router's models in any order)."""
+        names = tuple(names)
+        by_name = {m.name: m for m in self.models}
+        if sorted(names) != sorted(by_name):
+            return None
+        return self.model_copy(update={"models": tuple(by_name[n] for n in names)})
+
     @classmethod
     def from_prices(cls, prices: dict[str, tuple[float, float]]) -> Pool:
         """A pool with only names and ($/1M in, $/1M out) prices, e.g. for offline evaluation."""

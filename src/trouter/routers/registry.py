@@ -50,11 +50,12 @@ def make_router(name: str, **params: Any) -> Router:
 
 
 def load_router(directory: str | Path, expect_models: tuple[str, ...] | None = None) -> Router:
-    """Load a saved router directory; `expect_models` checks it was trained for that pool."""
+    """Load a saved router directory; `expect_models` checks it was trained for those models (in
+    any order)."""
     directory = Path(directory)
     config = read_config(directory)
     router = router_class(config["router"])._from_config(config, directory)
-    if expect_models is not None and tuple(expect_models) != tuple(router.models_):
+    if expect_models is not None and sorted(expect_models) != sorted(router.models_):
         raise ConfigError(
             f"{directory}: router was trained for models {', '.join(router.models_)}, "
             f"but the pool has {', '.join(expect_models)}; retrain it for this pool"

@@ -49,11 +49,13 @@ class Gateway:
 
     def __init__(self, router: Router, pool: Pool, config: GatewayConfig, store: Store) -> None:
         router_models = tuple(getattr(router, "models_", ()))
-        if router_models != pool.names:
+        ordered = pool.ordered_as(router_models)
+        if ordered is None:
             raise ConfigError(
                 f"the router was trained for models {', '.join(router_models) or '(none)'}, "
                 f"but the pool has {', '.join(pool.names)}; use the pool it was trained for"
             )
+        pool = ordered  # the router's column order, whatever order the pool file lists
         self.router = router
         self.pool = pool
         self.config = config
