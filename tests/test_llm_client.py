@@ -8,6 +8,7 @@ import time
 import pytest
 from sqlalchemy import select
 
+from trouter.errors import ConfigError
 from trouter.llm import (
     BudgetExceeded,
     ErrorKind,
@@ -18,6 +19,7 @@ from trouter.llm import (
     classify,
     retry_after,
 )
+from trouter.llm.endpoint import resolve_endpoint
 from trouter.pool import ModelSpec
 from trouter.store import LLMCacheEntry, LLMCall, Store
 from trouter.testing import Drop, FakeOpenAI, Hang, Malformed, Reply, Status
@@ -159,6 +161,12 @@ async def test_a_missing_key_names_the_model_and_variable_before_any_request(
     server.api_key = "sk-test"
     async with LLMClient(store) as client:
         assert (await client.chat(spec, HI)).text
+
+
+def test_a_model_with_neither_base_url_nor_key_is_refused_before_any_call():
+    # It would go to OpenAI's API with no key: every call refused (the gateway answered 502s).
+    with pytest.raises(ConfigError, match="'bare' has no endpoint"):
+        resolve_endpoint(ModelSpec(name="bare"))
 
 
 async def test_the_budget_stops_before_a_call_that_could_pass_the_cap(server, store):

@@ -62,6 +62,13 @@ def resolve_endpoint(spec: ModelSpec) -> Endpoint:
     Raises `MissingKeyError` naming the model and the variable when the key is unset or empty.
     """
     url = base_url_of(spec)
+    if spec.api_key_env is None and spec.base_url is None:
+        # OpenAI's API (the default endpoint) without a key refuses every call.
+        raise ConfigError(
+            f"model {spec.name!r} has no endpoint: the pool gives it no base_url (so OpenAI's) "
+            "and no api_key_env; give the pool each model's base_url (and api_key_env if the "
+            "server needs a key)"
+        )
     if spec.api_key_env is None:
         return Endpoint(base_url=url, api_key=NO_KEY, key_env=None)
     key = os.environ.get(spec.api_key_env, "").strip()
