@@ -93,7 +93,7 @@ def serve(
     prepare_process()  # first: thread settings that must precede numpy's import
     from trouter.serve import GatewayConfig, app_from_paths
     from trouter.serve.auth import load_client_keys
-    from trouter.serve.server import LOOPBACK
+    from trouter.serve.server import LOOPBACK, listen_socket
     from trouter.serve.server import serve as run_server
     from trouter.store import default_url, shown_url, url_for
 
@@ -116,14 +116,19 @@ def serve(
         public_metrics=public_metrics,
     )
     url = url_for(db) if db is not None else default_url()
+    sock = listen_socket(host, port)  # a busy port fails now, not after loading the router
     gateway_app = app_from_paths(router, pool, config, url)
     gw = gateway_app.state.gateway
     gw.routing.warm_up(config.tradeoff)  # load the encoder now; a bad --tradeoff fails here
-    console.print(
+    banner = (
         f"trouter gateway: router [bold]{gw.router.name}[/] over {', '.join(gw.pool.names)}\n"
         f"  listening on http://{host}:{port}/v1   (model: trouter, trouter:cost, trouter:lambda=N, ...)\n"
         f"  client auth: {'on, ' + str(len(keys)) + ' key(s)' if keys else 'OFF'}   "
-        f"decision log: {shown_url(url)}",
-        highlight=False,
+        f"decision log: {shown_url(url)}"
     )
-    run_server(gateway_app, host, port, access_log=access_log)
+    run_server(
+        gateway_app,
+        sock,
+        access_log=access_log,
+        on_listening=lambda: console.print(banner, highlight=False),
+    )

@@ -6,10 +6,15 @@ in it. Scale out with replicas sharing a Postgres store, not with uvicorn worker
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
+import socket
 import sys
+from collections.abc import Callable
 from typing import Any
+
+from trouter.errors import ConfigError
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -61,12 +66,50 @@ def prepare_process(blas_threads: int = 1) -> None:
         threadpool_limits(limits={"openblas": blas_threads})
 
 
-def serve(app: Any, host: str, port: int, *, access_log: bool = False) -> None:
-    """Serve until SIGINT / SIGTERM (uvicorn's graceful shutdown flushes the decision log)."""
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to `host`:`port` for `serve`, so a bad or busy address is a one-line
+    `ConfigError` before anything slow starts, and nothing can take the port in between."""
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port must be between 1 and 65535, not {port}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} on {host} is in use; stop what listens there or pick another --port"
+            ) from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host and --port"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    app: Any,
+    sock: socket.socket,
+    *,
+    access_log: bool = False,
+    on_listening: Callable[[], None] | None = None,
+) -> None:
+    """Serve on a `listen_socket` until SIGINT / SIGTERM (uvicorn's graceful shutdown flushes
+    the decision log); `on_listening` runs once the app has started and accepts connections."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn_config(app, host, port, access_log=access_log))
-    server.run()
+    host, port = sock.getsockname()[:2]
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and on_listening is not None:
+                on_listening()
+
+    server = Server(uvicorn_config(app, host, port, access_log=access_log))
+    server.run(sockets=[sock])
     if not server.started:
-        # uvicorn reports why (port in use, ...) on its own log; make the exit code say so too.
+        # uvicorn reports why on its own log; make the exit code say so too.
         raise SystemExit(1)
