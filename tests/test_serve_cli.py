@@ -3,6 +3,7 @@ anything listens or loads; the banner claims "listening" only once the gateway l
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import sys
@@ -11,7 +12,9 @@ import pytest
 
 from factories import toy_dataset
 from trouter.cli.app import run
+from trouter.errors import ConfigError
 from trouter.routers.registry import make_router
+from trouter.serve import GatewayConfig
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +59,22 @@ def test_a_busy_port_is_one_line_and_exit_2_without_the_banner(router_dir, capsy
         port = taken.getsockname()[1]
         assert serve(router_dir, "--port", str(port)) == 2
     assert f"port {port} on 127.0.0.1 is in use" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        ("--deadline", "deadline_s must be a finite number"),
+        ("--max-body-mb", "--max-body-mb must be a positive number"),
+    ],
+)
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_non_finite_numbers_are_refused(router_dir, capsys, option, says, value):
+    assert serve(router_dir, f"{option}={value}") == 2
+    assert says in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_the_config_refuses_non_finite_floats(value):
+    with pytest.raises(ConfigError, match="deadline_s must be a finite number"):
+        GatewayConfig(deadline_s=value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -103,6 +104,8 @@ def serve(
             f"refusing to serve on {host} without client keys; set {api_key_env} (or --api-keys-file), "
             "or pass --no-auth if something in front of the gateway authenticates"
         )
+    if not math.isfinite(max_body_mb) or max_body_mb <= 0:
+        raise ConfigError(f"--max-body-mb must be a positive number of MiB, not {max_body_mb}")
     config = GatewayConfig(
         api_keys=keys,
         default_tradeoff=tradeoff,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 from trouter.errors import ConfigError
 from trouter.tradeoff import Tradeoff
@@ -34,6 +35,11 @@ class GatewayConfig:
     upstream_connections: int = 512
 
     def __post_init__(self) -> None:
+        for setting in fields(self):
+            value = getattr(self, setting.name)
+            # NaN compares false with everything, so it would slip past every check below.
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{setting.name} must be a finite number, not {value}")
         Tradeoff.parse(self.default_tradeoff)  # fails early with the parser's own message
         if self.route_turns < 0:
             raise ConfigError("route_turns must be 0 (all user turns) or a positive number")
