@@ -214,3 +214,23 @@ def test_the_writer_still_answers_every_waiter_when_a_row_fails(tmp_path):
     assert time.monotonic() - started < 5
     with store.session() as s:
         assert [r.request_id for r in s.query(DecisionLog)] == ["b" * 32]
+
+
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+
+
+def test_an_image_only_last_turn_routes_on_the_last_turn_with_text(http, store):
+    conversation = [
+        {"role": "user", "content": "describe this chart"},
+        {"role": "assistant", "content": "which chart?"},
+        {"role": "user", "content": [IMAGE]},
+    ]
+    r = http.post("/v1/chat/completions", json={"model": "trouter", "messages": conversation})
+    assert r.status_code == 200, r.text
+    assert logged(store, r.headers["x-trouter-request-id"]).query == "describe this chart"
+
+
+def test_a_conversation_without_any_user_text_is_still_a_400(http):
+    body = {"model": "trouter", "messages": [{"role": "user", "content": [IMAGE]}]}
+    r = http.post("/v1/chat/completions", json=body)
+    assert r.status_code == 400 and "no user text to route on" in r.json()["error"]["message"]

@@ -34,18 +34,22 @@ class ChatRequest:
     wants_usage: bool  # streaming only: did the client ask for the usage chunk itself?
 
     def routing_text(self, turns: int = 1, max_chars: int = 4000) -> str:
-        """Text the router reads: the last `turns` user turns (0: all of them), oldest first.
+        """Text the router reads: the last `turns` user turns with text (0: all), oldest first.
 
         At most `max_chars` characters: the newest turn is kept first and from its beginning,
         as encoders truncate (so a long query is seen as it was in training); older turns fill
         what room is left.
         """
+        # Turns without text (an image alone) are dropped before counting, so "the last turn"
+        # is the last one the router can read.
         texts = [
-            _text_of(m.get("content"))
+            text
             for m in self.body["messages"]
-            if isinstance(m, dict) and m.get("role") == "user"
+            if isinstance(m, dict)
+            and m.get("role") == "user"
+            and (text := _text_of(m.get("content"))).strip()
         ]
-        picked = [t for t in (texts if turns <= 0 else texts[-turns:]) if t]
+        picked = texts if turns <= 0 else texts[-turns:]
         parts: list[str] = []
         room = max_chars
         for text in reversed(picked):
