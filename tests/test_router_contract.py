@@ -165,6 +165,22 @@ def test_corrupted_weights_are_a_clear_error(fitted, tmp_path):
         load_router(tmp_path / "r")
 
 
+def test_weights_changed_on_disk_or_from_another_save_are_refused(fitted, tmp_path):
+    # A flipped byte still parses as safetensors; a crash between the weights' and the
+    # config's writes leaves one file from another save. The config's SHA-256 catches both.
+    fitted("random").save(tmp_path / "r")
+    weights = tmp_path / "r" / "weights.safetensors"
+    flipped = bytearray(weights.read_bytes())
+    flipped[-1] ^= 0xFF
+    weights.write_bytes(bytes(flipped))
+    with pytest.raises(ConfigError, match="does not match the SHA-256"):
+        load_router(tmp_path / "r")
+    fitted("knn").save(tmp_path / "knn")
+    weights.write_bytes((tmp_path / "knn" / "weights.safetensors").read_bytes())
+    with pytest.raises(ConfigError, match="corrupted"):
+        load_router(tmp_path / "r")
+
+
 def test_a_saved_router_decides_identically_in_a_fresh_process(fitted, split, tmp_path):
     router = fitted("random")
     router.save(tmp_path / "r")

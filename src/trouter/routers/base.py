@@ -14,6 +14,7 @@ Loading needs no training data, and a loaded router makes exactly the same decis
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import os
@@ -305,8 +306,12 @@ class Router(ABC):
             setattr(self, key, value)
 
     def save(self, directory: str | Path) -> Path:
-        """Write the router to a directory (created if needed; files replaced atomically)."""
-        from safetensors.numpy import save_file
+        """Write the router to a directory (created if needed; files replaced atomically).
+
+        The config holds the weights' SHA-256: a weights file changed on disk, or left from
+        another save (a crash between the two files' writes), is refused on load.
+        """
+        from safetensors.numpy import save as to_bytes
 
         self._check_fitted()
         directory = Path(directory)
@@ -318,9 +323,11 @@ class Router(ABC):
             arrays["calibration.quality"] = np.ascontiguousarray(self.calibration_.quality)
             arrays["calibration.cost"] = np.ascontiguousarray(self.calibration_.cost)
         encoder = self.encoder_ if self.uses_encoder else None
+        weights = to_bytes(arrays)
         config = {
             "format": FORMAT,
             "router": self.name,
+            "weights_sha256": hashlib.sha256(weights).hexdigest(),
             "params": self.get_params(),
             "models": list(self.models_),
             "pool": self.pool_.model_dump(mode="json") if self.pool_ is not None else None,
@@ -329,7 +336,7 @@ class Router(ABC):
             else None,
             "state": meta,
         }
-        _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(arrays, str(p)))
+        _atomic_write(directory / WEIGHTS_FILE, lambda p: p.write_bytes(weights))
         _atomic_write(
             directory / CONFIG_FILE,
             lambda p: p.write_text(json.dumps(config, indent=2, default=_json_default)),
@@ -339,14 +346,19 @@ class Router(ABC):
     @classmethod
     def _from_config(cls, config: dict[str, Any], directory: Path) -> Self:
         from safetensors import SafetensorError
-        from safetensors.numpy import load_file
+        from safetensors.numpy import load
 
         router = cls(**config["params"])
         try:
-            tensors = load_file(str(directory / WEIGHTS_FILE))
+            weights = (directory / WEIGHTS_FILE).read_bytes()
+            expected = config.get("weights_sha256")  # routers saved before it have none
+            if expected is not None and hashlib.sha256(weights).hexdigest() != expected:
+                raise ValueError(f"it does not match the SHA-256 in {CONFIG_FILE}")
+            tensors = load(weights)
         except (SafetensorError, OSError, ValueError) as exc:
             raise ConfigError(
-                f"{directory / WEIGHTS_FILE}: weights file is missing or corrupted ({exc}); retrain or restore it"
+                f"{directory / WEIGHTS_FILE}: weights file is missing or corrupted ({exc}); "
+                "retrain or restore the router"
             ) from None
         arrays = {k.removeprefix("state."): v for k, v in tensors.items() if k.startswith("state.")}
         router.models_ = tuple(config["models"])
