@@ -7,7 +7,9 @@ words mean the same thing for every router.
 
 Presets follow the paper's scenario weights on min-max normalised cost: with cost range R over
 the reference predictions, weights (w_q, w_c) give lam = (w_c / w_q) / R, i.e. `quality`
-(0.8/0.2) -> 0.25 / R, `balanced` (0.5/0.5) -> 1 / R, `cost` (0.2/0.8) -> 4 / R.
+(0.8/0.2) -> 0.25 / R, `balanced` (0.5/0.5) -> 1 / R, `cost` (0.2/0.8) -> 4 / R. A calibration
+whose predictions are not all finite (a router fitted on an infinite cost) cannot turn a preset
+or a budget into a lam: that is a `ConfigError` naming the remedy, never a silent R = 1.
 """
 
 from __future__ import annotations
@@ -45,8 +47,20 @@ class Calibration:
     quality: npt.NDArray[np.float64]
     cost: npt.NDArray[np.float64]
 
+    def _check_finite(self) -> None:
+        for what, values in (("cost", self.cost), ("quality", self.quality)):
+            bad = int(np.size(values) - np.isfinite(values).sum())
+            if bad:
+                raise ConfigError(
+                    f"this router's calibration has {bad} non-finite predicted {what} value(s) "
+                    "(NaN or inf), so presets and budgets mean nothing; retrain it on data with "
+                    "finite costs and scores, or give the trade-off as lambda=NUMBER"
+                )
+
     @property
     def cost_range(self) -> float:
+        """Spread of the predicted costs (1.0 when they are all equal: any lam then ties)."""
+        self._check_finite()
         span = float(self.cost.max() - self.cost.min()) if self.cost.size else 0.0
         return span if span > 0 else 1.0
 
@@ -64,6 +78,7 @@ class Calibration:
 
     def lambda_for_budget(self, dollars_per_1k: float) -> float:
         """The smallest lam whose predicted mean cost fits the budget (bisection on log lam)."""
+        self._check_finite()
         target = dollars_per_1k / 1000.0
         if self.mean_cost(0.0) <= target:
             return 0.0

@@ -67,7 +67,7 @@ def route_command(
         assert query is not None
         decision = model.route([query], trade)[0]
         if as_json:
-            console.print_json(json.dumps(_decision_json(query, decision, trade)))
+            console.print_json(_decision_json(query, decision, trade))
         else:
             explain(query, decision, str(trade), _question_note(model, query))
         return
@@ -123,7 +123,7 @@ def _route_file(model: Router, queries: list[str], trade: Any, out: Path | None)
         task = progress.add_task("route", total=len(queries))
         for batch in _batches(queries):
             for q, d in zip(batch, model.route(batch, trade), strict=True):
-                lines.append(json.dumps(_decision_json(q, d, trade)))
+                lines.append(_decision_json(q, d, trade))
             progress.advance(task, len(batch))
     text = "\n".join(lines) + "\n"
     if out is None:
@@ -135,8 +135,20 @@ def _route_file(model: Router, queries: list[str], trade: Any, out: Path | None)
     err_console.print(f"routed {len(queries)} queries; decisions in {out}")
 
 
-def _decision_json(query: str, decision: Decision, trade: Any) -> dict[str, Any]:
-    return {"query": query, "tradeoff": str(trade), **decision.to_dict()}
+def _decision_json(query: str, decision: Decision, trade: Any) -> str:
+    """One decision as a JSON line; a non-finite estimate is null (JSON has no NaN)."""
+    record = {"query": query, "tradeoff": str(trade), **decision.to_dict()}
+    return json.dumps(_finite(record), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    from trouter.eval.results import finite_or_none
+
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return finite_or_none(value)
 
 
 def _question_note(model: Router, query: str) -> str:

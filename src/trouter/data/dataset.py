@@ -491,6 +491,13 @@ def _validate(frame: pd.DataFrame, name: str) -> None:
         neg = frame[col] < 0
         if neg.any():
             raise DataError(f"{name}: column {col!r} is negative in rows {rows(neg)}")
+        # inf would make every trade-off pick the dearest model and predicted costs NaN.
+        infinite = pd.Series(np.isinf(frame[col].to_numpy()), index=frame.index)
+        if infinite.any():
+            raise DataError(
+                f"{name}: column {col!r} is not finite in rows {rows(infinite)}; "
+                "give a number, or leave the cell empty if it is unknown"
+            )
     texts = frame.groupby("query_id")["query"].nunique()
     clash = texts[texts > 1]
     if len(clash):

@@ -318,6 +318,12 @@ def _check(long: pd.DataFrame, label: str) -> None:
         negative = long[column] < 0
         if negative.any():
             raise DataError(f"{label}: column {column!r} is negative in rows {rows(negative)}")
+        infinite = pd.Series(np.isinf(long[column].to_numpy()), index=long.index)
+        if infinite.any():
+            raise DataError(
+                f"{label}: column {column!r} is not finite in rows {rows(infinite)}; "
+                "give a number, or leave the cell empty if it is unknown"
+            )
     texts = long.groupby("query_id")["query"].nunique()
     clash = texts[texts > 1]
     if len(clash):

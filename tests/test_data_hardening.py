@@ -1,0 +1,75 @@
+"""Data that would corrupt routing is refused at the door, with a one-line `DataError`.
+
+Each test states one rule of `RoutingDataset` / `import_file` (docs/data-format.md, "Checks").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trouter.data.dataset import RoutingDataset
+from trouter.data.importer import import_file
+from trouter.errors import ConfigError, DataError
+from trouter.tradeoff import Calibration
+
+HEADER = "query_id,query,task,model,score,cost\n"
+ROWS = (
+    "q1,What is 2+2?,math,small,1,1e-05\n"
+    "q1,What is 2+2?,math,big,1,0.0002\n"
+    "q2,Prove sqrt 2 irrational,math,small,0,4e-05\n"
+    "q2,Prove sqrt 2 irrational,math,big,1,0.003\n"
+)
+
+
+def long_frame(**overrides: list[object]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "query_id": ["q1", "q1", "q2", "q2"],
+            "query": ["a?", "a?", "b?", "b?"],
+            "model": ["x", "y", "x", "y"],
+            "score": [1.0, 0.0, 0.0, 1.0],
+            "cost": [0.1, 0.2, 0.1, 0.2],
+        }
+    )
+    for key, value in overrides.items():
+        frame[key] = value
+    return frame
+
+
+def csv(tmp_path, text: str, name: str = "data.csv"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------- 1. non-finite numbers
+@pytest.mark.parametrize("column", ["cost", "tokens_in", "tokens_out", "latency"])
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_an_infinite_cost_or_token_count_is_refused_like_a_negative_one(column, value):
+    frame = long_frame(**{column: [0.1, value, 0.1, 0.2]})
+    with pytest.raises(DataError, match=f"column '{column}' is (not finite|negative) in rows 1"):
+        RoutingDataset(frame)
+
+
+def test_import_names_the_file_row_of_an_infinite_cost(tmp_path):
+    path = csv(tmp_path, HEADER + ROWS.replace("big,1,0.0002", "big,1,inf"))
+    with pytest.raises(DataError, match=r"data.csv: column 'cost' is not finite in rows 2;"):
+        import_file(path)
+
+
+def test_a_missing_cost_stays_allowed():
+    ds = RoutingDataset(long_frame(cost=[0.1, np.nan, 0.1, 0.2]))
+    np.testing.assert_allclose(ds.costs[:, 1], [0.2, 0.2])
+
+
+def test_a_calibration_with_non_finite_costs_refuses_presets_and_budgets():
+    quality = np.array([[0.5, 0.9], [0.4, 0.8]])
+    cal = Calibration(quality, np.array([[0.001, np.nan], [0.001, 0.01]]))
+    with pytest.raises(ConfigError, match=r"non-finite predicted cost.*lambda=NUMBER"):
+        cal.lambda_for_preset("balanced")
+    with pytest.raises(ConfigError, match="non-finite"):
+        cal.lambda_for_budget(1.0)
+    finite = Calibration(quality, np.array([[0.001, 0.011], [0.001, 0.01]]))
+    assert finite.lambda_for_preset("balanced") == pytest.approx(1 / 0.01)
