@@ -140,3 +140,36 @@ def test_the_oracle_router_is_a_one_line_error(toy_file, tmp_path, capsys):
 def test_unknown_protocol_is_a_one_line_error(toy_file, tmp_path, capsys):
     assert bench("--data", str(toy_file), "--protocol", "cold", "--out", str(tmp_path)) == 2
     assert "unknown protocol 'cold'" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "FILE"], "is a file; give a directory"),
+        (["--resamples", "5"], "give 0 (none) or at least 100"),
+        (["--routers", "single"], "router 'single' needs a model"),
+    ],
+)
+def test_options_that_cannot_work_are_one_line_errors_before_any_fit(
+    toy_file, tmp_path, capsys, args, message
+):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("keep me")
+    args = [str(taken) if a == "FILE" else a for a in args]
+    code = bench("--data", str(toy_file), "--routers", "random", "--out", str(tmp_path), *args)
+    assert code == 2
+    assert message in _one_line_error(capsys)
+    assert taken.read_text() == "keep me" and not (tmp_path / "report.json").exists()
+
+
+def test_the_terminal_table_keeps_every_digit_at_80_columns(toy_file, tmp_path, capsys):
+    # Piped (and captured) output is 80 columns wide: numbers were cut to "0.77…".
+    code = bench(
+        "--data", str(toy_file), "--routers", "random,trouter-paper", "--out", str(tmp_path)
+    )
+    assert code == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    out = capsys.readouterr().out
+    assert "…" not in out
+    for row in report["rows"]:
+        assert f"{row['aiq']:.4f}" in out

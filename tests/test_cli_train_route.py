@@ -182,5 +182,27 @@ def test_an_out_path_that_is_a_file_is_a_one_line_error_before_the_fit(toy_file,
     taken.write_text("keep me")
     args = ["train", "--data", str(toy_file), "--encoder", "hashing:64", "--out", str(taken)]
     assert run(args) == 2
-    assert "is a file; give --out a directory" in capsys.readouterr().err
+    assert "is a file; give a directory" in capsys.readouterr().err
     assert taken.read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--router", "knn", "--param", "k=abc"], "k must be int or None, got 'abc'"),
+        (["--router", "knn", "--param", "k=1.5"], "k must be int or None, got 1.5"),
+        (["--router", "knn", "--param", "temperature=nan"], "temperature must be float"),
+        (["--router", "knn", "--param", "seed=1"], "give the seed with --seed"),
+        (["--router", "oracle"], "is for evaluation only"),
+    ],
+)
+def test_settings_that_cannot_work_are_one_line_errors_before_the_fit(
+    toy_file, tmp_path, capsys, args, message
+):
+    out = tmp_path / "r"
+    assert (
+        run(["train", "--data", str(toy_file), "--encoder", "hashing:64", *args, "--out", str(out)])
+        == 2
+    )
+    assert message in one_error_line(capsys)
+    assert not out.exists()

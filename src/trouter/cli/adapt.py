@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from trouter.cli.app import app, console
+from trouter.cli.app import app, console, prepare_out_dir
 from trouter.errors import ConfigError, DataError
 
 
@@ -56,7 +56,6 @@ def adapt_command(
     ] = None,
 ) -> None:
     """Adapt a trained TRouter to outcomes observed on live traffic (no retraining)."""
-    from trouter.routers.base import check_output_dir
     from trouter.routers.registry import load_router
     from trouter.routers.trouter import TRouter
     from trouter.routers.trouter.adapt import MIN_SCORES, MIN_Z, is_look, sequential_z
@@ -69,7 +68,7 @@ def adapt_command(
         raise ConfigError("--since selects gateway feedback; it needs --db")
     if out.resolve() == router.resolve():
         raise ConfigError("--out must differ from --router: the router you adapt is kept as it is")
-    check_output_dir(out)
+    prepare_out_dir(out)
     model = load_router(router)
     if not isinstance(model, TRouter):
         raise ConfigError(

@@ -9,12 +9,15 @@ from typing import Annotated
 
 import typer
 
-from trouter.cli.app import app, console
+from trouter.cli.app import app, console, prepare_out_dir
 from trouter.errors import ConfigError
 
 #: Registered routers left out of the default list: `single` needs a `model` argument, and every
 #: single model is already in the report (the zero row and the single-model points).
 NOT_BY_DEFAULT = ("single",)
+#: Fewer bootstrap resamples than this cannot place the ends of a 95% interval (one resample
+#: gave a zero-width "interval" and a verdict).
+MIN_RESAMPLES = 100
 
 
 def default_routers() -> list[str]:
@@ -34,6 +37,11 @@ def parse_routers(text: str | None) -> list[str]:
     names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     for name in names:
         router_class(name)  # an unknown name raises a ConfigError listing the known ones
+        if name in NOT_BY_DEFAULT:
+            raise ConfigError(
+                f"router {name!r} needs a model to always pick, and every single model is in "
+                "the report already (the zero row and the plot's points); leave it out"
+            )
     check_router_names(names)
     if not names:
         raise ConfigError("--routers lists no router; give names such as knn,mlp")
@@ -92,14 +100,14 @@ def bench(
             "--data-root", help="Folder holding the named datasets (default: ../shared/data)."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for splits and routers.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed for splits and routers.")] = 0,
     resamples: Annotated[
         int,
         typer.Option(
             "--resamples",
             min=0,
             help="Bootstrap resamples of the test queries behind each gap's standard error and "
-            "the paired comparisons (0: none).",
+            f"the paired comparisons (0: none; else at least {MIN_RESAMPLES}).",
         ),
     ] = 1000,
     out: Annotated[
@@ -120,6 +128,11 @@ def bench(
 
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if 0 < resamples < MIN_RESAMPLES:
+        raise ConfigError(
+            f"--resamples {resamples}: give 0 (none) or at least {MIN_RESAMPLES}; fewer cannot "
+            "place the ends of a 95% interval"
+        )
     names = parse_routers(routers)
     enc = load_encoder(encoder, cache=True)
     dataset = load_dataset(data, data_root)
@@ -135,6 +148,7 @@ def bench(
     command += ["--task-level", str(task_level)] if task_level else []
     command += ["--data-root", str(data_root)] if data_root else []
     command += ["--out", str(out)]
+    prepare_out_dir(out)
 
     def save(result: BenchResult) -> None:
         result.info.command = shlex.join(command)

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from trouter.cli.app import app, console
+from trouter.cli.app import app, console, prepare_out_dir
 
 #: Routers the quickstart benchmarks (`mlp` and `mf` are left out: on two cores each alone takes
 #: minutes; `trouter bench --data bundled` runs them all).
@@ -48,7 +48,7 @@ def quickstart_command(
         str,
         typer.Option("--routers", help="Comma-separated routers to benchmark against TRouter."),
     ] = ",".join(QUICKSTART_ROUTERS),
-    seed: Annotated[int, typer.Option("--seed", help="Seed for routers.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed for routers.")] = 0,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", help="A TRouter hyper-parameter NAME=VALUE (repeatable)."),
@@ -71,6 +71,7 @@ def quickstart_command(
 
     names = parse_routers(routers)
     params = parse_params(param)
+    prepare_out_dir(out)
     start = time.perf_counter()
     dataset = load_dataset("bundled")
     console.print(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from trouter.cli.app import app, console
+from trouter.cli.app import app, console, prepare_out_dir
 from trouter.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
+        if key.strip() in ("seed", "encoder"):
+            raise ConfigError(f"--param {item!r}: give the {key.strip()} with --{key.strip()}")
         params[key.strip()] = value
     return params
 
@@ -65,23 +67,27 @@ def train_command(
         Path | None,
         typer.Option("--data-root", help="Folder holding the named datasets."),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for the router.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed for the router.")] = 0,
 ) -> None:
     """Train a router on a routing dataset and save it to a directory."""
     from trouter.data.loaders import load_dataset
     from trouter.encode import load_encoder
-    from trouter.routers.base import check_output_dir
     from trouter.routers.registry import make_router
     from trouter.taxonomy import Taxonomy
 
-    check_output_dir(out)
     params = parse_params(param)
     if taxonomy is not None:
         params["taxonomy"] = Taxonomy.load(taxonomy)
-    dataset = load_dataset(data, data_root)
     model = make_router(router, encoder=load_encoder(encoder, cache=True), seed=seed, **params)
+    if model.evaluation_only:
+        raise ConfigError(
+            f"router {router!r} is for evaluation only (it must see the outcomes of the queries "
+            "it routes); train another one (see `trouter routers`)"
+        )
     if "taxonomy" in params and "taxonomy" not in model.get_params():
         raise ConfigError(f"--taxonomy: router {router!r} does not use a taxonomy")
+    dataset = load_dataset(data, data_root)
+    prepare_out_dir(out)
     console.print(
         f"[bold]{dataset.name}[/]: {dataset.n_queries} queries x {dataset.n_models} models, "
         f"{len(dataset.task_names)} tasks · router {router} · encoder {encoder}"

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from trouter.eval.results import (
@@ -116,15 +117,19 @@ def _two_model(rows: Sequence[ResultRow | SummaryRow]) -> bool:
 
 
 def rich_table(result: BenchResult) -> Table:
-    """The terminal view: the single fold, or the mean over folds."""
+    """The terminal view: the single fold, or the mean over folds. Light borders, and each
+    number column as wide as its widest value, so a table piped or on an 80-column terminal
+    keeps every digit (a long router name wraps instead)."""
     many = len(result.folds) > 1
     title = f"{result.dataset} · {result.protocol}" + (
         f" · mean over {len(result.folds)} folds" if many else ""
     )
     rows: Sequence[ResultRow | SummaryRow] = summarise(result) if many else result.rows
     se = _has_se(rows)
+    two = _two_model(rows)
+    cells = [_cells(row, se) + ([_f(row.apgr)] if two else []) for row in rows]
+    headers = _with_se(SHORT_HEADERS, se) + (["APGR"] if two else [])
     table = Table(
-        *_with_se(SHORT_HEADERS, se),
         title=title,
         title_justify="left",
         caption="gap: AIQ gap recovered"
@@ -132,14 +137,17 @@ def rich_table(result: BenchResult) -> Table:
         + " · Rq/Rb/Rc: reward at the quality/balanced/cost preset · "
         "best Rb: best balanced reward on the sweep · score, $/q at balanced (see report.md)",
         caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+        show_edge=False,
     )
-    two = _two_model(rows)
-    if two:
-        table.add_column("APGR")
-    for row in rows:
-        cells = _cells(row, se) + ([_f(row.apgr)] if two else [])
-        style = "dim" if row.router in REFERENCE_ROWS else None
-        table.add_row(*cells, style=style)
+    table.add_column(headers[0], overflow="fold")
+    for k, header in enumerate(headers[1:], start=1):
+        widest = max((len(c[k]) for c in cells), default=0)
+        table.add_column(header, justify="right", min_width=widest, overflow="fold")
+    for row, line in zip(rows, cells, strict=True):
+        table.add_row(*line, style="dim" if row.router in REFERENCE_ROWS else None)
     return table
 
 

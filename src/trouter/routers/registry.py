@@ -6,7 +6,9 @@ tests all read this table.
 
 from __future__ import annotations
 
+import inspect
 from importlib import import_module
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +44,53 @@ def router_class(name: str) -> type[Router]:
 
 
 def make_router(name: str, **params: Any) -> Router:
-    """A new, unfitted router by registry name."""
+    """A new, unfitted router by registry name; each hyper-parameter checked against the type
+    its constructor declares (values from the command line arrive as text or JSON)."""
+    cls = router_class(name)
+    for key, value in params.items():
+        _check_type(name, key, value, _annotation(cls, key))
     try:
-        return router_class(name)(**params)
+        return cls(**params)
     except TypeError as exc:
         raise ConfigError(f"router {name!r}: {exc}") from None
+
+
+#: The annotations `_check_type` reads; any other type is left to the router to check.
+_SIMPLE: dict[str, type] = {
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "str": str,
+    "None": type(None),
+}
+
+
+def _annotation(cls: type, key: str) -> Any:
+    """The annotation of constructor parameter `key` (a string: annotations are postponed),
+    from the first class up the MRO whose `__init__` names it (PaperTRouter takes **params)."""
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is not None and key in (parameters := inspect.signature(init).parameters):
+            return parameters[key].annotation
+    return None
+
+
+def _check_type(router: str, key: str, value: Any, annotation: Any) -> None:
+    if not isinstance(annotation, str):
+        return
+    kinds = [part.strip() for part in annotation.split("|")]
+    if not all(kind in _SIMPLE for kind in kinds):
+        return
+    if not any(_fits(value, _SIMPLE[kind]) for kind in kinds):
+        raise ConfigError(f"router {router!r}: {key} must be {' or '.join(kinds)}, got {value!r}")
+
+
+def _fits(value: Any, kind: type) -> bool:
+    if kind is float:  # an int is a float too, a bool is neither, and NaN or inf is no setting
+        return isinstance(value, int | float) and not isinstance(value, bool) and isfinite(value)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
 
 
 def load_router(directory: str | Path, expect_models: tuple[str, ...] | None = None) -> Router:
