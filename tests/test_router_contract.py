@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from factories import TOY_MODELS, toy_dataset
-from trouter.errors import ConfigError, TrouterError
+from trouter.errors import ConfigError, DataError, TrouterError
 from trouter.routers.base import Decision, QueryError
 from trouter.routers.registry import load_router, make_router, router_class, router_names
 from trouter.tradeoff import Tradeoff
@@ -150,6 +150,14 @@ def test_bad_queries_are_clear_errors(name, fitted):
 def test_unfitted_router_says_so(name):
     with pytest.raises(TrouterError, match="not fitted"):
         build(name).predict(["hello"])
+    with pytest.raises(TrouterError, match="not fitted"):  # not "no calibration"
+        build(name).route(["hello"], "balanced")
+
+
+def test_a_validation_set_over_other_models_is_refused(split):
+    other = split.val.select_models(list(split.val.models[:2]))
+    with pytest.raises(DataError, match="validation set's models"):
+        build("knn").fit(split.train, val=other)
 
 
 def test_loading_into_the_wrong_pool_is_refused(fitted, tmp_path):

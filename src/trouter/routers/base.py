@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from trouter.data.dataset import RoutingDataset
 from trouter.encode import Embeddings, Encoder, load_encoder
-from trouter.errors import ConfigError, TrouterError
+from trouter.errors import ConfigError, DataError, TrouterError
 from trouter.pool import Pool
 from trouter.tradeoff import Calibration, Tradeoff, choose
 
@@ -224,6 +224,11 @@ class Router(ABC):
         """Learn from `train`; `val` (optional) is for early stopping / model selection only."""
         if train.n_queries == 0:
             raise TrouterError(f"{train.name}: cannot fit a router on an empty training set")
+        if val is not None and val.models != train.models:
+            raise DataError(
+                f"{val.name}: the validation set's models ({', '.join(val.models)}) are not the "
+                f"training set's ({', '.join(train.models)}); split one dataset into both"
+            )
         self.models_: tuple[str, ...] = train.models
         self.pool_: Pool | None = train.pool
         has_val = val is not None and val.n_queries > 0
@@ -254,6 +259,7 @@ class Router(ABC):
         self, queries: Sequence[str], tradeoff: Tradeoff | str | float | None = None
     ) -> list[Decision]:
         """One explained `Decision` per query. `tradeoff` defaults to the `balanced` preset."""
+        self._check_fitted()
         if tradeoff is None:
             tradeoff = Tradeoff.from_preset("balanced")
         elif isinstance(tradeoff, str):
