@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from trouter.errors import ConfigError
 from trouter.pool import Pool
 from trouter.routers.base import Router
+from trouter.serve.admission import Admission
 from trouter.serve.auth import ClientAuth
 from trouter.serve.chat import chat_completions
 from trouter.serve.config import GatewayConfig
@@ -79,7 +80,7 @@ class Gateway:
     async def start(self) -> None:
         self.decision_log.start()
         self._session = new_session(self.config.upstream_connections)
-        self._forwarder = Forwarder(self.endpoints, self._session)
+        self._forwarder = Forwarder(self.endpoints, self._session, Admission.for_pool(self.pool))
         await anyio.to_thread.run_sync(self.routing.warm_up, self.config.tradeoff)
         self.started_at = time.time()
 

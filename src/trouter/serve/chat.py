@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from trouter.serve.errors import (
     SERVER_ERROR,
@@ -130,24 +131,44 @@ async def _stream(
     _count_failures(gw, trace.attempts)
     if isinstance(opened, OpenStream):
         trace.final_model = opened.model
-        return StreamingResponse(
-            _relay(gw, trace, opened, hide_usage),
-            headers={**trace.headers(), "cache-control": "no-cache"},
-            media_type=opened.content_type,
-        )
+        return _Relayed(gw, trace, opened, hide_usage)
     if isinstance(opened, Refusal):
         return await _refused(gw, trace, opened)
     raise _exhausted(trace.attempts)
 
 
+class _Relayed(StreamingResponse):
+    """A relayed stream that, however its sending ends, closes the upstream response (freeing
+    its model's concurrency slot), even when the client left before the body was ever read;
+    then no row was written yet, so it writes the client-closed one."""
+
+    def __init__(self, gw: Gateway, trace: Trace, opened: OpenStream, hide_usage: bool) -> None:
+        self.gw, self.trace, self.opened = gw, trace, opened
+        self.started = False
+        super().__init__(
+            _relay(gw, trace, opened, hide_usage, self),
+            headers={**trace.headers(), "cache-control": "no-cache"},
+            media_type=opened.content_type,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.opened.close()
+            if not self.started:
+                _client_closed(self.gw, self.trace)
+
+
 async def _relay(
-    gw: Gateway, trace: Trace, opened: OpenStream, hide_usage: bool
+    gw: Gateway, trace: Trace, opened: OpenStream, hide_usage: bool, relayed: _Relayed
 ) -> AsyncIterator[bytes]:
     """The upstream's SSE events as they arrive; usage read on the way; [DONE] after the log.
 
     A stream is complete only with its `data: [DONE]`: one that breaks, ends without it, or
     sends an event whose data is not a JSON object ends with an error event and an error row.
     """
+    relayed.started = True
     pending = opened.first
     done = False
     broken = ""  # why the upstream's stream is unusable, once it is
@@ -190,12 +211,10 @@ async def _relay(
         yield b"data: " + failure.body() + b"\n\n"
         return
     except (asyncio.CancelledError, GeneratorExit):
-        trace.fail(CLIENT_CLOSED, "the client closed the stream", status="client_closed")
-        gw.decision_log.write_nowait(trace.row(gw.config.log_queries))
-        gw.metrics.request(CLIENT_CLOSED, trace.elapsed_s())
+        _client_closed(gw, trace)
         raise
     finally:
-        opened.response.close()  # no-op after a full read (it was released to the pool)
+        opened.close()  # frees the model's slot now, before the row is written
     if broken:
         message = f"upstream model {opened.model!r} {broken}"
         trace.fail(502, message)
@@ -210,6 +229,12 @@ async def _relay(
     _charge(gw, trace)
     await _finish(gw, trace)
     yield DONE + b"\n\n"
+
+
+def _client_closed(gw: Gateway, trace: Trace) -> None:
+    trace.fail(CLIENT_CLOSED, "the client closed the stream", status="client_closed")
+    gw.decision_log.write_nowait(trace.row(gw.config.log_queries))
+    gw.metrics.request(CLIENT_CLOSED, trace.elapsed_s())
 
 
 def _data_of(event: bytes) -> bytes | None:

@@ -7,17 +7,17 @@ model at once (no backoff), until one answers or the total deadline passes; any 
 client's problem and is returned as is. A stream counts as answered once its
 first body byte arrives; before that it falls back like any other request.
 
-Upstream API keys are read once at start-up (by `trouter.llm`'s resolver, from each model's
-`api_key_env`) and only ever go into the upstream request's Authorization header; upstream
-error bodies passed to clients are scrubbed of them.
+Each pool model's `max_concurrency` and `requests_per_minute` hold here too (see `admission`):
+a model that cannot take a request before its deadline counts as a 429 of that model.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ import aiohttp
 from trouter.llm.endpoint import resolve_endpoint
 from trouter.llm.errors import ErrorKind, kind_of_status
 from trouter.pool import Pool
+from trouter.serve.admission import Admission
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ def resolve_endpoints(pool: Pool) -> dict[str, Endpoint]:
 TIMEOUT = ErrorKind.TIMEOUT.value
 CONNECTION = ErrorKind.CONNECTION.value
 MALFORMED = ErrorKind.MALFORMED.value
+RATE_LIMIT = ErrorKind.RATE_LIMIT.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +109,26 @@ class Refusal:
     content_type: str
 
 
+def _nothing() -> None:
+    pass
+
+
 @dataclass(slots=True)
 class OpenStream:
-    """A streaming response whose first body bytes have arrived."""
+    """A streaming response whose first body bytes have arrived; `close()` it when done."""
 
     model: str
     response: aiohttp.ClientResponse
     chunks: AsyncIterator[bytes]
     first: bytes
     content_type: str
+    release: Callable[[], None] = _nothing  # gives the model's concurrency slot back
+
+    def close(self) -> None:
+        """Close the upstream response (a no-op after a full read) and free the model's slot."""
+        self.response.close()
+        release, self.release = self.release, _nothing
+        release()
 
 
 @dataclass(slots=True)
@@ -145,9 +158,33 @@ class Forwarder:
     and throughput are mostly that number.
     """
 
-    def __init__(self, endpoints: dict[str, Endpoint], session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        endpoints: dict[str, Endpoint],
+        session: aiohttp.ClientSession,
+        admission: Admission | None = None,
+    ) -> None:
         self.endpoints = endpoints
         self.session = session
+        self.admission = admission
+
+    async def _admit(self, name: str, deadline: float, attempts: Attempts) -> bool:
+        """Whether a request may start at `name` now (then `_release(name)` after); if not,
+        the 429-like failure is recorded."""
+        if self.admission is None:
+            return True
+        refused = await self.admission.enter(name, deadline)
+        if refused is None:
+            return True
+        attempts.deadline_hit = attempts.deadline_hit or refused.deadline_hit
+        attempts.failures.append(
+            Failure(name, RATE_LIMIT, refused.message, status=429, retry_after=refused.retry_after)
+        )
+        return False
+
+    def _release(self, name: str) -> None:
+        if self.admission is not None:
+            self.admission.leave(name)
 
     def _payload(self, body: dict[str, Any], endpoint: Endpoint) -> bytes:
         payload = {**body, "model": endpoint.model_id}
@@ -158,97 +195,135 @@ class Forwarder:
     ) -> Answer | Refusal | None:
         """The first usable answer along `chain`; None when every model failed or time ran out."""
         for name in chain:
-            endpoint = self.endpoints[name]
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if deadline - time.monotonic() <= 0:
                 attempts.deadline_hit = True
                 return None
-            timeout = min(endpoint.timeout_s, remaining)
+            if not await self._admit(name, deadline, attempts):
+                continue
             try:
-                async with (
-                    asyncio.timeout(timeout),
-                    self.session.post(
-                        endpoint.url,
-                        data=self._payload(body, endpoint),
-                        headers=endpoint.headers,
-                        timeout=aiohttp.ClientTimeout(total=timeout),
-                    ) as response,
-                ):
-                    status = response.status
-                    content = await response.read()
-            except TimeoutError:
-                attempts.failures.append(_timeout(name, timeout))
-                continue
-            except aiohttp.ClientError as exc:
-                attempts.failures.append(_transport(name, exc))
-                continue
-            content_type = response.headers.get("content-type", "application/json")
-            if status >= 400:
-                if falls_back(status):
-                    attempts.failures.append(_status_failure(name, response))
-                    continue
-                return Refusal(name, status, endpoint.scrub(content), content_type)
-            try:
-                parsed = json.loads(content)
-                if not isinstance(parsed, dict) or "choices" not in parsed:
-                    raise ValueError("no choices")
-            except ValueError:
-                attempts.failures.append(
-                    Failure(name, MALFORMED, f"{name} returned an unreadable response body")
-                )
-                continue
-            usage = parsed.get("usage")
-            return Answer(
-                name, status, content, content_type, usage if isinstance(usage, dict) else None
-            )
+                outcome = await self._complete_once(name, body, deadline, attempts)
+            finally:
+                self._release(name)
+            if outcome is not None:
+                return outcome
         return None
+
+    async def _complete_once(
+        self, name: str, body: dict[str, Any], deadline: float, attempts: Attempts
+    ) -> Answer | Refusal | None:
+        """One attempt at `name`: its answer or refusal, or None (the failure recorded)."""
+        endpoint = self.endpoints[name]
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            attempts.deadline_hit = True
+            return None
+        timeout = min(endpoint.timeout_s, remaining)
+        try:
+            async with (
+                asyncio.timeout(timeout),
+                self.session.post(
+                    endpoint.url,
+                    data=self._payload(body, endpoint),
+                    headers=endpoint.headers,
+                    timeout=aiohttp.ClientTimeout(total=timeout),
+                ) as response,
+            ):
+                status = response.status
+                content = await response.read()
+        except TimeoutError:
+            attempts.failures.append(_timeout(name, timeout))
+            return None
+        except aiohttp.ClientError as exc:
+            attempts.failures.append(_transport(name, exc))
+            return None
+        content_type = response.headers.get("content-type", "application/json")
+        if status >= 400:
+            if falls_back(status):
+                attempts.failures.append(_status_failure(name, response))
+                return None
+            return Refusal(name, status, endpoint.scrub(content), content_type)
+        try:
+            parsed = json.loads(content)
+            if not isinstance(parsed, dict) or "choices" not in parsed:
+                raise ValueError("no choices")
+        except ValueError:
+            attempts.failures.append(
+                Failure(name, MALFORMED, f"{name} returned an unreadable response body")
+            )
+            return None
+        usage = parsed.get("usage")
+        return Answer(
+            name, status, content, content_type, usage if isinstance(usage, dict) else None
+        )
 
     async def open_stream(
         self, body: dict[str, Any], chain: Sequence[str], deadline: float, attempts: Attempts
     ) -> OpenStream | Refusal | None:
-        """Like `complete`, for `stream: true`: succeeds once the first body bytes arrive."""
+        """Like `complete`, for `stream: true`: succeeds once the first body bytes arrive.
+        The stream holds its model's slot until it is closed."""
         for name in chain:
-            endpoint = self.endpoints[name]
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if deadline - time.monotonic() <= 0:
                 attempts.deadline_hit = True
                 return None
-            timeout = min(endpoint.timeout_s, remaining)
-            response: aiohttp.ClientResponse | None = None
+            if not await self._admit(name, deadline, attempts):
+                continue
             try:
-                async with asyncio.timeout(timeout):
-                    response = await self.session.post(
-                        endpoint.url,
-                        data=self._payload(body, endpoint),
-                        headers=endpoint.headers,
-                        # After the first byte, each read may wait up to the model's own timeout.
-                        timeout=aiohttp.ClientTimeout(
-                            total=None, sock_connect=timeout, sock_read=endpoint.timeout_s
-                        ),
-                    )
-                    status = response.status
-                    content_type = response.headers.get("content-type", "text/event-stream")
-                    if status >= 400:
-                        content = await response.read()
-                        response.release()
-                        if falls_back(status):
-                            attempts.failures.append(_status_failure(name, response))
-                            continue
-                        return Refusal(name, status, endpoint.scrub(content), content_type)
-                    first = await response.content.readany()
-                    if not first:
-                        attempts.failures.append(
-                            Failure(name, CONNECTION, f"{name} closed the stream before any data")
-                        )
-            except TimeoutError:
-                attempts.failures.append(_timeout(name, timeout))
-            except aiohttp.ClientError as exc:
-                attempts.failures.append(_transport(name, exc))
-            else:
+                outcome = await self._open_once(name, body, deadline, attempts)
+            except BaseException:
+                self._release(name)
+                raise
+            if isinstance(outcome, OpenStream):
+                if self.admission is not None:
+                    outcome.release = functools.partial(self._release, name)
+                return outcome
+            self._release(name)
+            if outcome is not None:
+                return outcome
+        return None
+
+    async def _open_once(
+        self, name: str, body: dict[str, Any], deadline: float, attempts: Attempts
+    ) -> OpenStream | Refusal | None:
+        """One attempt to open a stream at `name`; None (the failure recorded) if it failed."""
+        endpoint = self.endpoints[name]
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            attempts.deadline_hit = True
+            return None
+        timeout = min(endpoint.timeout_s, remaining)
+        response: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self.session.post(
+                    endpoint.url,
+                    data=self._payload(body, endpoint),
+                    headers=endpoint.headers,
+                    # After the first byte, each read may wait up to the model's own timeout.
+                    timeout=aiohttp.ClientTimeout(
+                        total=None, sock_connect=timeout, sock_read=endpoint.timeout_s
+                    ),
+                )
+                status = response.status
+                content_type = response.headers.get("content-type", "text/event-stream")
+                if status >= 400:
+                    content = await response.read()
+                    response.release()
+                    if falls_back(status):
+                        attempts.failures.append(_status_failure(name, response))
+                        return None
+                    return Refusal(name, status, endpoint.scrub(content), content_type)
+                first = await response.content.readany()
                 if first:
                     return OpenStream(name, response, _chunks(response), first, content_type)
-            if response is not None:
-                response.close()
+                attempts.failures.append(
+                    Failure(name, CONNECTION, f"{name} closed the stream before any data")
+                )
+        except TimeoutError:
+            attempts.failures.append(_timeout(name, timeout))
+        except aiohttp.ClientError as exc:
+            attempts.failures.append(_transport(name, exc))
+        if response is not None:
+            response.close()
         return None
 
 

@@ -1,0 +1,137 @@
+"""The gateway honours each pool model's `max_concurrency` and `requests_per_minute`.
+
+Requests wait for a free slot of their model within their deadline; a stream holds its slot
+until it ends; a model whose pacing would start a request after the deadline is skipped for the
+next one in the chain, and a request with nowhere else to go is answered 429.
+
+The router is a `single` router that always picks `small` (chain small -> medium -> large).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from factories import toy_dataset
+from trouter.routers.registry import make_router
+from trouter.serve import GatewayConfig, create_app
+from trouter.serve.testing import GatewayServer, pool_at
+from trouter.store import Store
+from trouter.testing import FakeOpenAI, Reply
+
+HELLO = [{"role": "user", "content": "hello"}]
+
+
+@pytest.fixture(scope="module")
+def router():
+    return make_router("single", model="small", encoder="hashing:256").fit(toy_dataset(10))
+
+
+class Arrivals:
+    """The fake's handler: answers after `delay`, noting when each request arrived."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.times: list[tuple[str, float]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, req):
+        with self.lock:
+            self.times.append((req.model, time.monotonic()))
+        return Reply(content="ok", delay=self.delay)
+
+    def of(self, model: str) -> list[float]:
+        return sorted(t for m, t in self.times if m == model)
+
+
+def served(router, fake, tmp_path, deadline: float = 10.0, **limits):
+    """A gateway whose `small` has `limits` (max_concurrency, requests_per_minute)."""
+    pool = pool_at(router.pool_, fake.url, timeout_s=5.0)
+    pool = pool.of(s.model_copy(update=limits) if s.name == "small" else s for s in pool)
+    store = Store(f"sqlite:///{tmp_path / 'log.sqlite'}")
+    return GatewayServer(create_app(router, pool, GatewayConfig(deadline_s=deadline), store))
+
+
+def ask(gw, model: str = "small", **body) -> httpx.Response:
+    return httpx.post(
+        f"{gw.url}/chat/completions", json={"model": model, "messages": HELLO, **body}, timeout=30
+    )
+
+
+def test_at_most_max_concurrency_requests_are_in_flight(router, tmp_path):
+    arrivals = Arrivals(delay=0.2)
+    with (
+        FakeOpenAI(arrivals) as fake,
+        served(router, fake, tmp_path, max_concurrency=2) as gw,
+        ThreadPoolExecutor(6) as pool,
+    ):
+        answers = list(pool.map(lambda _: ask(gw), range(6)))
+    assert all(r.status_code == 200 for r in answers)
+    times = arrivals.of("small-id")
+    # Two at a time: the third starts only once one of the first two has answered.
+    assert times[2] - times[0] >= 0.15 and times[4] - times[2] >= 0.15
+
+
+def test_requests_per_minute_paces_request_starts(router, tmp_path):
+    arrivals = Arrivals()
+    with (
+        FakeOpenAI(arrivals) as fake,
+        served(router, fake, tmp_path, requests_per_minute=300) as gw,  # one per 0.2 s
+        ThreadPoolExecutor(4) as pool,
+    ):
+        answers = list(pool.map(lambda _: ask(gw), range(4)))
+    assert all(r.status_code == 200 for r in answers)
+    times = arrivals.of("small-id")
+    assert all(b - a >= 0.15 for a, b in itertools.pairwise(times))
+
+
+def test_a_model_paced_past_the_deadline_falls_back_or_is_a_429(router, tmp_path):
+    with (
+        FakeOpenAI(Arrivals()) as fake,
+        served(router, fake, tmp_path, deadline=2.0, requests_per_minute=1) as gw,
+    ):
+        assert ask(gw, "trouter").headers["x-trouter-model"] == "small"
+        started = time.monotonic()
+        routed = ask(gw, "trouter")  # small's next turn is a minute away: medium answers now
+        assert routed.status_code == 200 and time.monotonic() - started < 1.0
+        assert routed.headers["x-trouter-model"] == "medium"
+        assert routed.headers["x-trouter-fallbacks"] == "1"
+        named = ask(gw, "small")  # nowhere else to go
+    assert named.status_code == 429
+    assert "requests_per_minute" in named.json()["error"]["message"]
+    assert 50 <= int(named.headers["retry-after"]) <= 60
+
+
+def test_a_stream_holds_its_slot_until_it_ends(router, tmp_path):
+    arrivals = Arrivals()
+    with (
+        FakeOpenAI(arrivals) as fake,
+        served(router, fake, tmp_path, deadline=0.5, max_concurrency=1) as gw,
+    ):
+        fake.script(Reply(content="w " * 10, chunk_delay=0.1))
+        body = {"model": "small", "messages": HELLO, "stream": True}
+        with httpx.stream("POST", f"{gw.url}/chat/completions", json=body, timeout=10) as r:
+            chunks = r.iter_raw()  # held: a dropped iterator closes the response
+            next(chunks)
+            busy = ask(gw)  # waits for small's one slot until its deadline
+            assert busy.status_code == 429
+            assert "no free slot" in busy.json()["error"]["message"]
+            assert b"".join(chunks).endswith(b"data: [DONE]\n\n")
+        assert ask(gw).status_code == 200  # the ended stream gave its slot back
+
+
+def test_a_client_leaving_a_stream_gives_its_slot_back(router, tmp_path):
+    with (
+        FakeOpenAI(Arrivals()) as fake,
+        served(router, fake, tmp_path, deadline=2.0, max_concurrency=1) as gw,
+    ):
+        fake.script(Reply(content="w " * 50, chunk_delay=0.05))
+        body = {"model": "small", "messages": HELLO, "stream": True}
+        with httpx.stream("POST", f"{gw.url}/chat/completions", json=body, timeout=10) as r:
+            next(r.iter_raw())
+        assert ask(gw).status_code == 200
