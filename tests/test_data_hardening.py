@@ -73,3 +73,40 @@ def test_a_calibration_with_non_finite_costs_refuses_presets_and_budgets():
         cal.lambda_for_budget(1.0)
     finite = Calibration(quality, np.array([[0.001, 0.011], [0.001, 0.01]]))
     assert finite.lambda_for_preset("balanced") == pytest.approx(1 / 0.01)
+
+
+# ---------------------------------------------------------------------- 2. unscored models
+def test_a_model_without_any_score_is_refused():
+    frame = long_frame(score=[1.0, np.nan, 0.0, np.nan])
+    with pytest.raises(DataError, match="model 'y' has no scores; drop its rows or add scores"):
+        RoutingDataset(frame)
+
+
+def test_a_model_in_the_model_list_without_rows_is_refused():
+    with pytest.raises(DataError, match="model 'z' has no scores"):
+        RoutingDataset(long_frame(), models=["x", "y", "z"])
+
+
+def test_a_dataset_without_any_score_is_refused(tmp_path):
+    with pytest.raises(DataError, match="no scores at all"):
+        RoutingDataset(long_frame(score=[np.nan] * 4))
+    path = csv(
+        tmp_path,
+        HEADER
+        + "".join(r.replace(",1,", ",,").replace(",0,", ",,") for r in ROWS.splitlines(True)),
+    )
+    with pytest.raises(DataError, match=r"^data.csv: the dataset has no scores at all"):
+        import_file(path)
+
+
+def test_import_refuses_a_ghost_model_and_names_the_file(tmp_path):
+    ghost = "q1,What is 2+2?,math,ghost,,0.1\nq2,Prove sqrt 2 irrational,math,ghost,,0.1\n"
+    with pytest.raises(DataError, match=r"^data.csv: model 'ghost' has no scores"):
+        import_file(csv(tmp_path, HEADER + ROWS + ghost))
+
+
+def test_some_missing_scores_are_not_observed_and_count_as_zero(tmp_path):
+    path = csv(tmp_path, HEADER + ROWS.replace("big,1,0.0002", "big,,0.0002"))
+    ds = import_file(path)
+    assert np.isnan(ds.scores_raw[0, 1]) and ds.scores[0, 1] == 0.0
+    assert ds.scores.tolist() == [[1.0, 0.0], [0.0, 1.0]]

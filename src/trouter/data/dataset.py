@@ -93,6 +93,7 @@ class RoutingDataset:
                 raise DataError(
                     f"{name}: rows name models outside the model list: {', '.join(unknown[:5])}"
                 )
+            check_scored(frame, self.models, name)
         if pool is not None:
             missing = [m for m in self.models if m not in pool]
             if missing:
@@ -466,6 +467,20 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
     if "split" in frame:
         out["split"] = frame["split"].astype(str)
     return out
+
+
+def check_scored(frame: pd.DataFrame, models: Sequence[str], name: str) -> None:
+    """Every model needs a score somewhere: an unscored model's cost would set the cost range
+    every trade-off is calibrated on, and every metric would count it as always wrong."""
+    if frame["score"].isna().all():
+        raise DataError(f"{name}: the dataset has no scores at all; a router learns from scores")
+    scored = set(frame.loc[frame["score"].notna(), "model"])
+    unscored = [m for m in models if m not in scored]
+    if unscored:
+        raise DataError(
+            f"{name}: model {unscored[0]!r} has no scores; drop its rows or add scores"
+            + (f" (so have {', '.join(map(repr, unscored[1:5]))})" if len(unscored) > 1 else "")
+        )
 
 
 def _validate(frame: pd.DataFrame, name: str) -> None:

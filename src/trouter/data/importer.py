@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from trouter.data.dataset import SPLITS, RoutingDataset
+from trouter.data.dataset import SPLITS, RoutingDataset, check_scored
 from trouter.errors import DataError
 from trouter.pool import Pool
 from trouter.tokens import estimate_tokens_many
@@ -330,6 +330,7 @@ def _check(long: pd.DataFrame, label: str) -> None:
         raise DataError(
             f"{label}: query_id(s) {', '.join(map(str, clash.index[:5]))} carry different query texts"
         )
+    check_scored(long, list(dict.fromkeys(long["model"])), label)
     if "split" in long:
         unknown = ~long["split"].isin(SPLITS)
         if unknown.any():
