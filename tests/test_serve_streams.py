@@ -8,6 +8,12 @@ The router is a `single` router that always picks `small` (chain small -> medium
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 
 import httpx
 import pytest
@@ -18,6 +24,7 @@ from trouter.serve import GatewayConfig, create_app
 from trouter.serve.testing import GatewayServer, pool_at
 from trouter.store import DecisionLog, Store
 from trouter.testing import FakeOpenAI, Malformed, Reply
+from trouter.tokens import estimate_message_tokens
 
 KEY = "sk-client-test-key"
 AUTH = {"authorization": f"Bearer {KEY}"}
@@ -104,3 +111,92 @@ def test_comments_and_keep_alives_pass_through(gateway, fake):
     fake.script(Malformed('{"choices": []}\n\n: ping\n\ndata: [DONE]'), model="small-id")
     r = httpx.post(f"{gateway.url}/chat/completions", json=STREAM, headers=AUTH, timeout=10)
     assert r.text.split("\n\n")[:3] == ['data: {"choices": []}', ": ping", "data: [DONE]"]
+
+
+# ---------------------------------------------------------------------------------- cut short
+
+
+def wait_for_row(store, request_id, timeout=5.0):
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        with store.session() as s:
+            row = s.query(DecisionLog).filter_by(request_id=request_id).one_or_none()
+        if row is not None:
+            return row
+        time.sleep(0.05)
+    raise AssertionError(f"no row for {request_id}")
+
+
+def prompt_cost(model: str, tokens: int) -> float:
+    from factories import TOY_PRICES
+
+    return tokens * TOY_PRICES[model][0] / 1e6
+
+
+def test_a_stream_the_client_left_is_charged_its_prompt(gateway, fake, store):
+    fake.script(Reply(content="w " * 50, chunk_delay=0.05), model="small-id")
+    with (
+        httpx.Client(base_url=gateway.url) as c,
+        c.stream("POST", "/chat/completions", json=STREAM, headers=AUTH) as r,
+    ):
+        next(r.iter_raw())
+        request_id = r.headers["x-trouter-request-id"]
+    row = wait_for_row(store, request_id)
+    tokens = estimate_message_tokens(STREAM["messages"])
+    assert (row.status, row.http_status, row.tokens_in) == ("client_closed", 499, tokens)
+    assert row.cost == pytest.approx(prompt_cost("small", tokens)) and row.cost > 0
+    assert "estimated prompt tokens" in row.error
+
+
+def test_a_stream_failing_mid_way_is_charged_its_prompt(gateway, fake, store):
+    fake.script(Reply(content="a b c d e f", drop_after_chunks=3), model="small-id")
+    r = httpx.post(f"{gateway.url}/chat/completions", json=STREAM, headers=AUTH, timeout=10)
+    row = logged(store, r.headers["x-trouter-request-id"])
+    assert (row.status, row.http_status) == ("error", 502)
+    assert row.tokens_in == estimate_message_tokens(STREAM["messages"]) and row.cost > 0
+
+
+@pytest.mark.slow
+def test_a_forced_shutdown_mid_stream_is_logged_as_a_shutdown(router, fake, tmp_path):
+    router_dir = router.save(tmp_path / "router")
+    pool_file, db = tmp_path / "pool.yaml", tmp_path / "log.sqlite"
+    pool_at(router.pool_, fake.url, timeout_s=5.0).save(pool_file)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [
+        sys.executable, "-c", "from trouter.cli import main; main()",
+        "serve", "--router", str(router_dir), "--pool", str(pool_file), "--db", str(db),
+        "--port", str(port),
+    ]  # fmt: skip
+    env = {**os.environ, "TROUTER_API_KEYS": ""}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        until = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < until, "trouter serve did not start"
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        fake.script(Reply(content="w " * 100, chunk_delay=0.05), model="small-id")
+        with (
+            httpx.Client(base_url=f"http://127.0.0.1:{port}/v1", timeout=10) as c,
+            c.stream("POST", "/chat/completions", json=STREAM) as r,
+        ):
+            chunks = r.iter_raw()
+            next(chunks)
+            request_id = r.headers["x-trouter-request-id"]
+            proc.send_signal(signal.SIGINT)  # graceful: waits for the stream
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)  # forced: cuts it
+            proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    row = logged(Store(f"sqlite:///{db}"), request_id)
+    assert (row.status, row.http_status) == ("shutdown", 503), row.error
+    assert "shut down" in row.error and row.tokens_in > 0 and row.cost > 0

@@ -67,6 +67,9 @@ class Gateway:
         self.routing = RoutingService(router, max_batch=config.routing_batch)
         self.decision_log = DecisionWriter(store)
         self.metrics = GatewayMetrics(pool.names, lambda: self.decision_log.failed_writes)
+        #: set when the server is forced to stop (a second Ctrl-C): the streams it cuts are
+        #: logged as cut by the shutdown, not by their clients
+        self.forced_shutdown = False
         self._session: aiohttp.ClientSession | None = None
         self._forwarder: Forwarder | None = None
         self.started_at = time.time()

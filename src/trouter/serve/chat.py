@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from starlette.requests import Request
@@ -30,6 +30,7 @@ from trouter.serve.errors import (
 from trouter.serve.request import ChatRequest, parse_chat_request, read_body
 from trouter.serve.trace import Trace
 from trouter.serve.upstream import Answer, Attempts, OpenStream, Refusal
+from trouter.tokens import estimate_message_tokens
 
 if TYPE_CHECKING:
     from trouter.serve.app import Gateway
@@ -39,6 +40,7 @@ log = logging.getLogger("trouter.serve")
 
 DONE = b"data: [DONE]"
 CLIENT_CLOSED = 499  # nginx's code for "the client went away"
+SHUT_DOWN = 503
 
 
 async def chat_completions(gw: Gateway, request: Request) -> Response:
@@ -131,7 +133,7 @@ async def _stream(
     _count_failures(gw, trace.attempts)
     if isinstance(opened, OpenStream):
         trace.final_model = opened.model
-        return _Relayed(gw, trace, opened, hide_usage)
+        return _Relayed(gw, trace, opened, hide_usage, chat.body["messages"])
     if isinstance(opened, Refusal):
         return await _refused(gw, trace, opened)
     raise _exhausted(trace.attempts)
@@ -142,8 +144,15 @@ class _Relayed(StreamingResponse):
     its model's concurrency slot), even when the client left before the body was ever read;
     then no row was written yet, so it writes the client-closed one."""
 
-    def __init__(self, gw: Gateway, trace: Trace, opened: OpenStream, hide_usage: bool) -> None:
-        self.gw, self.trace, self.opened = gw, trace, opened
+    def __init__(
+        self,
+        gw: Gateway,
+        trace: Trace,
+        opened: OpenStream,
+        hide_usage: bool,
+        messages: list[dict[str, Any]],
+    ) -> None:
+        self.gw, self.trace, self.opened, self.messages = gw, trace, opened, messages
         self.started = False
         super().__init__(
             _relay(gw, trace, opened, hide_usage, self),
@@ -157,7 +166,7 @@ class _Relayed(StreamingResponse):
         finally:
             self.opened.close()
             if not self.started:
-                _client_closed(self.gw, self.trace)
+                _cut(self.gw, self.trace, self.messages)
 
 
 async def _relay(
@@ -211,13 +220,14 @@ async def _relay(
         yield b"data: " + failure.body() + b"\n\n"
         return
     except (asyncio.CancelledError, GeneratorExit):
-        _client_closed(gw, trace)
+        _cut(gw, trace, relayed.messages)
         raise
     finally:
         opened.close()  # frees the model's slot now, before the row is written
     if broken:
         message = f"upstream model {opened.model!r} {broken}"
         trace.fail(502, message)
+        _charge_prompt(gw, trace, relayed.messages)
         gw.metrics.failure(opened.model, "mid_stream", fell_back=False)
         await _finish(gw, trace)
         yield (
@@ -231,10 +241,27 @@ async def _relay(
     yield DONE + b"\n\n"
 
 
-def _client_closed(gw: Gateway, trace: Trace) -> None:
-    trace.fail(CLIENT_CLOSED, "the client closed the stream", status="client_closed")
+def _cut(gw: Gateway, trace: Trace, messages: list[dict[str, Any]]) -> None:
+    """Log a stream cut short by the client leaving, or by a forced shutdown of the gateway
+    (the only other way its task is cancelled). Cannot await: the task is being cancelled."""
+    if gw.forced_shutdown:
+        trace.fail(
+            SHUT_DOWN, "the gateway was shut down (forced) during the stream", status="shutdown"
+        )
+    else:
+        trace.fail(CLIENT_CLOSED, "the client closed the stream", status="client_closed")
+    _charge_prompt(gw, trace, messages)
     gw.decision_log.write_nowait(trace.row(gw.config.log_queries))
-    gw.metrics.request(CLIENT_CLOSED, trace.elapsed_s())
+    gw.metrics.request(trace.http_status, trace.elapsed_s())
+
+
+def _charge_prompt(gw: Gateway, trace: Trace, messages: list[dict[str, Any]]) -> None:
+    """A stream that did not finish still cost its prompt (and what was generated): charge
+    what the usage said, or else the prompt's estimated tokens (said so in the row's error)."""
+    if not trace.tokens_in:
+        trace.tokens_in = estimate_message_tokens(messages)
+        trace.error += f"; cost of {trace.tokens_in} estimated prompt tokens charged"
+    trace.cost = gw.pool[trace.final_model].call_cost(trace.tokens_in, trace.tokens_out)
 
 
 def _data_of(event: bytes) -> bytes | None:

@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from trouter.errors import ConfigError
@@ -101,6 +102,7 @@ def serve(
     import uvicorn
 
     host, port = sock.getsockname()[:2]
+    gateway = getattr(getattr(app, "state", None), "gateway", None)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -108,8 +110,18 @@ def serve(
             if self.started and on_listening is not None:
                 on_listening()
 
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            if self.force_exit and gateway is not None:
+                gateway.forced_shutdown = True
+
     server = Server(uvicorn_config(app, host, port, access_log=access_log))
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if gateway is not None:
+            # A forced stop skips the app's shutdown: commit the rows of the streams it cut.
+            gateway.decision_log.close()
     if not server.started:
         # uvicorn reports why on its own log; make the exit code say so too.
         raise SystemExit(1)
