@@ -234,3 +234,14 @@ def test_a_conversation_without_any_user_text_is_still_a_400(http):
     body = {"model": "trouter", "messages": [{"role": "user", "content": [IMAGE]}]}
     r = http.post("/v1/chat/completions", json=body)
     assert r.status_code == 400 and "no user text to route on" in r.json()["error"]["message"]
+
+
+def test_the_fake_upstream_reads_odd_text_parts_instead_of_dropping_the_connection(http, fake):
+    from trouter.testing.fake_openai import FakeRequest
+
+    parts = [{"type": "text", "text": 123}, {"type": "image_url"}, {"type": "text", "text": "x"}]
+    body = {"model": "small", "messages": [{"role": "user", "content": parts}]}
+    r = http.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    assert FakeRequest("POST", "/", {}, body).last_user == "123 x"
+    assert FakeRequest("POST", "/", {}, {"messages": "not a list"}).last_user == ""

@@ -95,7 +95,9 @@ class FakeRequest:
 
     @property
     def messages(self) -> list[dict[str, Any]]:
-        return list(self.body.get("messages", []))
+        """The request's messages that are objects (a fake must answer odd bodies, not crash)."""
+        messages = self.body.get("messages")
+        return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
 
     @property
     def last_user(self) -> str:
@@ -103,7 +105,11 @@ class FakeRequest:
             if message.get("role") == "user":
                 content = message.get("content", "")
                 if isinstance(content, list):
-                    return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+                    return " ".join(
+                        str(text)
+                        for p in content
+                        if isinstance(p, dict) and (text := p.get("text")) is not None
+                    )
                 return str(content)
         return ""
 
@@ -388,7 +394,8 @@ class FakeOpenAI:
         chunks.append(
             {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": action.finish_reason}]}
         )
-        if (req.body.get("stream_options") or {}).get("include_usage"):
+        options = req.body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
             chunks.append({**base, "choices": [], "usage": usage})
         for i, chunk in enumerate(chunks):
             if action.drop_after_chunks is not None and i >= action.drop_after_chunks:
