@@ -18,8 +18,10 @@ import httpx
 import pytest
 
 from factories import toy_dataset
+from trouter.pool import BATCH_CONCURRENCY, ModelSpec, Pool
 from trouter.routers.registry import make_router
 from trouter.serve import GatewayConfig, create_app
+from trouter.serve.admission import Admission
 from trouter.serve.testing import GatewayServer, pool_at
 from trouter.store import Store
 from trouter.testing import FakeOpenAI, Reply
@@ -135,3 +137,20 @@ def test_a_client_leaving_a_stream_gives_its_slot_back(router, tmp_path):
         with httpx.stream("POST", f"{gw.url}/chat/completions", json=body, timeout=10) as r:
             next(r.iter_raw())
         assert ask(gw).status_code == 200
+
+
+async def test_a_model_without_limits_is_not_held_back_but_batch_work_keeps_a_default():
+    # A gateway serves its clients: with no max_concurrency in the pool it adds no cap of its
+    # own (a default of 16 in flight per model throttled it); synthesis and labelling keep one.
+    pool = Pool.of(
+        [
+            ModelSpec(name="free"),
+            ModelSpec(name="capped", max_concurrency=3),
+            ModelSpec(name="paced", requests_per_minute=60),
+        ]
+    )
+    lanes = Admission.for_pool(pool).lanes
+    assert set(lanes) == {"capped", "paced"}
+    assert lanes["paced"].interval == 1.0
+    assert pool["free"].batch_concurrency() == BATCH_CONCURRENCY
+    assert pool["capped"].batch_concurrency() == 3

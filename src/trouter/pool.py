@@ -25,6 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trouter.errors import ConfigError
 
 PER_MILLION = 1_000_000.0
+#: Requests in flight per model for the batch work (synthesis, labelling, annotation) when the
+#: pool sets no `max_concurrency`. The gateway sets no limit of its own: it serves its clients.
+BATCH_CONCURRENCY = 16
 
 
 class ModelSpec(BaseModel):
@@ -40,7 +43,12 @@ class ModelSpec(BaseModel):
     )
     input_price: float = Field(default=0.0, ge=0.0, description="$ per 1M input tokens.")
     output_price: float = Field(default=0.0, ge=0.0, description="$ per 1M output tokens.")
-    max_concurrency: int = Field(default=16, ge=1, description="Simultaneous requests to it.")
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Simultaneous requests to it (unset: BATCH_CONCURRENCY for synthesis and "
+        "labelling, no limit in the gateway).",
+    )
     requests_per_minute: float | None = Field(default=None, gt=0.0)
     timeout_s: float = Field(default=60.0, gt=0.0, description="Per-request timeout in seconds.")
 
@@ -49,6 +57,10 @@ class ModelSpec(BaseModel):
         if not self.model:
             object.__setattr__(self, "model", self.name)
         return self
+
+    def batch_concurrency(self) -> int:
+        """Requests in flight for the batch work: the pool's `max_concurrency`, else the default."""
+        return self.max_concurrency or BATCH_CONCURRENCY
 
     def cost(self, tokens_in: npt.ArrayLike, tokens_out: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Dollar cost of calls with the given token counts (vectorised)."""

@@ -160,7 +160,7 @@ class TaxonomyAnnotator:
     ) -> list[Annotation]:
         """Annotations in the order of `queries`; duplicates are asked once.
 
-        At most `spec.max_concurrency` queries are in progress at once (the client bounds the
+        At most `spec.batch_concurrency()` queries are in progress at once (the client bounds the
         calls too), so a million queries do not become a million pending tasks."""
         unique = list(dict.fromkeys(queries))
         found: dict[str, Annotation] = {}
@@ -175,7 +175,7 @@ class TaxonomyAnnotator:
 
         workers = [
             asyncio.ensure_future(worker())
-            for _ in range(min(self.spec.max_concurrency, len(unique)))
+            for _ in range(min(self.spec.batch_concurrency(), len(unique)))
         ]
         try:
             await asyncio.gather(*workers)

@@ -182,7 +182,7 @@ async def label_items(
     tasks = [
         worker(spec, todo[spec.name])
         for spec in pool
-        for _ in range(min(spec.max_concurrency, len(todo[spec.name])))
+        for _ in range(min(spec.batch_concurrency(), len(todo[spec.name])))
     ]
     try:
         # Calls already in flight when the run stops are finished and stored: they are paid for.

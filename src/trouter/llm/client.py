@@ -1,7 +1,7 @@
 """`LLMClient`: the one async client for OpenAI-compatible chat completions.
 
 Per model (a `ModelSpec`): a lazily created `AsyncOpenAI` for its endpoint, at most
-`max_concurrency` requests in flight, optional `requests_per_minute` pacing, and the spec's
+`max_concurrency` requests in flight (`ModelSpec.batch_concurrency`), optional `requests_per_minute` pacing, and the spec's
 timeout. Per request: a cache lookup in the store (a rerun or a resumed run pays nothing twice),
 the budget guard, then retries with exponential backoff and jitter on 429 / 5xx / timeouts /
 dropped connections / malformed bodies, honouring Retry-After (the SDK's own retries are off, so
@@ -172,7 +172,7 @@ class LLMClient:
         if name not in state.lanes:
             rpm = spec.requests_per_minute
             state.lanes[name] = Lane(
-                semaphore=asyncio.Semaphore(spec.max_concurrency),
+                semaphore=asyncio.Semaphore(spec.batch_concurrency()),
                 interval=60.0 / rpm if rpm else 0.0,
             )
         return state.lanes[name]

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from trouter.llm.limits import Lane
 from trouter.pool import Pool
 
+#: The slots of a model that sets `requests_per_minute` but no `max_concurrency`.
+UNBOUNDED = 1_000_000
+
 
 @dataclass(frozen=True, slots=True)
 class NoSlot:
@@ -36,13 +39,15 @@ class Admission:
 
     @classmethod
     def for_pool(cls, pool: Pool) -> Admission:
+        """Lanes for the models whose pool entry sets a limit; the others are not held back."""
         return cls(
             {
                 spec.name: Lane(
-                    semaphore=asyncio.Semaphore(spec.max_concurrency),
+                    semaphore=asyncio.Semaphore(spec.max_concurrency or UNBOUNDED),
                     interval=60.0 / spec.requests_per_minute if spec.requests_per_minute else 0.0,
                 )
                 for spec in pool
+                if spec.max_concurrency is not None or spec.requests_per_minute is not None
             }
         )
 
