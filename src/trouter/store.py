@@ -110,7 +110,8 @@ class DecisionLog(Base):
     top_task: Mapped[str] = mapped_column(String(300), default="")
     query: Mapped[str] = mapped_column(Text, default="")
     stream: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(20), default="ok")  # ok | error
+    # ok | error | client_closed | shutdown (a forced stop cut the stream)
+    status: Mapped[str] = mapped_column(String(20), default="ok")
     http_status: Mapped[int] = mapped_column(Integer, default=200)
     tokens_in: Mapped[int] = mapped_column(Integer, default=0)
     tokens_out: Mapped[int] = mapped_column(Integer, default=0)

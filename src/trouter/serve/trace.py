@@ -57,7 +57,7 @@ class Trace:
     query: str = ""
     attempts: Attempts = field(default_factory=Attempts)
     final_model: str = ""
-    status: str = "ok"  # ok | error | client_closed
+    status: str = "ok"  # ok | error | client_closed | shutdown (a forced stop cut the stream)
     http_status: int = 200
     tokens_in: int = 0
     tokens_out: int = 0
