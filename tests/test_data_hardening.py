@@ -5,6 +5,8 @@ Each test states one rule of `RoutingDataset` / `import_file` (docs/data-format.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -110,3 +112,22 @@ def test_some_missing_scores_are_not_observed_and_count_as_zero(tmp_path):
     ds = import_file(path)
     assert np.isnan(ds.scores_raw[0, 1]) and ds.scores[0, 1] == 0.0
     assert ds.scores.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+# ---------------------------------------------------------------------- 3. byte-order marks
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json"])
+def test_a_file_with_a_byte_order_mark_imports(tmp_path, suffix):
+    records = [
+        {"query": "What is 2+2?", "model": "small", "score": 1},
+        {"query": "What is 2+2?", "model": "big", "score": 0},
+    ]
+    if suffix == ".csv":
+        text = "query,model,score\nWhat is 2+2?,small,1\nWhat is 2+2?,big,0\n"
+    elif suffix == ".jsonl":
+        text = "".join(json.dumps(r) + "\n" for r in records)
+    else:
+        text = json.dumps(records)
+    path = tmp_path / f"bom{suffix}"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    ds = import_file(path)
+    assert ds.models == ("small", "big") and ds.queries == ["What is 2+2?"]

@@ -1,7 +1,8 @@
 """`trouter route`: route a query (or a file of them) and explain the decision.
 
     trouter route "Prove that sqrt(2) is irrational." --router my-router --tradeoff balanced
-    trouter route --file queries.txt --router my-router --json > decisions.jsonl
+    trouter route --file queries.txt --router my-router > decisions.jsonl
+    cat queries.jsonl | trouter route --file - --router my-router --out decisions.jsonl
 
 Each decision is explained: the chosen model, every pool model's predicted quality, cost and
 utility, and (for TRouter) the top task types with their probabilities.
@@ -10,9 +11,13 @@ utility, and (for TRouter) the top task types with their probabilities.
 from __future__ import annotations
 
 import json
+import os
+import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 from rich.table import Table
@@ -41,11 +46,19 @@ def route_command(
     ] = "balanced",
     file: Annotated[
         Path | None,
-        typer.Option("--file", help="Route every query of a file: one per line, or JSONL."),
+        typer.Option(
+            "--file",
+            help="Route every query of a UTF-8 file ('-' reads stdin). It is JSONL (a \"query\", "
+            '"prompt" or "text" field per line) when it ends in .jsonl / .ndjson or every '
+            "non-blank line is a JSON object; otherwise each non-blank line is one query.",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="With --file: write the decisions (JSONL) here, not stdout."),
+        typer.Option(
+            "--out",
+            help="Write the decisions (JSONL, one line per query) to this file, not stdout.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     pool: Annotated[
@@ -61,43 +74,121 @@ def route_command(
     if (query is None) == (file is None):
         raise ConfigError('give either a query ("...") or --file FILE, not both or neither')
     trade = Tradeoff.parse(tradeoff)
-    expect = Pool.load(pool).names if pool is not None else None
-    model = load_router(router, expect_models=expect)
-    if file is None:
-        assert query is not None
-        decision = model.route([query], trade)[0]
-        if as_json:
-            console.print_json(_decision_json(query, decision, trade))
-        else:
-            explain(query, decision, str(trade), _question_note(model, query))
-        return
-    queries = read_queries(file)
-    _route_file(model, queries, trade, out)
+    queries = read_queries(file) if file is not None else None
+    with ExitStack() as stack:
+        # --out is checked (and its temp file made) before any routing work.
+        sink = stack.enter_context(atomic_text_output(out)) if out is not None else None
+        expect = Pool.load(pool).names if pool is not None else None
+        model = load_router(router, expect_models=expect)
+        if queries is None and sink is None:
+            assert query is not None
+            decision = model.route([query], trade)[0]
+            if as_json:
+                console.print_json(_decision_json(query, decision, trade))
+            else:
+                explain(query, decision, str(trade), _question_note(model, query))
+            return
+        batch = queries if queries is not None else [query or ""]
+        text = _route_all(model, batch, trade)
+        if sink is None:
+            typer.echo(text, nl=False)
+            return
+        sink.write(text)
+    noun = "query" if len(batch) == 1 else "queries"
+    err_console.print(f"routed {len(batch)} {noun}; decisions in {out}")
+
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+QUERY_FIELDS = ("query", "prompt", "text")
 
 
 def read_queries(path: Path) -> list[str]:
-    """Queries from a text file (one per line) or JSONL (a "query", "prompt" or "text" field)."""
-    if not path.is_file():
-        raise DataError(f"query file not found: {path}")
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """Queries from a UTF-8 file (a BOM is dropped), or stdin for `-`.
+
+    The file is JSONL (a "query", "prompt" or "text" field per object) when its name ends in
+    .jsonl / .ndjson, or when every non-blank line parses as a JSON object; otherwise each
+    non-blank line is one query, so a text query may start with "{".
+    """
+    raw = _read_bytes(path)
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8"
+        ) from None
+    numbered = [(n, line) for n, line in enumerate(content.splitlines(), 1) if line.strip()]
+    lines = [line for _, line in numbered]
     if not lines:
         raise DataError(f"{path}: no queries in the file")
-    if path.suffix.lower() != ".jsonl" and not lines[0].lstrip().startswith("{"):
+    records = [_json_object(line) for line in lines]
+    if path.suffix.lower() not in JSONL_SUFFIXES and not all(isinstance(r, dict) for r in records):
         return lines
     queries = []
-    for number, line in enumerate(lines, 1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{number}: not a JSON object ({exc.msg})") from None
-        text = next(
-            (row[k] for k in ("query", "prompt", "text") if isinstance(row, dict) and k in row),
-            None,
-        )
+    for (number, line), record in zip(numbered, records, strict=True):
+        if not isinstance(record, dict):
+            try:
+                json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{number}: not a JSON object ({exc.msg})") from None
+            raise DataError(f"{path}:{number}: not a JSON object")
+        text = next((record[k] for k in QUERY_FIELDS if k in record), None)
         if not isinstance(text, str):
             raise DataError(f'{path}:{number}: expected a JSON object with a "query" text field')
         queries.append(text)
     return queries
+
+
+def _read_bytes(path: Path) -> bytes:
+    if str(path) == "-":
+        return sys.stdin.buffer.read()
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; give a file of queries")
+    try:  # a pipe or process substitution (<(...)) is read like a regular file
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"query file not found: {path}") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the query file ({exc.strerror})") from None
+
+
+def _json_object(line: str) -> dict[str, Any] | None:
+    if not line.lstrip().startswith("{"):
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+@contextmanager
+def atomic_text_output(path: Path) -> Iterator[TextIO]:
+    """A text handle whose content replaces `path` only when the block ends without error.
+
+    The temporary file (unique, next to `path`) is made on entry, so a path that cannot be
+    written fails before any work; it is removed on any exception, Ctrl-C included, and the old
+    `path` is kept intact.
+    """
+    if path.is_dir():
+        raise DataError(f"--out {path} is a directory; give a file path")
+    if not path.parent.is_dir():
+        raise DataError(f"--out {path}: {path.parent} is not an existing folder; create it first")
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise DataError(f"--out {path} cannot be written ({exc.strerror})") from None
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yield handle
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; decisions are an ordinary file
+        try:
+            tmp.replace(path)
+        except OSError as exc:
+            raise DataError(f"--out {path} cannot be written ({exc.strerror})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _batches(items: list[str]) -> Iterator[list[str]]:
@@ -105,7 +196,8 @@ def _batches(items: list[str]) -> Iterator[list[str]]:
         yield items[start : start + BATCH]
 
 
-def _route_file(model: Router, queries: list[str], trade: Any, out: Path | None) -> None:
+def _route_all(model: Router, queries: list[str], trade: Any) -> str:
+    """Every query's decision as JSON lines, with a progress bar on stderr."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from trouter.routers.base import check_queries
@@ -125,14 +217,7 @@ def _route_file(model: Router, queries: list[str], trade: Any, out: Path | None)
             for q, d in zip(batch, model.route(batch, trade), strict=True):
                 lines.append(_decision_json(q, d, trade))
             progress.advance(task, len(batch))
-    text = "\n".join(lines) + "\n"
-    if out is None:
-        typer.echo(text, nl=False)
-        return
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
-    err_console.print(f"routed {len(queries)} queries; decisions in {out}")
+    return "\n".join(lines) + "\n"
 
 
 def _decision_json(query: str, decision: Decision, trade: Any) -> str:

@@ -130,7 +130,7 @@ def _read(path: Path) -> tuple[pd.DataFrame, dict]:
     try:
         if kind in ("csv", "tsv"):
             sep = "\t" if kind == "tsv" else ","
-            return pd.read_csv(path, sep=sep, keep_default_na=True), {}
+            return pd.read_csv(path, sep=sep, keep_default_na=True, encoding="utf-8-sig"), {}
         if kind == "jsonl":
             return _read_jsonl(path), {}
         if kind == "json":
@@ -147,7 +147,7 @@ def _read(path: Path) -> tuple[pd.DataFrame, dict]:
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     records = []
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -165,7 +165,7 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
 
 def _read_json(path: Path) -> pd.DataFrame:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path.name}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
