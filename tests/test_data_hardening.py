@@ -131,3 +131,86 @@ def test_a_file_with_a_byte_order_mark_imports(tmp_path, suffix):
     path.write_bytes(b"\xef\xbb\xbf" + text.encode())
     ds = import_file(path)
     assert ds.models == ("small", "big") and ds.queries == ["What is 2+2?"]
+
+
+# ---------------------------------------------------------------------- 5. import: columns and cells
+def test_a_long_file_without_its_score_column_says_so(tmp_path):
+    path = csv(tmp_path, "query_id,query,model,cost\nq1,a,m,0.1\n")
+    with pytest.raises(DataError, match="missing column\\(s\\) score for the long layout"):
+        import_file(path)
+
+
+def test_csv_ids_queries_and_models_are_read_as_text(tmp_path):
+    path = csv(
+        tmp_path,
+        "query_id,query,model,score\n01,None,NA,1\n1,null,7,0\n,2.50,NA,1\n",
+    )
+    ds = import_file(path)
+    assert ds.query_ids[:2] == ["01", "1"]  # not merged, and not 1.0 although a cell is empty
+    assert ds.queries == ["None", "null", "2.50"]
+    assert ds.models == ("NA", "7")
+
+
+def test_whole_number_ids_from_json_keep_their_spelling(tmp_path):
+    path = tmp_path / "ids.jsonl"
+    rows = [{"query_id": 1, "query": "a"}, {"query_id": None, "query": "b"}]
+    path.write_text("".join(json.dumps({**r, "model": "m", "score": 1}) + "\n" for r in rows))
+    assert import_file(path).query_ids[0] == "1"
+
+
+def test_missing_numbers_and_flags_keep_their_documented_spellings(tmp_path):
+    path = csv(tmp_path, "query,model,score,cost\na,m,1,NA\nb,m,true,null\nc,m,FALSE,n/a\nd,m,,\n")
+    ds = import_file(path)
+    np.testing.assert_array_equal(ds.scores_raw[:3, 0], [1.0, 1.0, 0.0])
+    assert np.isnan(ds.scores_raw[3, 0]) and np.isnan(ds.costs_raw).all()
+
+
+@pytest.mark.parametrize("value", [["a"], {"text": "a"}, 123, True])
+def test_a_query_that_is_not_a_string_is_refused(tmp_path, value):
+    path = tmp_path / "q.jsonl"
+    rows = [{"query": "fine", "model": "m", "score": 1}, {"query": value, "model": "m", "score": 0}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match="column 'query' has values that are not text in rows 2"):
+        import_file(path)
+
+
+def test_one_query_id_with_two_tasks_is_refused(tmp_path):
+    path = csv(tmp_path, "query_id,query,model,score,task\nq1,a,m,1,math\nq1,a,n,0,code\n")
+    with pytest.raises(DataError, match="query_id\\(s\\) q1 carry different tasks"):
+        import_file(path)
+    with pytest.raises(DataError, match="q1 carry different tasks"):
+        RoutingDataset(long_frame(task=["math", "code", "t", "t"]))
+
+
+def test_a_task_given_on_some_rows_of_a_query_only_is_that_querys_task(tmp_path):
+    path = csv(tmp_path, "query,model,score,task\na,m,1,\na,n,0,math\nb,m,1,code\nb,n,1,code\n")
+    assert import_file(path).tasks == ["math", "code"]
+
+
+def test_ignoring_a_column_the_file_does_not_have_is_an_error(tmp_path):
+    path = csv(tmp_path, "query,small,big,notes\na,1,0,x\n")
+    with pytest.raises(DataError, match="no column 'nosuchcol' to ignore"):
+        import_file(path, ignore_columns=["nosuchcol"])
+    assert import_file(path, ignore_columns=["notes"]).models == ("small", "big")
+
+
+def test_a_csv_row_with_an_extra_field_is_named(tmp_path):
+    for text, line in [
+        ("query,model,score\na,m,1,extra\nb,m,0\n", 2),
+        ("query,model,score\na,m,1\nb,m,0,x\n", 3),
+    ]:
+        path = csv(tmp_path, text)
+        with pytest.raises(DataError, match=f"line {line} has 4 fields but the header has 3"):
+            import_file(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("dup.csv", "query,model,score,score\na,m,1,0\n"),
+        ("dup.jsonl", '{"query": "a", "model": "m", "score": 1, "score": 0}\n'),
+    ],
+)
+def test_a_repeated_column_name_is_refused(tmp_path, name, text):
+    with pytest.raises(DataError, match=r"'score' .*more than once"):
+        import_file(csv(tmp_path, text, name))

@@ -39,7 +39,11 @@ def import_command(
     ] = None,
     ignore: Annotated[
         list[str] | None,
-        typer.Option("--ignore", help="A wide-layout column that is not a model's scores."),
+        typer.Option(
+            "--ignore",
+            help="A column to leave out, e.g. a wide-layout column that is not a model's "
+            "scores (repeatable).",
+        ),
     ] = None,
 ) -> None:
     """Import your own routing data (long or wide layout) into a dataset file."""

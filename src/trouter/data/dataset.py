@@ -84,6 +84,7 @@ class RoutingDataset:
         frame = _normalise(frame)
         if validate:
             _validate(frame, name)
+            frame = _one_task_per_query(frame)
         if models is None:
             models = list(dict.fromkeys(frame["model"].tolist()))
         self.models: tuple[str, ...] = tuple(models)
@@ -483,6 +484,16 @@ def check_scored(frame: pd.DataFrame, models: Sequence[str], name: str) -> None:
         )
 
 
+def _one_task_per_query(frame: pd.DataFrame) -> pd.DataFrame:
+    """A task given on some of a query's rows only (others empty) is that query's task."""
+    labelled = frame[frame["task"] != ""].drop_duplicates("query_id")
+    if len(labelled) == 0 or (frame["task"] != "").all():
+        return frame
+    frame = frame.copy()
+    frame["task"] = frame["query_id"].map(labelled.set_index("query_id")["task"]).fillna("")
+    return frame
+
+
 def _validate(frame: pd.DataFrame, name: str) -> None:
     def rows(mask: pd.Series) -> str:
         idx = frame.index[mask.to_numpy()]
@@ -518,6 +529,13 @@ def _validate(frame: pd.DataFrame, name: str) -> None:
     if len(clash):
         raise DataError(
             f"{name}: query_id(s) {', '.join(clash.index[:5])} carry different query texts"
+        )
+    tasks = frame[frame["task"] != ""].groupby("query_id")["task"].nunique()
+    clash = tasks[tasks > 1]
+    if len(clash):
+        raise DataError(
+            f"{name}: query_id(s) {', '.join(clash.index[:5])} carry different tasks; "
+            "give each query one task"
         )
     empty = frame["query"].str.strip() == ""
     if empty.any():

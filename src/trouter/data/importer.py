@@ -19,7 +19,7 @@ model must be in it, and a missing cost is computed from the token counts with t
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -28,13 +28,12 @@ import numpy as np
 import pandas as pd
 
 from trouter.data.dataset import SPLITS, RoutingDataset, check_scored
+from trouter.data.files import read_table
 from trouter.errors import DataError
 from trouter.pool import Pool
 from trouter.tokens import estimate_tokens_many
 
 Layout = Literal["auto", "long", "wide"]
-SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-SUFFIXES |= {".json": "json", ".parquet": "parquet", ".pq": "parquet"}
 # Other names accepted for the standard columns (RouterBench, LLMRouter, common exports).
 ALIASES = {
     "query": ("prompt", "question"),
@@ -65,23 +64,30 @@ def import_file(
 ) -> RoutingDataset:
     """Read `path` (.csv, .tsv, .jsonl, .json, .parquet) in the long or wide layout.
 
-    `ignore_columns` names wide-layout columns that are neither scores nor known fields (e.g.
-    RouterBench's `oracle_model_to_route_to`). Raises `DataError` with a one-line message.
+    `ignore_columns` names columns to leave out, typically wide-layout columns that are neither
+    scores nor known fields (e.g. RouterBench's `oracle_model_to_route_to`); each must exist.
+    Raises `DataError` with a one-line message.
     """
     path = Path(path)
-    frame, meta = _read(path)
+    frame, meta = read_table(path)
     label = path.name
     if frame.empty or len(frame.columns) == 0:
         raise DataError(f"{label}: the file has no data rows")
-    frame = frame.reset_index(drop=True)
+    unknown = [c for c in dict.fromkeys(ignore_columns) if c not in frame.columns]
+    if unknown:
+        raise DataError(
+            f"{label}: no column {', '.join(map(repr, unknown))} to ignore; its columns are "
+            f"{', '.join(map(str, frame.columns[:20]))}"
+        )
+    frame = frame.drop(columns=list(ignore_columns)).reset_index(drop=True)
     frame.index = frame.index + 1  # rows named in errors are 1-based data rows
     frame = _apply_aliases(frame)
-    if layout == "auto":
-        layout = "long" if {"model", "score"} <= set(frame.columns) else "wide"
+    if layout == "auto":  # a `model` or `score` column can only mean the long layout
+        layout = "long" if {"model", "score"} & set(frame.columns) else "wide"
     if layout == "long":
         long = _from_long(frame, label)
     elif layout == "wide":
-        long = _from_wide(frame, label, set(ignore_columns))
+        long = _from_wide(frame, label)
     else:
         raise DataError(f"unknown layout {layout!r}; use long, wide or auto")
     _check(long, label)
@@ -113,80 +119,7 @@ def import_file(
     )
 
 
-# ---------------------------------------------------------------------- reading
-def _read(path: Path) -> tuple[pd.DataFrame, dict]:
-    if not path.exists():
-        raise DataError(f"file not found: {path}")
-    if not path.is_file():
-        raise DataError(f"{path} is not a file")
-    kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(
-            f"{path.name}: unsupported file type {path.suffix or '(none)'}; "
-            f"use one of {', '.join(SUFFIXES)}"
-        )
-    if path.stat().st_size == 0:
-        raise DataError(f"{path.name}: the file is empty")
-    try:
-        if kind in ("csv", "tsv"):
-            sep = "\t" if kind == "tsv" else ","
-            return pd.read_csv(path, sep=sep, keep_default_na=True, encoding="utf-8-sig"), {}
-        if kind == "jsonl":
-            return _read_jsonl(path), {}
-        if kind == "json":
-            return _read_json(path), {}
-        return _read_parquet(path)
-    except DataError:
-        raise
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path.name}: the file has no data rows") from None
-    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
-        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise DataError(f"{path.name}: not a readable {kind.upper()} file ({detail})") from None
-
-
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    records = []
-    with path.open(encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{path.name}: line {number} is not valid JSON ({exc.msg})"
-                ) from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path.name}: line {number} is not a JSON object")
-            records.append(record)
-    return pd.DataFrame.from_records(records)
-
-
-def _read_json(path: Path) -> pd.DataFrame:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path.name}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise DataError(f"{path.name}: a .json file must hold a list of objects (one per row)")
-    return pd.DataFrame.from_records(data)
-
-
-def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise DataError(f"{path.name}: not a readable Parquet file ({exc})") from None
-    raw = (table.schema.metadata or {}).get(b"trouter")
-    meta = json.loads(raw) if raw else {}
-    if meta.get("pool"):
-        meta["pool"] = Pool.from_dict(meta["pool"], source=f"{path.name} metadata")
-    return table.to_pandas(), meta
-
-
+# ---------------------------------------------------------------------- columns
 def _apply_aliases(frame: pd.DataFrame) -> pd.DataFrame:
     renames = {}
     for column, aliases in ALIASES.items():
@@ -208,14 +141,14 @@ def _from_long(frame: pd.DataFrame, label: str) -> pd.DataFrame:
             "(or use --format wide)"
         )
     out = pd.DataFrame(index=frame.index)
-    out["query"] = _text(frame["query"])
-    out["query_id"] = _ids(frame.get("query_id"), out["query"])
-    out["task"] = _text(frame["task"]) if "task" in frame else ""
-    out["model"] = _text(frame["model"])
+    out["query"] = _text(frame["query"], "query", label)
+    out["query_id"] = _ids(frame, out["query"], label)
+    out["task"] = _text(frame["task"], "task", label) if "task" in frame else ""
+    out["model"] = _text(frame["model"], "model", label)
     for column in NUMERIC:
         out[column] = _numeric(frame[column], column, label) if column in frame else np.nan
     if "split" in frame:
-        out["split"] = _text(frame["split"]).str.lower()
+        out["split"] = _text(frame["split"], "split", label).str.lower()
     empty = out["model"].str.strip() == ""
     if empty.any():
         raise DataError(f"{label}: empty model name in rows {_rows(empty)}")
@@ -223,7 +156,7 @@ def _from_long(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _from_wide(frame: pd.DataFrame, label: str, ignore: set[str]) -> pd.DataFrame:
+def _from_wide(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     if "query" not in frame.columns:
         raise DataError(
             f"{label}: missing column query for the wide layout; it needs query and one score "
@@ -233,7 +166,7 @@ def _from_wide(frame: pd.DataFrame, label: str, ignore: set[str]) -> pd.DataFram
     fields: dict[str, dict[str, str]] = {}
     models: list[str] = []
     for column in map(str, frame.columns):
-        if column in shared or column in ignore or column.startswith("Unnamed:"):
+        if column in shared or column.startswith("Unnamed:"):
             continue
         if "|" in column:
             model, field = column.rsplit("|", 1)
@@ -252,17 +185,17 @@ def _from_wide(frame: pd.DataFrame, label: str, ignore: set[str]) -> pd.DataFram
             f"{label}: column(s) {', '.join(next(iter(fields[m].values())) for m in orphans)} "
             f"have no score column {', '.join(orphans)}"
         )
-    query = _text(frame["query"])
+    query = _text(frame["query"], "query", label)
     base = pd.DataFrame(
         {
             "query": query,
-            "query_id": _ids(frame.get("query_id"), query),
-            "task": _text(frame["task"]) if "task" in frame else "",
+            "query_id": _ids(frame, query, label),
+            "task": _text(frame["task"], "task", label) if "task" in frame else "",
         },
         index=frame.index,
     )
     if "split" in frame:
-        base["split"] = _text(frame["split"]).str.lower()
+        base["split"] = _text(frame["split"], "split", label).str.lower()
     dup = base["query_id"].duplicated(keep=False)
     if dup.any():
         what = "query_id" if "query_id" in frame else "query text"
@@ -330,6 +263,13 @@ def _check(long: pd.DataFrame, label: str) -> None:
         raise DataError(
             f"{label}: query_id(s) {', '.join(map(str, clash.index[:5]))} carry different query texts"
         )
+    tasks = long[long["task"] != ""].groupby("query_id")["task"].nunique()
+    clash = tasks[tasks > 1]
+    if len(clash):
+        raise DataError(
+            f"{label}: query_id(s) {', '.join(map(str, clash.index[:5]))} carry different tasks; "
+            "give each query one task"
+        )
     check_scored(long, list(dict.fromkeys(long["model"])), label)
     if "split" in long:
         unknown = ~long["split"].isin(SPLITS)
@@ -367,25 +307,62 @@ def _rows(mask: pd.Series, source_rows: pd.Series | None = None) -> str:
     return shown + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
 
 
-def _text(values: pd.Series) -> pd.Series:
-    return values.astype(object).where(values.notna(), "").astype(str)
+def _text(values: pd.Series, column: str, label: str) -> pd.Series:
+    """Cells as text; missing cells become "". Only text (and, except for queries, whole
+    numbers: ids and names read from JSON or Parquet) is accepted, never a list or a flag."""
+
+    def cell(value: object) -> str | None:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        if isinstance(value, str):
+            return value
+        if column == "query" or isinstance(value, bool):
+            return None
+        if isinstance(value, int | np.integer):
+            return str(value)
+        if isinstance(value, float | np.floating) and float(value).is_integer():
+            return str(int(value))  # pandas widens whole numbers with a gap to 1.0, 2.0, ...
+        return None
+
+    cells = values.map(cell)
+    bad = cells.isna()
+    if bad.any():
+        raise DataError(
+            f"{label}: column {column!r} has values that are not text in rows {_rows(bad)} "
+            f"(e.g. {values[bad].iloc[0]!r}); give each as a string"
+        )
+    return cells.astype(str)
 
 
-def _ids(values: pd.Series | None, queries: pd.Series) -> pd.Series:
+def _ids(frame: pd.DataFrame, queries: pd.Series, label: str) -> pd.Series:
     """The given ids, with a stable hash of the query text wherever an id is missing."""
     hashed = queries.map(lambda q: "q-" + hashlib.sha1(q.encode("utf-8")).hexdigest()[:16])
-    if values is None:
+    if "query_id" not in frame:
         return hashed
-    given = _text(values).str.strip()
+    given = _text(frame["query_id"], "query_id", label).str.strip()
     return given.where(given != "", hashed)
+
+
+# Spellings of a missing number (pandas' defaults; docs/data-format.md lists the usual ones).
+MISSING = {"", "na", "n/a", "nan", "-nan", "null", "none", "<na>", "#n/a", "#na"}
+FLAGS = {"true": 1.0, "false": 0.0}
 
 
 def _numeric(values: pd.Series, column: str, label: str, hint: str = "") -> pd.Series:
     if values.dtype == bool:
         return values.astype(np.float64)
-    mapped = values.map(lambda v: float(v) if isinstance(v, bool) else v)
+
+    def cell(value: object) -> object:
+        if isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            key = value.strip().lower()
+            return None if key in MISSING else FLAGS.get(key, value)
+        return value
+
+    mapped = values.map(cell)
     numbers = pd.to_numeric(mapped, errors="coerce")
-    bad = numbers.isna() & mapped.notna() & (_text(mapped).str.strip() != "")
+    bad = numbers.isna() & mapped.notna()
     if bad.any():
         example = values[bad].iloc[0]
         raise DataError(
