@@ -16,6 +16,7 @@ from trouter.errors import DataError
 from trouter.routers.registry import load_router
 from trouter.routers.trouter import TRouter
 from trouter.routers.trouter.adapt import _clustered_se, sequential_z
+from trouter.store import Store
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -177,15 +178,15 @@ def test_feedback_for_an_unknown_model_or_without_scores_is_a_clear_error(fitted
     )
     with pytest.raises(DataError, match="gigantic"):
         _copy(fitted).adapt(renamed)
-    empty = RoutingDataset.from_matrices(
-        query_ids=stranger.query_ids,
-        queries=stranger.queries,
-        models=TOY_MODELS,
-        scores=np.full(stranger.scores_raw.shape, np.nan),
-        costs=stranger.costs,
-        name="live",
-    )
-    with pytest.raises(DataError, match="no scores"):
+    with pytest.raises(DataError, match="no scores"):  # refused as a dataset already
+        empty = RoutingDataset.from_matrices(
+            query_ids=stranger.query_ids,
+            queries=stranger.queries,
+            models=TOY_MODELS,
+            scores=np.full(stranger.scores_raw.shape, np.nan),
+            costs=stranger.costs,
+            name="live",
+        )
         _copy(fitted).adapt(empty)
 
 
@@ -231,9 +232,11 @@ def test_the_adapt_command_names_a_wrong_combination_of_options(fitted, tmp_path
         (["--data", "f.jsonl", "--db", "g.sqlite"], "either --data FILE or --db STORE"),
         (["--data", "f.jsonl", "--since", "7d"], "--since selects gateway feedback"),
         (["--db", str(tmp_path / "empty.sqlite")], "no new feedback"),
+        (["--db", str(tmp_path / "typo.sqlite")], "no store at"),
         (["--data", str(tmp_path / "f.parquet"), "--min-z", "-1"], "min_z must be 0 or more"),
     ]
     _shifted().save(tmp_path / "f.parquet")
+    Store(f"sqlite:///{tmp_path / 'empty.sqlite'}").close()  # a gateway's store, nothing scored
     for extra, message in cases:
         assert run([*base, *extra]) != 0
         assert message in capsys.readouterr().err

@@ -68,7 +68,6 @@ def adapt_command(
         raise ConfigError("--since selects gateway feedback; it needs --db")
     if out.resolve() == router.resolve():
         raise ConfigError("--out must differ from --router: the router you adapt is kept as it is")
-    prepare_out_dir(out)
     model = load_router(router)
     if not isinstance(model, TRouter):
         raise ConfigError(
@@ -101,7 +100,7 @@ def adapt_command(
         # arrives meanwhile: rounds too small to clear the gate add up to a decision.
         step["feedback_through" if step["models"] else "feedback_read"] = source.through
         step["feedback_store"] = source.store
-    model.save(out)
+    model.save(prepare_out_dir(out))  # only now: a refused adaptation leaves no folder
     moved = [f"{model.models_[j]} ({step['scores'][j]} scores)" for j in step["models"]]
     console.print(
         f"adapted to {feedback.n_queries} queries; corrected: {', '.join(moved) or 'nothing'}"
