@@ -214,3 +214,16 @@ def test_a_csv_row_with_an_extra_field_is_named(tmp_path):
 def test_a_repeated_column_name_is_refused(tmp_path, name, text):
     with pytest.raises(DataError, match=r"'score' .*more than once"):
         import_file(csv(tmp_path, text, name))
+
+
+# ---------------------------------------------------------------------- 6. the cost note
+def test_data_without_costs_says_its_costs_are_missing(tmp_path, capsys):
+    from trouter.cli import run
+
+    path = csv(tmp_path, "query,model,score\na,small,1\na,big,0\n")
+    assert run(["import", str(path), "--out", str(tmp_path / "d.parquet")]) == 0
+    printed = capsys.readouterr().out
+    assert "as given" not in printed
+    assert "cost: missing (the data has no costs: every cost counts as $0" in printed
+    assert RoutingDataset.load(tmp_path / "d.parquet").cost_note.startswith("missing")
+    assert "as given" in import_file(csv(tmp_path, HEADER + ROWS)).cost_note

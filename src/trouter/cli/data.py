@@ -143,4 +143,4 @@ def _show(ds: RoutingDataset, task_level: int | None) -> None:
         j = int(means.argmax())
         tasks.add_row(label or "(none)", str(int(mask.sum())), f"{ds.models[j]} ({means[j]:.3f})")
     console.print(tasks)
-    console.print(f"cost: {ds.cost_note or 'as given in the data'}")
+    console.print(f"cost: {ds.cost_note or 'as given in the data'}", highlight=False)

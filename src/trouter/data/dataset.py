@@ -44,6 +44,8 @@ COLUMNS = (
     "latency",
 )
 SPLITS = ("train", "val", "test")
+# The cost note of data without a single cost (reports print it where they print the note).
+NO_COSTS_NOTE = "missing (the data has no costs: every cost counts as $0, so routing ignores cost)"
 _PARQUET_META_KEY = b"trouter"
 
 FloatMatrix = npt.NDArray[np.float64]
@@ -106,6 +108,8 @@ class RoutingDataset:
         self.frame = frame
         self.name = name
         self.pool = pool
+        if not cost_note and frame["cost"].isna().all():
+            cost_note = NO_COSTS_NOTE
         self.cost_note = cost_note
 
     # ------------------------------------------------------------------ construction
