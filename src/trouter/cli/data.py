@@ -74,7 +74,8 @@ def show(
     data_root: Annotated[
         Path | None,
         typer.Option(
-            "--data-root", help="Folder holding the named datasets (default: ../shared/data)."
+            "--data-root",
+            help="Folder holding the named datasets (default: see `trouter datasets --help`).",
         ),
     ] = None,
     task_level: TaskLevel = None,

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
+import typer
 from rich.table import Table
 
 from trouter.cli.app import app, console
+from trouter.paths import data_root_candidates
 
 
 @app.command("routers")
@@ -23,20 +28,31 @@ def list_routers() -> None:
 
 
 @app.command("datasets")
-def list_datasets() -> None:
-    """List the dataset names `--data` accepts (a file path works too)."""
-    from trouter.data.loaders import dataset_names
-    from trouter.paths import shared_data_root
+def list_datasets(
+    data_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-root",
+            help="Folder holding the named datasets (default: TROUTER_DATA_ROOT, else "
+            "../shared/data or shared/data from here or from trouter's source checkout).",
+        ),
+    ] = None,
+) -> None:
+    """List the dataset names `--data` accepts (a file path works too), and where each is."""
+    from trouter.data.loaders import dataset_names, find_data_root
+    from trouter.errors import DataError
 
-    root = shared_data_root()
     for name in dataset_names():
-        where = (
-            "inside the package"
-            if name == "bundled"
-            else (
-                str(root / name)
-                if root and (root / name).is_dir()
-                else "not found (use --data-root)"
-            )
-        )
-        console.print(f"{name:22s} {where}")
+        if name == "bundled":
+            where = "inside the package"
+        else:
+            try:
+                where = str(find_data_root(name, data_root) / name)
+            except DataError:
+                searched = ", ".join(str(r) for r in data_root_candidates())
+                where = (
+                    f"not found in {data_root}"
+                    if data_root
+                    else f"not found (searched {searched}; use --data-root)"
+                )
+        console.print(f"{name:22s} {where}", highlight=False, soft_wrap=True)

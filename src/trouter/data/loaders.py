@@ -16,12 +16,13 @@ from trouter.data.sources.routellm import load_routellm_evals
 from trouter.data.sources.routerbench import MODELS as ROUTERBENCH_MODELS
 from trouter.data.sources.routerbench import load_routerbench_subset
 from trouter.errors import DataError
-from trouter.paths import shared_data_root
+from trouter.paths import data_root_candidates
 
 __all__ = [
     "LOADERS",
     "ROUTERBENCH_MODELS",
     "dataset_names",
+    "find_data_root",
     "load_dataset",
     "load_llmrouter_9models",
     "load_routellm_evals",
@@ -41,17 +42,24 @@ def dataset_names() -> list[str]:
     return [*LOADERS, "bundled"]
 
 
+def find_data_root(name: str, data_root: str | Path | None = None) -> Path:
+    """The folder holding the named dataset's folder: `data_root` if given, else the first of
+    `trouter.paths.data_root_candidates()` that has it. The error lists every place searched."""
+    roots = [Path(data_root)] if data_root else data_root_candidates()
+    for root in roots:
+        if (root / name).is_dir():
+            return root
+    searched = ", ".join(str(root / name) for root in roots)
+    raise DataError(
+        f"dataset {name!r} not found (searched {searched}); pass --data-root DIR "
+        "(or set TROUTER_DATA_ROOT) to the folder that holds it"
+    )
+
+
 def load_dataset(name_or_path: str, data_root: str | Path | None = None) -> RoutingDataset:
     """A dataset by name (`routerbench_subset`, ..., `bundled`) or a path to a file of one's own."""
     if name_or_path in LOADERS:
-        root = Path(data_root) if data_root else shared_data_root()
-        if root is None or not (root / name_or_path).is_dir():
-            where = root / name_or_path if root else "../shared/data"
-            raise DataError(
-                f"dataset {name_or_path!r} not found at {where}; pass --data-root DIR "
-                "(or set TROUTER_DATA_ROOT) to the folder that holds it"
-            )
-        return LOADERS[name_or_path](root)
+        return LOADERS[name_or_path](find_data_root(name_or_path, data_root))
     if name_or_path == "bundled":
         from trouter.data.bundled import load_bundled
 
