@@ -120,6 +120,17 @@ class Steps:
         )
         report = await synth.run()
         per_leaf = Counter(it.path for it in ItemsFile(self.paths.items).read())
+        if not per_leaf:  # nothing to label: say why now, not "items file not found" later
+            why = (
+                f"{report.structured_failures} invalid replies, the last: {report.last_error}"
+                if report.structured_failures
+                else f"{report.invalid} invalid, {report.unanswerable} unanswerable items"
+            )
+            raise DataError(
+                f"the generator {job.generator.name!r} gave no usable items ({why}); check "
+                "the generator (model, endpoint), then rerun (invalid replies are not cached: "
+                "a rerun asks again)"
+            )
         return ItemsResult(
             total=sum(per_leaf.values()),
             per_leaf={leaf: per_leaf.get(leaf, 0) for leaf in leaves},
@@ -361,10 +372,16 @@ class Steps:
             return [f"{result.leaves} leaves over levels {' > '.join(result.levels)}"]
         if isinstance(result, ItemsResult):
             dropped = ", ".join(f"{v} {k}" for k, v in result.dropped.items())
+            invalid = (
+                f"; {result.structured_failures} generator replies never matched the schema "
+                "(not cached: a rerun asks again)"
+                if result.structured_failures
+                else ""
+            )
             return [
                 f"{result.total} items over {len(result.per_leaf)} leaves "
                 f"({len(result.short_leaves)} leaves short of {result.wanted_per_leaf}); "
-                f"dropped: {dropped}"
+                f"dropped: {dropped}{invalid}"
             ]
         if isinstance(result, LabelsResult):
             return [

@@ -302,8 +302,8 @@ async def observe(
         cached=done.cached,
         attempts=done.attempts,
         request_key=done.key,
-        # A judge that could not be reached may answer next time; a garbled verdict is cached.
-        retry=score.value is None and score.error.startswith("judge call failed"),
+        # A judge that could not be reached, or whose reply held no score, may grade next time.
+        retry=score.value is None and score.retry,
     )
 
 

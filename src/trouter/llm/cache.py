@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from trouter.store import LLMCacheEntry, LLMCall, Store, utcnow
@@ -170,6 +170,13 @@ class CallLog:
             error=notes,
         )
         self._write([*hits, call])
+
+    def forget(self, keys: list[str]) -> None:
+        """Drop the cached responses of `keys` (their call rows, and what they cost, stay): a
+        reply found unusable is no answer to replay, so the identical request asks again."""
+        if keys:
+            with self.store.engine.begin() as conn:
+                conn.execute(delete(LLMCacheEntry).where(LLMCacheEntry.key.in_(keys)))
 
     def spent(self) -> float:
         """Dollars already paid under this run id (earlier, interrupted runs included)."""

@@ -237,8 +237,15 @@ class LLMClient:
             pending = state.inflight.get(key)
             if pending is not None:  # the same request is already on its way: share its answer
                 first = await asyncio.shield(pending)
+                shared = dataclasses.replace(first, cached=True, attempts=0, latency_s=0.0)
+                # A hit like one read from the store: in the usage and in the call log alike,
+                # so "cached this run" and "cached over every run" count the same things.
+                if self.log is not None:
+                    self.log.record_hit(key, spec.name, purpose, first.tokens_in, first.tokens_out)
                 self.usage.add_hit(spec.name, first.cost)
-                return dataclasses.replace(first, cached=True, attempts=0, latency_s=0.0)
+                if self.on_call is not None:
+                    self.on_call(shared)
+                return shared
         if not use_cache:
             return await self._call(spec, request, key, url, purpose, use_cache, stream)
         future: asyncio.Future[Completion] = state.loop.create_future()
@@ -279,6 +286,13 @@ class LLMClient:
         if self.on_call is not None:
             self.on_call(done)
         return done
+
+    def forget(self, *keys: str) -> None:
+        """Take answers out of the response cache (by `Completion.key`) because the caller found
+        them unusable (a reply that never validated, a verdict without a score): a rerun, or a
+        `--force`, then asks afresh instead of replaying them. What they cost stays counted."""
+        if self.log is not None:
+            self.log.forget([k for k in dict.fromkeys(keys) if k])
 
     def estimate_cost(self, spec: ModelSpec, body: dict[str, Any]) -> float:
         """Worst-case $ of a request: a generous prompt-token estimate plus max_tokens out."""

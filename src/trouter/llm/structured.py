@@ -4,7 +4,9 @@ The request carries the model's JSON schema as `response_format` (`{"type": "jso
 OpenAI, vLLM and llama.cpp accept). An endpoint that refuses it (a 4xx naming the request) is
 remembered, and from then on the schema travels in the prompt instead. A reply that does not
 parse or validate is sent back with the validation error and a request to fix it, up to
-`max_attempts` replies; then a `StructuredFailure` is returned for the caller to count.
+`max_attempts` replies; then a `StructuredFailure` is returned for the caller to count, and the
+invalid replies leave the response cache (a rerun asks again rather than replaying them; a reply
+that validated after a repair keeps the whole exchange cached, so its rerun stays free).
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ async def structured(
     conversation = [dict(m) for m in messages]
     repair = load_prompt("json_repair")
     last_text, error = "", ""
+    keys: list[str] = []  # the cache keys of the replies that did not validate
     attempt = 0
     while attempt < max_attempts:
         attempt += 1
@@ -151,12 +154,14 @@ async def structured(
             return Structured(value=parse_as(schema, done.text), completion=done, attempts=attempt)
         except ValueError as exc:
             error = str(exc)
+            keys.append(done.key)
         conversation = [
             *conversation,
             {"role": "assistant", "content": done.text},
             *repair.render(error=error)[-1:],
         ]
     client.usage.structured_failures += 1
+    client.forget(*keys)
     return StructuredFailure(
         model=spec.name,
         schema_name=schema.__name__,

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from trouter.errors import DataError
 from trouter.llm import LLMClient, StructuredFailure
 from trouter.pool import ModelSpec
 from trouter.profile import LevelSpec, SeedNode, TaskProfile
@@ -46,6 +47,7 @@ class LevelReport:
     rounds: list[int] = field(default_factory=list)
     revisions_kept: int = 0
     structured_failures: int = 0
+    last_error: str = ""  # the last reply's validation error, for the message when none worked
     childless: list[str] = field(default_factory=list)  # parents the generator failed for
     short: list[str] = field(default_factory=list)  # parents with fewer than min_nodes
 
@@ -138,6 +140,8 @@ class TaxonomyBuilder:
             report.levels.append(level_report)
             if self.on_level is not None:
                 self.on_level(level_report)
+            if not next_parents:
+                raise _no_nodes(level, level_report, self.spec)
             parents = next_parents
         taxonomy = Taxonomy(
             levels=self.profile.level_names, roots=roots, description=self.profile.description
@@ -192,6 +196,7 @@ class TaxonomyBuilder:
         )
         if isinstance(first, StructuredFailure):
             report.structured_failures += 1
+            report.last_error = first.error
             report.rounds.append(0)
             return clean_nodes([], level, parent)  # the seeds, if any
         current = clean_nodes(first.value.nodes, level, parent)
@@ -213,6 +218,7 @@ class TaxonomyBuilder:
             )
             if isinstance(revised, StructuredFailure):
                 report.structured_failures += 1
+                report.last_error = revised.error
                 unchanged += 1
                 continue
             candidate = clean_nodes(revised.value.nodes, level, parent)
@@ -260,6 +266,20 @@ class TaxonomyBuilder:
             report.structured_failures += 1
             return False  # no verdict: keep what we have
         return (verdict.value.better == "A") == revised_first
+
+
+def _no_nodes(level: LevelSpec, report: LevelReport, spec: ModelSpec) -> DataError:
+    """The error for a level left without a single node (no taxonomy can be saved then)."""
+    why = (
+        f"{report.structured_failures} invalid replies, the last: {report.last_error}"
+        if report.structured_failures
+        else "its replies held no nodes"
+    )
+    return DataError(
+        f"the generator gave no usable nodes for level {level.name!r} ({why}); check the "
+        f"generator {spec.name!r} (model, endpoint) or give the level fixed nodes or seeds in "
+        "the profile, then rerun (invalid replies are not cached: a rerun asks again)"
+    )
 
 
 async def build_taxonomy(

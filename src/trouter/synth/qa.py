@@ -53,6 +53,7 @@ class SynthReport:
     duplicates_leaf: int = 0
     duplicates_global: int = 0
     structured_failures: int = 0
+    last_error: str = ""  # the last invalid reply's error (for a run that wrote nothing)
     unchecked: int = 0
     short_leaves: list[str] = field(default_factory=list)
 
@@ -214,6 +215,7 @@ class Synthesizer:
         )
         if isinstance(result, StructuredFailure):
             self.report.structured_failures += 1
+            self.report.last_error = result.error
             return []
         items = []
         for draft in result.value.items[:size]:

@@ -40,14 +40,15 @@ class Score:
     extracted: str | None = None  # what the scorer read as the answer (letter, number, code)
     error: str = ""
     detail: str = ""  # e.g. "3/4 tests passed", the judge's raw reply
+    retry: bool = False  # no score now, but asking again may give one (a judge's failure)
 
     @classmethod
     def of(cls, ok: bool, extracted: str | None = None, detail: str = "") -> Score:
         return cls(1.0 if ok else 0.0, extracted, "", detail)
 
     @classmethod
-    def failure(cls, error: str, detail: str = "") -> Score:
-        return cls(None, None, error, detail)
+    def failure(cls, error: str, detail: str = "", *, retry: bool = False) -> Score:
+        return cls(None, None, error, detail, retry)
 
 
 class Scorer(Protocol):

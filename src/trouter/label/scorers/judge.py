@@ -143,9 +143,12 @@ class Judge:
                 max_tokens=self.max_tokens,
             )
         except LLMCallError as exc:
-            return Score.failure(f"judge call failed: {exc}")
+            return Score.failure(f"judge call failed: {exc}", retry=True)
         reply = done.text or ""
         value = parse_judge_score(reply, self.scale)
         if value is None:
-            return Score.failure("the judge's reply holds no usable score", reply[:500])
+            # Not a verdict to replay: out of the cache, so a rerun (or a forced regrade) asks
+            # the judge again instead of reading the same unusable reply.
+            self.client.forget(done.key)
+            return Score.failure("the judge's reply holds no usable score", reply[:500], retry=True)
         return Score(value, None, "", reply[:500])

@@ -1,0 +1,232 @@
+"""`trouter coldstart` when its inputs or its models misbehave: a generator that answers with
+no usable JSON, a judge whose verdicts hold no score, a rerun with changed options or profile,
+a model whose every call fails, two runs on one directory. Local `FakeOpenAI` servers play the
+generator (`SkillGenerator`, switchable to nonsense per prompt), the judge and two pool models;
+the job is small (4 leaves x 4 items) so that each test runs in seconds."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trouter.cli import run
+from trouter.coldstart.testing import KeyPointJudge, PoolAnswerer, SkillGenerator
+from trouter.prompts import parse_marker
+from trouter.synth.items import read_items
+from trouter.testing import FakeOpenAI
+from trouter.testing.fake_openai import FakeRequest, Reply, Status
+
+POOL = {"cheap": (0.10, 0.20, ("easy",)), "dear": (10.0, 30.0, ("easy", "hard"))}
+ITEMS_PER_LEAF = 4
+
+
+@dataclass
+class Breakable:
+    """A handler that answers as `inner`, except for the prompts named in `broken` (a prompt
+    version prefix such as "taxonomy-generate/" -> the reply text to give instead)."""
+
+    inner: object
+    broken: dict[str, str] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __call__(self, req: FakeRequest) -> Reply | Status:
+        found = parse_marker(req.prompt_text)
+        kind = found[0].split("/")[0] if found else "answer"
+        with self._lock:
+            self.calls[kind] = self.calls.get(kind, 0) + 1
+        for prefix, text in self.broken.items():
+            if found is not None and found[0].startswith(prefix):
+                return Reply(content=text)
+        return self.inner(req)  # type: ignore[operator,no-any-return]
+
+
+@dataclass
+class Job:
+    tmp: Path
+    cfg: Path
+    generator: Breakable
+    judge: Breakable
+    answers: PoolAnswerer
+    servers: dict[str, FakeOpenAI]
+
+    def args(self, out: str = "run", *extra: str) -> list[str]:
+        return [
+            "coldstart",
+            str(self.cfg / "profile.yaml"),
+            "--pool",
+            str(self.cfg / "pool.yaml"),
+            "--out",
+            str(self.tmp / out),
+            "--encoder",
+            "hashing:256",
+            *extra,
+        ]
+
+    def edit_profile(self, **changes: object) -> None:
+        path = self.cfg / "profile.yaml"
+        profile = yaml.safe_load(path.read_text())
+        for key, value in changes.items():
+            if isinstance(value, dict):
+                profile[key] = {**profile.get(key, {}), **value}
+            else:
+                profile[key] = value
+        path.write_text(yaml.safe_dump(profile, sort_keys=False))
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread() -> Iterator[None]:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> Iterator[Job]:
+    answers = PoolAnswerer({name: skill for name, (_, _, skill) in POOL.items()})
+    generator, judge = Breakable(SkillGenerator()), Breakable(KeyPointJudge())
+    servers = {
+        "generator": FakeOpenAI(generator, models=("generator",)),
+        "judge": FakeOpenAI(judge, models=("judge",)),
+        **{name: FakeOpenAI(answers, models=(name,)) for name in POOL},
+    }
+    for server in servers.values():
+        server.start()
+    try:
+        cfg = tmp_path / "cfg"
+        cfg.mkdir()
+        helpers = [
+            {"name": "generator", "base_url": servers["generator"].url, "input_price": 1.0,
+             "output_price": 2.0, "timeout_s": 5},
+            {"name": "judge", "base_url": servers["judge"].url, "input_price": 0.5,
+             "output_price": 1.0, "timeout_s": 5},
+        ]  # fmt: skip
+        (cfg / "models.yaml").write_text(yaml.safe_dump({"models": helpers}))
+        pool = [
+            {"name": name, "base_url": servers[name].url, "input_price": p_in,
+             "output_price": p_out, "max_concurrency": 4, "timeout_s": 5}
+            for name, (p_in, p_out, _) in POOL.items()
+        ]  # fmt: skip
+        (cfg / "pool.yaml").write_text(yaml.safe_dump({"models": pool}))
+        profile = {
+            "name": "hardening",
+            "description": "The support assistant of a small SaaS product.",
+            "levels": [
+                {"name": "domain", "min_nodes": 2, "max_nodes": 2},
+                {"name": "difficulty", "nodes": ["easy", "hard"]},
+            ],
+            "generator": "generator",
+            "judge": "judge",
+            "pool": "models.yaml",
+            "items_per_leaf": ITEMS_PER_LEAF,
+            "budget_usd": 2.0,
+            "taxonomy": {"max_rounds": 1, "stable_rounds": 1},
+            "synthesis": {
+                "batch_size": 4,
+                "answer_formats": ["numeric", "multiple_choice", "free_text"],
+                "encoder": "hashing:256",
+                "answerability_check": False,
+            },
+        }
+        (cfg / "profile.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+        yield Job(tmp_path, cfg, generator, judge, answers, servers)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def one_line_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip() and line.startswith("error")]
+    assert "Traceback" not in err, err
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def observations(out: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (out / "observations.jsonl").read_text().splitlines()]
+
+
+# ---------------------------------------------------------------------------------- 1. taxonomy
+
+
+@pytest.mark.parametrize("reply", ["Sorry, I cannot help with that.", '{"nodes": []}'])
+def test_a_generator_without_usable_top_level_nodes_is_an_error_and_a_rerun_asks_again(
+    job, capsys, reply
+):
+    job.generator.broken["taxonomy-generate/"] = reply
+    assert run(job.args()) == 2
+    err = capsys.readouterr().err
+    line = one_line_error(err)
+    assert "the generator gave no usable nodes for level 'domain'" in line
+    asked = job.generator.calls["taxonomy-generate"]
+
+    job.generator.broken.clear()  # the generator recovers: the rerun asks it again
+    assert run(job.args()) == 0, capsys.readouterr().err
+    assert job.generator.calls["taxonomy-generate"] > asked
+    assert len(read_items(job.tmp / "run" / "items.jsonl")) == 4 * ITEMS_PER_LEAF
+
+
+def test_taxonomy_build_says_the_same_in_one_line(job, capsys):
+    job.generator.broken["taxonomy-generate/"] = '{"nodes": []}'
+    args = ["taxonomy", "build", str(job.cfg / "profile.yaml"), "--out", str(job.tmp / "t.yaml")]
+    assert run(args) == 2
+    assert "no usable nodes for level 'domain'" in one_line_error(capsys.readouterr().err)
+    job.generator.broken.clear()
+    assert run(args) == 0
+    assert (job.tmp / "t.yaml").is_file()
+
+
+# ---------------------------------------------------------------------------------- 2. replies
+
+
+def test_items_from_replies_that_are_not_json_fail_the_step_and_a_rerun_asks_again(job, capsys):
+    job.generator.broken["qa-generate/"] = "Sure! no json here"
+    assert run(job.args()) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert "gave no usable items" in line and "invalid replies" in line, line
+
+    job.generator.broken.clear()
+    assert run(job.args()) == 0, capsys.readouterr().err
+    assert len(read_items(job.tmp / "run" / "items.jsonl")) == 4 * ITEMS_PER_LEAF
+
+
+def test_some_invalid_batches_are_counted_in_the_items_line(job, capsys):
+    calls = {"n": 0}
+    inner = job.generator.inner
+
+    def flaky(req: FakeRequest) -> Reply:
+        found = parse_marker(req.prompt_text)
+        if found and found[0].startswith("qa-generate/") and found[1]["path"].endswith("/hard"):
+            calls["n"] += 1
+            return Reply(content="no json")
+        return inner(req)  # type: ignore[operator,no-any-return]
+
+    job.generator.inner = flaky
+    assert run(job.args()) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "generator replies never matched the schema" in out
+    summary = json.loads((job.tmp / "run" / "summary.json").read_text())
+    assert summary["items"]["structured_failures"] > 0
+
+
+def test_verdicts_without_a_score_are_regraded_once_the_judge_recovers(job, capsys):
+    job.judge.broken[""] = "The response looks reasonable to me."  # every judge prompt
+    assert run(job.args()) == 0, capsys.readouterr().err
+    rows = observations(job.tmp / "run")
+    unscored = [r for r in rows if r["status"] == "score_failed"]
+    assert unscored and all(r["answer_format"] == "free_text" for r in unscored)
+    judged = job.judge.calls["judge"]
+
+    job.judge.broken.clear()
+    assert run(job.args("run", "--force", "labels")) == 0, capsys.readouterr().err
+    rows = observations(job.tmp / "run")
+    assert not [r for r in rows if r["status"] == "score_failed"]
+    # Each unusable verdict is asked again (identical judge requests once); nothing else is.
+    assert job.judge.calls["judge"] - judged == judged
