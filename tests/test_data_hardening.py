@@ -227,3 +227,30 @@ def test_data_without_costs_says_its_costs_are_missing(tmp_path, capsys):
     assert "cost: missing (the data has no costs: every cost counts as $0" in printed
     assert RoutingDataset.load(tmp_path / "d.parquet").cost_note.startswith("missing")
     assert "as given" in import_file(csv(tmp_path, HEADER + ROWS)).cost_note
+
+
+# ---------------------------------------------------------------------- 8. saving
+def test_an_interrupted_save_keeps_the_old_file_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "d.parquet"
+    RoutingDataset(long_frame(), name="old").save(out)
+    real_write = pq.write_table
+
+    def write_then_interrupt(table, where, **kwargs):
+        real_write(table, where, **kwargs)  # the whole file is written ...
+        raise KeyboardInterrupt  # ... and Ctrl-C arrives before the rename
+
+    monkeypatch.setattr(pq, "write_table", write_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        RoutingDataset(long_frame(score=[0.0, 0.0, 0.0, 1.0]), name="new").save(out)
+    assert RoutingDataset.load(out).name == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["d.parquet"]
+
+
+def test_save_does_not_use_a_fixed_temp_name(tmp_path):
+    out = tmp_path / "d.parquet"
+    (tmp_path / "d.parquet.tmp").mkdir()  # e.g. left by another writer: not ours to touch
+    RoutingDataset(long_frame()).save(out)
+    assert RoutingDataset.load(out).n_queries == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.parquet", "d.parquet.tmp"]

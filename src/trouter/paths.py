@@ -1,5 +1,5 @@
-"""Where trouter keeps files it makes for itself (caches, distilled encoders), and where it looks
-for the shared benchmark data.
+"""Where trouter keeps files it makes for itself (caches, distilled encoders), where it looks
+for the shared benchmark data, and how a file is replaced without risk (`atomic_target`).
 
 trouter's own files are never resolved against the package location: `TROUTER_HOME` wins, else
 `~/.cache/trouter`. The shared data folder is looked for in `data_root_candidates()` order.
@@ -8,6 +8,9 @@ trouter's own files are never resolved against the package location: `TROUTER_HO
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -55,3 +58,30 @@ def _source_checkout() -> Path | None:
         if (root / "pyproject.toml").is_file() and (root / "src" / "trouter").is_dir()
         else None
     )
+
+
+@contextmanager
+def atomic_target(path: Path) -> Iterator[Path]:
+    """A fresh temporary path next to `path`; written in the block, it replaces `path` when the
+    block ends without error.
+
+    The name is unique (two writers never share it) and the file is removed on any exception,
+    Ctrl-C included, so a crash leaves neither a half-written `path` nor a stray temp file, and
+    the old `path` stays intact. Raises `OSError` when the folder cannot be written.
+
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> with atomic_target(out) as tmp:
+    ...     _ = tmp.write_text("hello")
+    >>> out.read_text()
+    'hello'
+    """
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the result is an ordinary file
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

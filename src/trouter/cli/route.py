@@ -11,9 +11,7 @@ utility, and (for TRouter) the top task types with their probabilities.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -24,6 +22,7 @@ from rich.table import Table
 
 from trouter.cli.app import app, console, err_console
 from trouter.errors import ConfigError, DataError
+from trouter.paths import atomic_target
 
 if TYPE_CHECKING:
     from trouter.routers.base import Decision, Router
@@ -174,21 +173,22 @@ def atomic_text_output(path: Path) -> Iterator[TextIO]:
         raise DataError(f"--out {path} is a directory; give a file path")
     if not path.parent.is_dir():
         raise DataError(f"--out {path}: {path.parent} is not an existing folder; create it first")
+    stack = ExitStack()
     try:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = stack.enter_context(atomic_target(path))
+        handle = stack.enter_context(tmp.open("w", encoding="utf-8"))
+    except OSError as exc:
+        stack.close()
+        raise DataError(f"--out {path} cannot be written ({exc.strerror})") from None
+    try:
+        yield handle
+    except BaseException:
+        stack.__exit__(*sys.exc_info())  # closes the handle and removes the temp file
+        raise
+    try:
+        stack.close()  # flush, then replace `path`
     except OSError as exc:
         raise DataError(f"--out {path} cannot be written ({exc.strerror})") from None
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yield handle
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; decisions are an ordinary file
-        try:
-            tmp.replace(path)
-        except OSError as exc:
-            raise DataError(f"--out {path} cannot be written ({exc.strerror})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _batches(items: list[str]) -> Iterator[list[str]]:

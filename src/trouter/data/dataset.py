@@ -27,6 +27,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from trouter.errors import DataError
+from trouter.paths import atomic_target
 from trouter.pool import Pool
 
 TASK_SEP = "/"
@@ -396,7 +397,7 @@ class RoutingDataset:
 
     # ------------------------------------------------------------------ IO
     def save(self, path: str | Path) -> Path:
-        """Write Parquet atomically (a crash never leaves a half-written file)."""
+        """Write Parquet atomically: a crash or Ctrl-C leaves the old file intact and no temp file."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -412,9 +413,8 @@ class RoutingDataset:
         table = table.replace_schema_metadata(
             {**(table.schema.metadata or {}), _PARQUET_META_KEY: json.dumps(meta).encode()}
         )
-        tmp = path.with_name(path.name + ".tmp")
-        pq.write_table(table, tmp)
-        tmp.replace(path)
+        with atomic_target(path) as tmp:
+            pq.write_table(table, tmp)
         return path
 
     @classmethod
