@@ -254,3 +254,18 @@ def test_save_does_not_use_a_fixed_temp_name(tmp_path):
     RoutingDataset(long_frame()).save(out)
     assert RoutingDataset.load(out).n_queries == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.parquet", "d.parquet.tmp"]
+
+
+# ---------------------------------------------------------------------- 9. Python API
+@pytest.mark.parametrize("column", ["query_id", "query", "model"])
+def test_a_missing_id_query_or_model_is_refused(column):
+    frame = long_frame()
+    frame[column] = frame[column].astype(object)
+    frame.loc[2, column] = None
+    with pytest.raises(DataError, match=f"column '{column}' is missing \\(None / NaN\\) in rows 2"):
+        RoutingDataset(frame)
+
+
+def test_a_model_list_with_repeats_is_refused():
+    with pytest.raises(DataError, match="the model list names x more than once"):
+        RoutingDataset(long_frame(), models=["x", "y", "x"])

@@ -90,6 +90,9 @@ class RoutingDataset:
             frame = _one_task_per_query(frame)
         if models is None:
             models = list(dict.fromkeys(frame["model"].tolist()))
+        repeated = sorted({m for m in models if list(models).count(m) > 1})
+        if repeated:
+            raise DataError(f"{name}: the model list names {', '.join(repeated)} more than once")
         self.models: tuple[str, ...] = tuple(models)
         if validate:
             unknown = sorted(set(frame["model"]) - set(self.models))
@@ -449,6 +452,11 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
             f"missing required column(s) {', '.join(missing)}; a routing table needs "
             f"{', '.join(REQUIRED_COLUMNS)} and may have {', '.join(OPTIONAL_COLUMNS)}"
         )
+    for col in ("query_id", "query", "model"):
+        absent = frame[col].isna()
+        if absent.any():
+            shown = ", ".join(str(i) for i in frame.index[absent.to_numpy()][:5])
+            raise DataError(f"column {col!r} is missing (None / NaN) in rows {shown}; fill it in")
     out = pd.DataFrame(
         {
             "query_id": frame["query_id"].astype(str),
