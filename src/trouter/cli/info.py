@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -20,11 +21,17 @@ def list_routers() -> None:
     table = Table("name", "class", "notes")
     for name in router_names():
         cls = router_class(name)
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        table.add_row(
-            name, cls.__name__, ("evaluation only. " if cls.evaluation_only else "") + doc
-        )
+        doc = doc_summary(cls.__doc__)
+        if cls.evaluation_only and "evaluation only" not in doc.lower():
+            doc = "Evaluation only. " + doc
+        table.add_row(name, cls.__name__, doc)
     console.print(table)
+
+
+def doc_summary(doc: str | None) -> str:
+    """A docstring's first paragraph on one line (it may wrap over several source lines)."""
+    paragraph = inspect.cleandoc(doc or "").split("\n\n", 1)[0]
+    return " ".join(paragraph.split())
 
 
 @app.command("datasets")
