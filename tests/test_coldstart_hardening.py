@@ -230,3 +230,39 @@ def test_verdicts_without_a_score_are_regraded_once_the_judge_recovers(job, caps
     assert not [r for r in rows if r["status"] == "score_failed"]
     # Each unusable verdict is asked again (identical judge requests once); nothing else is.
     assert job.judge.calls["judge"] - judged == judged
+
+
+# ---------------------------------------------------------------------------------- 3. changed inputs
+
+
+def pool_requests(job: Job) -> int:
+    return sum(len(job.servers[name].completions) for name in POOL)
+
+
+def test_a_rerun_with_another_max_tokens_asks_the_pool_again(job, capsys):
+    assert run(job.args()) == 0, capsys.readouterr().err
+    before = pool_requests(job)
+    assert run(job.args("run", "--max-tokens", "64")) == 0, capsys.readouterr().err
+    assert "asked again: the request changed" in capsys.readouterr().out
+    assert pool_requests(job) - before == 4 * ITEMS_PER_LEAF * len(POOL)
+    asked = [r.body["max_tokens"] for n in POOL for r in job.servers[n].completions[before:]]
+    assert set(asked) <= {64}
+
+    before = pool_requests(job)  # and back: the first answers are still in the cache
+    assert run(job.args()) == 0, capsys.readouterr().err
+    assert pool_requests(job) == before
+
+
+def test_a_rerun_with_another_judge_regrades_the_judged_answers_only(job, capsys):
+    assert run(job.args()) == 0, capsys.readouterr().err
+    before = pool_requests(job)
+    assert run(job.args("run", "--judge", "generator")) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "the judge changed (judge -> generator)" in out
+    assert pool_requests(job) == before  # the answers come from the cache
+    free_text = [it for it in read_items(job.tmp / "run" / "items.jsonl")]
+    free_text = [it for it in free_text if it.answer_format == "free_text"]
+    assert job.generator.calls.get("judge", 0) > 0
+    summary = json.loads((job.tmp / "run" / "summary.json").read_text())
+    assert summary["labels"]["regraded"] == len(free_text) * len(POOL)
+    assert summary["labels"]["judge"] == "generator"

@@ -38,7 +38,10 @@ class LabelsResult(BaseModel):
     mean_score: dict[str, float] = Field(default_factory=dict)
     cost_usd: dict[str, float] = Field(default_factory=dict)  # $ of the dataset's answers
     judge: str | None = None
+    judge_id: str = ""  # the judge's model and endpoint: another one regrades judged answers
     judge_calls: int = 0
+    changed: int = 0  # answers asked again because the request changed (e.g. --max-tokens)
+    regraded: int = 0  # judged answers graded again because the judge changed
 
 
 class RouterResult(BaseModel):

@@ -29,6 +29,7 @@ from trouter.taxonomy import Taxonomy
 if TYPE_CHECKING:
     from trouter.coldstart.pipeline import Coldstart
     from trouter.llm import Completion, LLMCallError, LLMClient
+    from trouter.pool import ModelSpec
     from trouter.synth.items import SynthItem
 
 VAL_FRACTION = 0.1  # of every leaf, for TRouter's early stopping
@@ -182,8 +183,12 @@ class Steps:
             raise DataError(f"{self.paths.items} holds no items to label; rerun with --force items")
         judge = Judge(self.client, job.judge) if job.judge is not None else None
         check_scorable(items, judge)
+        judge_id = _judge_id(job.judge)
+        regraded = 0
         if forced:  # regrade every answer (answers already paid for come from the cache)
             self._remove_observations()
+        else:
+            regraded = self._regrade_for_new_judge(items, judge_id)
         summary = await label_items(
             items,
             job.pool,
@@ -211,8 +216,41 @@ class Steps:
             mean_score=summary.mean_score,
             cost_usd=summary.cost_usd,
             judge=job.judge.name if job.judge is not None else None,
+            judge_id=judge_id,
             judge_calls=summary.judge_calls,
+            changed=summary.changed,
+            regraded=regraded,
         )
+
+    def _regrade_for_new_judge(self, items: list[SynthItem], judge_id: str) -> int:
+        """Drop the stored observations that another judge graded (their answers stay cached,
+        so only the new judge is paid); returns how many."""
+        from trouter.label.scorers import canonical_format
+        from trouter.store import LabelObservation
+
+        record = self.job.state.record("labels")
+        if record is None:
+            return 0
+        before = LabelsResult.model_validate(record.result)
+        name = self.job.judge.name if self.job.judge is not None else None
+        if before.judge_id == judge_id or (not before.judge_id and before.judge == name):
+            return 0
+        judged = [it.id for it in items if canonical_format(it.answer_format) == "judge"]
+        dropped = 0
+        with self.job.store().engine.begin() as conn:
+            for start in range(0, len(judged), 500):
+                dropped += conn.execute(
+                    delete(LabelObservation).where(
+                        LabelObservation.run == self.job.run_id,
+                        LabelObservation.item_id.in_(judged[start : start + 500]),
+                    )
+                ).rowcount
+        if dropped:
+            self.report.message(
+                f"the judge changed ({before.judge} -> {name}): {dropped} answers to judged "
+                "items are graded again (the answers themselves come from the cache)"
+            )
+        return dropped
 
     # ------------------------------------------------------------------ 4. router
     def router(self) -> RouterResult:
@@ -386,7 +424,14 @@ class Steps:
         if isinstance(result, LabelsResult):
             return [
                 f"{result.observations} observations ({result.reused} kept from before, "
-                f"{result.observed} made now, {result.cache_hits} from the cache); "
+                f"{result.observed} made now, {result.cache_hits} from the cache"
+                + (f", {result.changed} asked again: the request changed" if result.changed else "")
+                + (
+                    f", {result.regraded} items regraded by the new judge"
+                    if result.regraded
+                    else ""
+                )
+                + "); "
                 f"{sum(result.call_failures.values())} calls failed, "
                 f"{sum(result.score_failures.values())} answers not scorable"
             ]
@@ -403,3 +448,7 @@ class Steps:
                 f"AIQ {result.aiq:.3f}, gap recovered {gap} on {result.n_test} held-out queries"
             ]
         return []
+
+
+def _judge_id(spec: ModelSpec | None) -> str:
+    return "" if spec is None else f"{spec.name}={spec.model}@{spec.base_url or ''}"

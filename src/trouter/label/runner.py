@@ -66,6 +66,7 @@ class LabelSummary:
     observations: int = 0
     reused: int = 0  # stored by an earlier (perhaps interrupted) run and kept
     observed: int = 0  # made by this run
+    changed: int = 0  # of those, redone because the request changed (max_tokens, system, ...)
     cache_hits: int = 0  # of those, answered from the LLM cache (no new spend)
     call_failures: Counter[str] = field(default_factory=Counter)
     score_failures: Counter[str] = field(default_factory=Counter)
@@ -83,7 +84,9 @@ class LabelSummary:
         out = [
             f"{self.items} items x {len(self.models)} models = {self.observations} observations "
             f"({self.reused} kept from earlier runs, {self.observed} made now, "
-            f"{self.cache_hits} of them from the cache)",
+            f"{self.cache_hits} of them from the cache"
+            + (f", {self.changed} redone because the request changed" if self.changed else "")
+            + ")",
             f"failures: {sum(self.call_failures.values())} calls failed after retries, "
             f"{sum(self.score_failures.values())} answers could not be scored (stored, no score)",
         ]
@@ -154,6 +157,13 @@ async def label_items(
             previous = stored.get((item.id, spec.name))
             if previous is None or (options.retry_failed and previous.retry):
                 todo[spec.name].append(item)
+            elif previous.request_key and previous.request_key != request_key_of(
+                spec, item, options
+            ):
+                # Asked with other options (max_tokens, temperature, system prompt): not an
+                # answer to this request. Ask again; an identical earlier request is cached.
+                todo[spec.name].append(item)
+                summary.changed += 1
             else:
                 summary.reused += 1
     if on_start is not None:
@@ -249,6 +259,24 @@ def messages_for(item: SynthItem, options: LabelOptions) -> list[dict[str, Any]]
     return messages
 
 
+def request_key_of(spec: ModelSpec, item: SynthItem, options: LabelOptions) -> str:
+    """The cache key of the request `observe` sends (to tell a stored answer to another
+    request, e.g. another max_tokens, from an answer to this one)."""
+    from trouter.llm.cache import request_key
+    from trouter.llm.endpoint import base_url_of
+
+    body = {
+        "messages": messages_for(item, options),
+        **_answer_params(options),
+        "model": spec.model,
+    }
+    return request_key(base_url_of(spec), body)
+
+
+def _answer_params(options: LabelOptions) -> dict[str, Any]:
+    return {"temperature": options.temperature, "max_tokens": options.max_tokens}
+
+
 async def observe(
     client: LLMClient,
     spec: ModelSpec,
@@ -273,8 +301,7 @@ async def observe(
             spec,
             messages_for(item, options),
             purpose=LABEL_PURPOSE,
-            temperature=options.temperature,
-            max_tokens=options.max_tokens,
+            **_answer_params(options),
         )
     except LLMCallError as exc:
         return replace(base, error=str(exc), attempts=exc.attempts, retry=True)
