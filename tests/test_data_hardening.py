@@ -269,3 +269,19 @@ def test_a_missing_id_query_or_model_is_refused(column):
 def test_a_model_list_with_repeats_is_refused():
     with pytest.raises(DataError, match="the model list names x more than once"):
         RoutingDataset(long_frame(), models=["x", "y", "x"])
+
+
+# ---------------------------------------------------------------------- 11. the RouterBench recipe
+def test_the_documented_routerbench_arc_recipe_imports_every_question(shared_data, tmp_path):
+    """docs/data-format.md: ARC-C repeats sample_ids for different questions; the row index is
+    the id to use instead."""
+    folder = shared_data / "routerbench_subset" / "datasets" / "routerbench_zs"
+    source = folder / "arc_challenge_train.csv"
+    with pytest.raises(DataError, match="repeat the same query_id"):
+        import_file(source, ignore_columns=["oracle_model_to_route_to"])
+    frame = pd.read_csv(source).rename(columns={"Unnamed: 0": "query_id"})
+    frame.to_csv(tmp_path / "arc_train.csv", index=False)
+    ds = import_file(
+        tmp_path / "arc_train.csv", ignore_columns=["sample_id", "oracle_model_to_route_to"]
+    )
+    assert ds.n_queries == len(frame) and ds.n_models == 11
