@@ -266,3 +266,26 @@ def test_a_rerun_with_another_judge_regrades_the_judged_answers_only(job, capsys
     summary = json.loads((job.tmp / "run" / "summary.json").read_text())
     assert summary["labels"]["regraded"] == len(free_text) * len(POOL)
     assert summary["labels"]["judge"] == "generator"
+
+
+# ---------------------------------------------------------------------------------- 4. profile edits
+
+
+def test_items_of_dropped_formats_or_past_a_lower_count_are_set_aside_and_replaced(job, capsys):
+    assert run(job.args()) == 0, capsys.readouterr().err
+    job.edit_profile(items_per_leaf=3, synthesis={"answer_formats": ["numeric", "multiple_choice"]})
+    assert run(job.args()) == 0, capsys.readouterr().err
+    assert "set aside" in capsys.readouterr().out
+
+    out = job.tmp / "run"
+    items = read_items(out / "items.jsonl")
+    per_leaf: dict[str, int] = {}
+    for it in items:
+        per_leaf[it.path] = per_leaf.get(it.path, 0) + 1
+    assert set(per_leaf.values()) == {3} and len(per_leaf) == 4
+    assert {it.answer_format for it in items} <= {"numeric", "multiple_choice"}
+    aside = read_items(out / "items.stray.jsonl")
+    assert any(it.answer_format == "free_text" for it in aside)
+    assert not {it.id for it in aside} & {it.id for it in items}
+    assert {r["answer_format"] for r in observations(out)} <= {"numeric", "multiple_choice"}
+    assert len(observations(out)) == len(items) * len(POOL)

@@ -147,26 +147,55 @@ class Steps:
         )
 
     def _set_aside_stray(self, leaves: set[str]) -> int:
-        """Move items whose leaf left the taxonomy (a hand edit) to items.stray.jsonl."""
+        """Move the items the profile and taxonomy no longer ask for to items.stray.jsonl (kept,
+        never deleted): those of leaves no longer in the taxonomy (a hand edit), of answer
+        formats no longer in `answer_formats`, and those past a lowered `items_per_leaf` (the
+        earliest written are kept). The items step then writes whatever is missing."""
         from trouter.synth.items import ItemsFile
 
+        profile = self.job.profile
+        formats = set(profile.synthesis.answer_formats)
         journal = ItemsFile(self.paths.items)
         journal.repair()
         items = journal.read()
-        keep = [it for it in items if it.path in leaves]
+        keep: list[SynthItem] = []
+        aside: list[SynthItem] = []
+        why: Counter[str] = Counter()
+        per_leaf: Counter[str] = Counter()
+        seen: set[str] = set()
+        repeated = 0
+        for it in items:
+            if it.id in seen:  # written twice (e.g. by two runs at once): keep one
+                repeated += 1
+                continue
+            seen.add(it.id)
+            if it.path not in leaves:
+                why["of leaves no longer in the taxonomy"] += 1
+            elif it.answer_format not in formats:
+                why[f"of answer formats no longer asked for ({it.answer_format})"] += 1
+            elif per_leaf[it.path] >= profile.items_per_leaf:
+                why[f"past items_per_leaf ({profile.items_per_leaf})"] += 1
+            else:
+                per_leaf[it.path] += 1
+                keep.append(it)
+                continue
+            aside.append(it)
         if len(keep) == len(items):
             return 0
-        ItemsFile(self.paths.stray_items).append(it for it in items if it.path not in leaves)
+        ItemsFile(self.paths.stray_items).append(aside)
         tmp = self.paths.items.with_name(f".{self.paths.items.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
         ItemsFile(tmp).append(keep)
         os.replace(tmp, self.paths.items)
-        self.report.message(
-            f"{len(items) - len(keep)} items belong to leaves no longer in the taxonomy; "
-            f"set aside in {self.paths.stray_items}",
-            warning=True,
-        )
-        return len(items) - len(keep)
+        if why:
+            reasons = "; ".join(f"{n} {reason}" for reason, n in why.items())
+            self.report.message(
+                f"{len(aside)} items set aside in {self.paths.stray_items}: {reasons}",
+                warning=True,
+            )
+        if repeated:
+            self.report.message(f"{repeated} repeated items dropped from {self.paths.items}")
+        return len(aside)
 
     # ------------------------------------------------------------------ 3. labels
     async def labels(self, forced: bool) -> LabelsResult:
