@@ -25,6 +25,12 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+#: `--data-root`'s help, for every command that reads named datasets.
+DATA_ROOT_HELP = (
+    "Folder holding the named datasets (default: TROUTER_DATA_ROOT, else ../shared/data or "
+    "shared/data from here or from trouter's source checkout)."
+)
+
 # One line per command module; importing a module registers its commands on `app`.
 COMMAND_MODULES = (
     "trouter.cli.info",

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from trouter.cli.app import app, console, prepare_out_dir
+from trouter.cli.app import DATA_ROOT_HELP, app, console, prepare_out_dir
 from trouter.errors import ConfigError
 
 #: Registered routers left out of the default list: `single` needs a `model` argument, and every
@@ -96,9 +96,7 @@ def bench(
     ] = "minilm",
     data_root: Annotated[
         Path | None,
-        typer.Option(
-            "--data-root", help="Folder holding the named datasets (default: ../shared/data)."
-        ),
+        typer.Option("--data-root", help=DATA_ROOT_HELP),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed for splits and routers.")] = 0,
     resamples: Annotated[

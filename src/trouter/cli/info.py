@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from trouter.cli.app import app, console
+from trouter.cli.app import DATA_ROOT_HELP, app, console
 from trouter.paths import data_root_candidates
 
 
@@ -40,8 +40,7 @@ def list_datasets(
         Path | None,
         typer.Option(
             "--data-root",
-            help="Folder holding the named datasets (default: TROUTER_DATA_ROOT, else "
-            "../shared/data or shared/data from here or from trouter's source checkout).",
+            help=DATA_ROOT_HELP,
         ),
     ] = None,
 ) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from trouter.cli.app import app, console, prepare_out_dir
+from trouter.cli.app import DATA_ROOT_HELP, app, console, prepare_out_dir
 from trouter.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def train_command(
     ] = None,
     data_root: Annotated[
         Path | None,
-        typer.Option("--data-root", help="Folder holding the named datasets."),
+        typer.Option("--data-root", help=DATA_ROOT_HELP),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed for the router.")] = 0,
 ) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from trouter.eval.results import (
     finite_or_none,
 )
 from trouter.eval.summary import SummaryRow, leader_comparisons, summarise
+from trouter.paths import atomic_target
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -272,12 +272,8 @@ def to_json(result: BenchResult) -> dict[str, Any]:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_target(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_json(result: BenchResult, out_dir: Path) -> Path:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ import numpy.typing as npt
 from trouter.data.dataset import RoutingDataset
 from trouter.encode import Embeddings, Encoder, load_encoder
 from trouter.errors import ConfigError, DataError, TrouterError
+from trouter.paths import atomic_target
 from trouter.pool import Pool
 from trouter.tradeoff import Calibration, Tradeoff, choose
 
@@ -342,11 +342,10 @@ class Router(ABC):
             else None,
             "state": meta,
         }
-        _atomic_write(directory / WEIGHTS_FILE, lambda p: p.write_bytes(weights))
-        _atomic_write(
-            directory / CONFIG_FILE,
-            lambda p: p.write_text(json.dumps(config, indent=2, default=_json_default)),
-        )
+        with atomic_target(directory / WEIGHTS_FILE) as tmp:
+            tmp.write_bytes(weights)
+        with atomic_target(directory / CONFIG_FILE) as tmp:
+            tmp.write_text(json.dumps(config, indent=2, default=_json_default))
         return directory
 
     @classmethod
@@ -419,15 +418,6 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ConfigError(f"{path}: not a trouter router config (expected format {FORMAT})")
     return config
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _json_default(value: Any) -> Any:
