@@ -289,3 +289,36 @@ def test_items_of_dropped_formats_or_past_a_lower_count_are_set_aside_and_replac
     assert not {it.id for it in aside} & {it.id for it in items}
     assert {r["answer_format"] for r in observations(out)} <= {"numeric", "multiple_choice"}
     assert len(observations(out)) == len(items) * len(POOL)
+
+
+# ---------------------------------------------------------------------------------- 5. a model down
+
+
+def test_a_model_failing_every_call_stops_the_labels_early_with_the_cause(job, capsys):
+    job.servers["dear"].handler = lambda req: Status(400, "model is offline")
+    assert run(job.args()) == 2
+    err = capsys.readouterr().err
+    line = one_line_error(err)
+    assert "calls to 'dear' failed" in line and "model is offline" in line, line
+    assert "fix its endpoint or remove it from the pool" in line
+    # Stopped early: dear was not asked about every item, and what cheap answered is kept.
+    assert len(job.servers["dear"].completions) < 4 * ITEMS_PER_LEAF
+
+    job.servers["dear"].handler = job.answers  # the endpoint is fixed: the rerun finishes
+    assert run(job.args()) == 0, capsys.readouterr().err
+    assert {r["status"] for r in observations(job.tmp / "run")} <= {"ok", "score_failed"}
+
+
+def test_a_model_failing_many_calls_gets_a_warning_in_the_summary(job, capsys):
+    failing = {"n": 0}
+
+    def shaky(req: FakeRequest) -> Reply | Status:
+        failing["n"] += 1
+        return Status(400, "flaky upstream") if failing["n"] % 2 == 0 else job.answers(req)
+
+    job.servers["dear"].handler = shaky
+    assert run(job.args()) == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "calls to 'dear' failed" in captured.err and "its quality rests on" in captured.err
+    summary = json.loads((job.tmp / "run" / "summary.json").read_text())
+    assert any("'dear'" in w for w in summary["labels"]["warnings"])

@@ -354,6 +354,8 @@ def _print_summary(s: Summary) -> None:
         f"{sum(m.failed_calls for m in s.calls)} failed LLM calls in all",
         highlight=False,
     )
+    for line in lab.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True, highlight=False)
     table = Table(
         "routing",
         "expected quality",

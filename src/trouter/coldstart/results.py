@@ -42,6 +42,7 @@ class LabelsResult(BaseModel):
     judge_calls: int = 0
     changed: int = 0  # answers asked again because the request changed (e.g. --max-tokens)
     regraded: int = 0  # judged answers graded again because the judge changed
+    warnings: list[str] = Field(default_factory=list)  # e.g. a model whose calls often failed
 
 
 class RouterResult(BaseModel):

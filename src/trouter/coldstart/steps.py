@@ -230,6 +230,11 @@ class Steps:
             on_observation=lambda _: self.report.progress(advance=1),
             on_start=lambda n: self.report.progress(total=n, completed=0),
         )
+        warnings = summary.shaky(
+            "rerun with --force labels to retry them (paid answers are cached)"
+        )
+        for line in warnings:
+            self.report.message(line, warning=True)
         observations = load_observations(job.store(), job.run_id)
         dataset = to_dataset(observations, items, job.pool, name=f"coldstart:{job.profile.name}")
         dataset.save(self.paths.dataset)
@@ -249,6 +254,7 @@ class Steps:
             judge_calls=summary.judge_calls,
             changed=summary.changed,
             regraded=regraded,
+            warnings=warnings,
         )
 
     def _regrade_for_new_judge(self, items: list[SynthItem], judge_id: str) -> int:

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
     from trouter.synth.items import SynthItem
 
 LABEL_PURPOSE = "label"
+# A model whose first this-many calls of a run all fail (after the client's retries) is down:
+# the run stops then, instead of paying every other model's answers before saying so.
+DOWN_AFTER = 6
+SHAKY_SHARE = 0.2  # a model with at least this share of failed calls gets a warning
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class LabelSummary:
     call_failures: Counter[str] = field(default_factory=Counter)
     score_failures: Counter[str] = field(default_factory=Counter)
     mean_score: dict[str, float] = field(default_factory=dict)
+    answers: Counter[str] = field(default_factory=Counter)  # observations per model
+    call_errors: dict[str, str] = field(default_factory=dict)  # a failed call's error per model
     cost_usd: dict[str, float] = field(default_factory=dict)  # $ of the dataset's answers
     spent_usd: float = 0.0  # paid by this run, judge calls included
     judge_calls: int = 0
@@ -79,6 +85,21 @@ class LabelSummary:
     @property
     def failures(self) -> int:
         return sum(self.call_failures.values()) + sum(self.score_failures.values())
+
+    def shaky(self, retry: str = "rerun to retry them") -> list[str]:
+        """A warning per model whose calls failed often enough to make its scores doubtful
+        (a failed call counts as a wrong answer); `retry` says how to redo the failures."""
+        out = []
+        for model in self.models:
+            failed, total = self.call_failures.get(model, 0), self.answers.get(model, 0)
+            if total and failed >= SHAKY_SHARE * total:
+                out.append(
+                    f"{failed} of {total} calls to {model!r} failed "
+                    f"({self.call_errors.get(model, 'no error kept')}); its quality rests on "
+                    f"{total - failed} answers and the failures count as wrong; fix its "
+                    f"endpoint and {retry}"
+                )
+        return out
 
     def lines(self) -> list[str]:
         out = [
@@ -97,6 +118,7 @@ class LabelSummary:
                 f"{self.call_failures.get(model, 0)} call failures, "
                 f"{self.score_failures.get(model, 0)} scoring failures"
             )
+        out.extend(f"warning: {line}" for line in self.shaky())
         out.append(f"spent now: ${self.spent_usd:.4f} (judge calls: {self.judge_calls})")
         if self.isolation:
             out.append(f"code sandbox: {', '.join(self.isolation)}")
@@ -174,6 +196,9 @@ async def label_items(
     judge_calls_before = judge_before.calls if judge_before else 0
 
     stopped: list[TrouterError] = []
+    streak: Counter[str] = Counter()  # failed calls in a row, until a model first answers
+    answered: set[str] = set()
+    planned = {name: len(queue) for name, queue in todo.items()}
 
     async def worker(spec: ModelSpec, queue: deque[SynthItem]) -> None:
         while queue and not stopped:
@@ -183,6 +208,12 @@ async def label_items(
             except TrouterError as exc:  # budget reached, key missing: stop taking new work
                 stopped.append(exc)
                 return
+            if observation.status != CALL_FAILED:
+                answered.add(spec.name)
+            elif spec.name not in answered:
+                streak[spec.name] += 1
+                if streak[spec.name] == min(DOWN_AFTER, planned[spec.name]) and not stopped:
+                    stopped.append(_down(spec.name, streak[spec.name], observation.error, True))
             writer.add(observation)
             summary.observed += 1
             summary.cache_hits += observation.cached
@@ -207,7 +238,22 @@ async def label_items(
         summary.judge_calls = (after.calls if after else 0) - judge_calls_before
     summary.isolation = code.last_isolation
     _fill_totals(summary, load_observations(store, run), items, pool)
+    for model in summary.models:  # a model without one answer cannot be routed to or judged
+        total = summary.answers.get(model, 0)
+        if total and summary.call_failures.get(model, 0) == total:
+            raise _down(model, total, summary.call_errors.get(model, ""), False)
     return summary
+
+
+def _down(model: str, failed: int, error: str, early: bool) -> TrouterError:
+    from trouter.errors import ConfigError
+
+    which = f"the first {failed}" if early else f"all {failed}"
+    error = error if len(error) <= 240 else error[:237] + "..."
+    return ConfigError(
+        f"{which} calls to {model!r} failed ({error or 'no error kept'}); fix its endpoint or "
+        "remove it from the pool, then rerun (the answers stored so far are kept)"
+    )
 
 
 async def _gather_all(coroutines: list[Any]) -> None:
@@ -236,8 +282,10 @@ def _fill_totals(
             if obs is None:
                 continue
             summary.observations += 1
+            summary.answers[spec.name] += 1
             if obs.status == CALL_FAILED:
                 summary.call_failures[spec.name] += 1
+                summary.call_errors[spec.name] = obs.error
             elif obs.status == SCORE_FAILED:
                 summary.score_failures[spec.name] += 1
             # A missing score counts as 0 (DESIGN.md's metric rule).
