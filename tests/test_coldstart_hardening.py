@@ -322,3 +322,34 @@ def test_a_model_failing_many_calls_gets_a_warning_in_the_summary(job, capsys):
     assert "calls to 'dear' failed" in captured.err and "its quality rests on" in captured.err
     summary = json.loads((job.tmp / "run" / "summary.json").read_text())
     assert any("'dear'" in w for w in summary["labels"]["warnings"])
+
+
+# ---------------------------------------------------------------------------------- 6. one run at a time
+
+
+def test_a_second_run_on_a_directory_in_use_is_refused_and_a_stale_lock_is_taken_over(job, capsys):
+    import subprocess
+
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        out = job.tmp / "run"
+        out.mkdir()
+        (out / "coldstart.lock").write_text(f"{other.pid}\n")
+        assert run(job.args()) == 2
+        line = one_line_error(capsys.readouterr().err)
+        assert f"is in use by pid {other.pid}" in line
+        assert pool_requests(job) == 0 and not (out / "items.jsonl").exists()
+    finally:
+        other.kill()
+        other.wait()
+    assert run(job.args()) == 0, capsys.readouterr().err  # its process is gone: stale
+    assert not (job.tmp / "run" / "coldstart.lock").exists()
+
+
+def test_items_written_twice_are_labelled_once(job, capsys):
+    assert run(job.args()) == 0, capsys.readouterr().err
+    path = job.tmp / "run" / "items.jsonl"
+    path.write_text(path.read_text() * 2)  # as two runs appending the same items would
+    assert run(job.args()) == 0, capsys.readouterr().err
+    rows = observations(job.tmp / "run")
+    assert len(rows) == len({(r["item_id"], r["model"]) for r in rows}) == 4 * ITEMS_PER_LEAF * 2

@@ -24,6 +24,7 @@ from trouter.coldstart.reporter import QuietReporter, Reporter
 from trouter.coldstart.results import Summary
 from trouter.coldstart.state import (
     STEPS,
+    RunLock,
     RunPaths,
     RunState,
     check_step,
@@ -337,11 +338,18 @@ class Coldstart:
 
     # ------------------------------------------------------------------ the run
     async def run(self) -> Summary:
-        """Run every step that is not complete; returns the summary (also in summary.json)."""
+        """Run every step that is not complete; returns the summary (also in summary.json).
+        Raises `ConfigError` when another run holds the directory."""
+        self.paths.out.mkdir(parents=True, exist_ok=True)
+        with RunLock(self.paths):  # two runs in one directory would pay twice and clash
+            return await self._run_locked()
+
+    async def _run_locked(self) -> Summary:
         from trouter.coldstart.steps import Steps
         from trouter.llm import LLMClient
 
-        self.paths.out.mkdir(parents=True, exist_ok=True)
+        # Another run may have finished steps since this one planned: read its records.
+        self.state = RunState(self.paths, self.profile.name)
         client = LLMClient(
             self.store(), run=self.run_id, budget_usd=self.cap, stream=self.options.stream
         )

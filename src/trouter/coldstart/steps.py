@@ -205,9 +205,8 @@ class Steps:
         from trouter.synth.items import read_items
 
         job = self.job
-        items: list[SynthItem] = sorted(
-            read_items(self.paths.items), key=lambda it: (it.path, it.id)
-        )
+        unique = {it.id: it for it in read_items(self.paths.items)}  # an id written twice: once
+        items: list[SynthItem] = sorted(unique.values(), key=lambda it: (it.path, it.id))
         if not items:
             raise DataError(f"{self.paths.items} holds no items to label; rerun with --force items")
         judge = Judge(self.client, job.judge) if job.judge is not None else None
