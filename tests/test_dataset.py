@@ -37,7 +37,7 @@ def test_matrix_views_follow_query_and_model_order():
     [
         ({"score": [1.0, 2.0, 0.0, 0.0]}, r"\[0, 1\]; rows 1"),
         ({"score": [1.0, "high", 0.0, 0.0]}, "non-numeric values in rows 1"),
-        ({"model": ["x", "x", "x", "y"]}, "duplicate .* rows: 0, 1"),
+        ({"model": ["x", "x", "x", "y"]}, "duplicate .* rows 0, 1"),
         ({"cost": [0.1, -1.0, 0.1, 0.1]}, "negative in rows 1"),
         ({"query": ["a?", "other", "b?", "b?"]}, "q1 carry different query texts"),
     ],

@@ -147,7 +147,7 @@ def test_load_dataset_accepts_a_path(tmp_path):
         (
             LONG.assign(model=["small", "small", "small", "big"]),
             {},
-            r"duplicate \(query, model\) rows 1, 2",
+            r"duplicate \(query_id, model\) rows 1, 2",
         ),
         (pd.concat([WIDE, WIDE.iloc[:1]]), {}, "rows 1, 3 repeat the same query text"),
         (

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from trouter.data.checks import SPLITS, check_scored, check_table
 from trouter.errors import DataError
 from trouter.paths import atomic_target
 from trouter.pool import Pool
@@ -44,7 +45,6 @@ COLUMNS = (
     "tokens_out",
     "latency",
 )
-SPLITS = ("train", "val", "test")
 # The cost note of data without a single cost (reports print it where they print the note).
 NO_COSTS_NOTE = "missing (the data has no costs: every cost counts as $0, so routing ignores cost)"
 _PARQUET_META_KEY = b"trouter"
@@ -86,7 +86,7 @@ class RoutingDataset:
     ) -> None:
         frame = _normalise(frame)
         if validate:
-            _validate(frame, name)
+            check_table(frame, name)
             frame = _one_task_per_query(frame)
         if models is None:
             models = list(dict.fromkeys(frame["model"].tolist()))
@@ -482,20 +482,6 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def check_scored(frame: pd.DataFrame, models: Sequence[str], name: str) -> None:
-    """Every model needs a score somewhere: an unscored model's cost would set the cost range
-    every trade-off is calibrated on, and every metric would count it as always wrong."""
-    if frame["score"].isna().all():
-        raise DataError(f"{name}: the dataset has no scores at all; a router learns from scores")
-    scored = set(frame.loc[frame["score"].notna(), "model"])
-    unscored = [m for m in models if m not in scored]
-    if unscored:
-        raise DataError(
-            f"{name}: model {unscored[0]!r} has no scores; drop its rows or add scores"
-            + (f" (so have {', '.join(map(repr, unscored[1:5]))})" if len(unscored) > 1 else "")
-        )
-
-
 def _one_task_per_query(frame: pd.DataFrame) -> pd.DataFrame:
     """A task given on some of a query's rows only (others empty) is that query's task."""
     labelled = frame[frame["task"] != ""].drop_duplicates("query_id")
@@ -504,57 +490,3 @@ def _one_task_per_query(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     frame["task"] = frame["query_id"].map(labelled.set_index("query_id")["task"]).fillna("")
     return frame
-
-
-def _validate(frame: pd.DataFrame, name: str) -> None:
-    def rows(mask: pd.Series) -> str:
-        idx = frame.index[mask.to_numpy()]
-        shown = ", ".join(str(i) for i in idx[:5])
-        return shown + (f" and {len(idx) - 5} more" if len(idx) > 5 else "")
-
-    if frame.empty:
-        raise DataError(f"{name}: the dataset has no rows")
-    dup = frame.duplicated(["query_id", "model"], keep=False)
-    if dup.any():
-        raise DataError(
-            f"{name}: duplicate (query_id, model) rows: {rows(dup)}; keep one observation per pair"
-        )
-    score = frame["score"]
-    bad = score.notna() & ((score < 0) | (score > 1))
-    if bad.any():
-        raise DataError(
-            f"{name}: scores must lie in [0, 1]; rows {rows(bad)} do not (rescale them first)"
-        )
-    for col in ("cost", "tokens_in", "tokens_out", "latency"):
-        neg = frame[col] < 0
-        if neg.any():
-            raise DataError(f"{name}: column {col!r} is negative in rows {rows(neg)}")
-        # inf would make every trade-off pick the dearest model and predicted costs NaN.
-        infinite = pd.Series(np.isinf(frame[col].to_numpy()), index=frame.index)
-        if infinite.any():
-            raise DataError(
-                f"{name}: column {col!r} is not finite in rows {rows(infinite)}; "
-                "give a number, or leave the cell empty if it is unknown"
-            )
-    texts = frame.groupby("query_id")["query"].nunique()
-    clash = texts[texts > 1]
-    if len(clash):
-        raise DataError(
-            f"{name}: query_id(s) {', '.join(clash.index[:5])} carry different query texts"
-        )
-    tasks = frame[frame["task"] != ""].groupby("query_id")["task"].nunique()
-    clash = tasks[tasks > 1]
-    if len(clash):
-        raise DataError(
-            f"{name}: query_id(s) {', '.join(clash.index[:5])} carry different tasks; "
-            "give each query one task"
-        )
-    empty = frame["query"].str.strip() == ""
-    if empty.any():
-        raise DataError(f"{name}: empty query text in rows {rows(empty)}")
-    if "split" in frame:
-        unknown = ~frame["split"].isin(SPLITS)
-        if unknown.any():
-            raise DataError(
-                f"{name}: split must be one of {', '.join(SPLITS)}; rows {rows(unknown)} are not"
-            )

@@ -27,7 +27,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from trouter.data.dataset import SPLITS, RoutingDataset, check_scored
+from trouter.data.checks import check_scored, check_table, rows_text
+from trouter.data.dataset import RoutingDataset
 from trouter.data.files import read_table
 from trouter.errors import DataError
 from trouter.pool import Pool
@@ -151,7 +152,7 @@ def _from_long(frame: pd.DataFrame, label: str) -> pd.DataFrame:
         out["split"] = _text(frame["split"], "split", label).str.lower()
     empty = out["model"].str.strip() == ""
     if empty.any():
-        raise DataError(f"{label}: empty model name in rows {_rows(empty)}")
+        raise DataError(f"{label}: empty model name in rows {rows_text(empty)}")
     out["_row"] = frame.index
     return out.reset_index(drop=True)
 
@@ -200,7 +201,7 @@ def _from_wide(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     if dup.any():
         what = "query_id" if "query_id" in frame else "query text"
         raise DataError(
-            f"{label}: rows {_rows(dup)} repeat the same {what}; keep one row per query in the "
+            f"{label}: rows {rows_text(dup)} repeat the same {what}; keep one row per query in the "
             "wide layout (or give repeated texts distinct query_id values)"
         )
     shared_in = _numeric(frame["tokens_in"], "tokens_in", label) if "tokens_in" in frame else np.nan
@@ -229,54 +230,8 @@ def _from_wide(frame: pd.DataFrame, label: str) -> pd.DataFrame:
 def _check(long: pd.DataFrame, label: str) -> None:
     if long.empty:
         raise DataError(f"{label}: the file has no data rows")
-
-    def rows(mask: pd.Series) -> str:
-        return _rows(mask, long["_row"])
-
-    empty = long["query"].str.strip() == ""
-    if empty.any():
-        raise DataError(f"{label}: empty query text in rows {rows(empty)}")
-    dup = long.duplicated(["query_id", "model"], keep=False)
-    if dup.any():
-        raise DataError(
-            f"{label}: duplicate (query, model) rows {rows(dup)}; keep one observation per pair"
-        )
-    bad = long["score"].notna() & ((long["score"] < 0) | (long["score"] > 1))
-    if bad.any():
-        raise DataError(
-            f"{label}: scores must lie in [0, 1]; rows {rows(bad)} do not (rescale them first, "
-            "e.g. (grade - min) / (max - min))"
-        )
-    for column in ("cost", "tokens_in", "tokens_out", "latency"):
-        negative = long[column] < 0
-        if negative.any():
-            raise DataError(f"{label}: column {column!r} is negative in rows {rows(negative)}")
-        infinite = pd.Series(np.isinf(long[column].to_numpy()), index=long.index)
-        if infinite.any():
-            raise DataError(
-                f"{label}: column {column!r} is not finite in rows {rows(infinite)}; "
-                "give a number, or leave the cell empty if it is unknown"
-            )
-    texts = long.groupby("query_id")["query"].nunique()
-    clash = texts[texts > 1]
-    if len(clash):
-        raise DataError(
-            f"{label}: query_id(s) {', '.join(map(str, clash.index[:5]))} carry different query texts"
-        )
-    tasks = long[long["task"] != ""].groupby("query_id")["task"].nunique()
-    clash = tasks[tasks > 1]
-    if len(clash):
-        raise DataError(
-            f"{label}: query_id(s) {', '.join(map(str, clash.index[:5]))} carry different tasks; "
-            "give each query one task"
-        )
+    check_table(long, label, source_rows=long["_row"])
     check_scored(long, list(dict.fromkeys(long["model"])), label)
-    if "split" in long:
-        unknown = ~long["split"].isin(SPLITS)
-        if unknown.any():
-            raise DataError(
-                f"{label}: split must be one of {', '.join(SPLITS)}; rows {rows(unknown)} are not"
-            )
 
 
 def _fill_costs(long: pd.DataFrame, pool: Pool) -> tuple[pd.DataFrame, int, int]:
@@ -299,14 +254,6 @@ def _fill_costs(long: pd.DataFrame, pool: Pool) -> tuple[pd.DataFrame, int, int]
 
 
 # ---------------------------------------------------------------------- helpers
-def _rows(mask: pd.Series, source_rows: pd.Series | None = None) -> str:
-    """The 1-based data rows where `mask` holds: its index, or `source_rows` when given."""
-    picked = source_rows[mask] if source_rows is not None else mask[mask.to_numpy()].index
-    rows = sorted(set(picked))
-    shown = ", ".join(str(r) for r in rows[:5])
-    return shown + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
-
-
 def _text(values: pd.Series, column: str, label: str) -> pd.Series:
     """Cells as text; missing cells become "". Only text (and, except for queries, whole
     numbers: ids and names read from JSON or Parquet) is accepted, never a list or a flag."""
@@ -328,7 +275,7 @@ def _text(values: pd.Series, column: str, label: str) -> pd.Series:
     bad = cells.isna()
     if bad.any():
         raise DataError(
-            f"{label}: column {column!r} has values that are not text in rows {_rows(bad)} "
+            f"{label}: column {column!r} has values that are not text in rows {rows_text(bad)} "
             f"(e.g. {values[bad].iloc[0]!r}); give each as a string"
         )
     return cells.astype(str)
@@ -366,7 +313,7 @@ def _numeric(values: pd.Series, column: str, label: str, hint: str = "") -> pd.S
     if bad.any():
         example = values[bad].iloc[0]
         raise DataError(
-            f"{label}: column {column!r} has non-numeric values in rows {_rows(bad)} "
+            f"{label}: column {column!r} has non-numeric values in rows {rows_text(bad)} "
             f"(e.g. {example!r}); scores, costs and token counts must be numbers{hint}"
         )
     return numbers.astype(np.float64)
