@@ -99,9 +99,19 @@ def label(
     answer format; writes a RoutingDataset (task = taxonomy path) and the raw observations.
     Rerunning resumes: stored observations and cached answers are reused, failures retried."""
     from trouter.label.runner import LabelOptions
+    from trouter.llm.usage import check_budget
     from trouter.pool import Pool
     from trouter.synth.items import read_items
 
+    check_budget(budget)
+    if max_tokens < 1:
+        raise ConfigError(f"--max-tokens must be at least 1, got {max_tokens}")
+    if not 0.0 <= temperature <= 2.0:
+        raise ConfigError(f"--temperature must be between 0 and 2, got {temperature}")
+    if not code_timeout > 0:
+        raise ConfigError(
+            f"--code-timeout must be a positive number of seconds, got {code_timeout}"
+        )
     the_items = read_items(items)
     if not the_items:
         raise ConfigError(f"{items}: no items to label")
@@ -250,16 +260,20 @@ def annotate(
 ) -> None:
     """Label real queries with taxonomy paths, top-down: one LLM choice per level, so in-domain
     data carries task types like synthetic data does."""
-    from trouter.label.annotate import read_query_table
+    from trouter.label.annotate import check_table_path, read_query_table
+    from trouter.llm.usage import check_budget
     from trouter.pool import Pool
     from trouter.taxonomy import Taxonomy
 
+    check_budget(budget)
     tree = Taxonomy.load(taxonomy)
     spec = Pool.load(pool)[model]
     frame, dataset = read_query_table(queries, column)
     texts = dataset.queries if dataset is not None else [str(q) for q in frame[column]]  # type: ignore[index]
     if not texts:
         raise DataError(f"{queries}: no queries")
+    # The output's form is checked before any call, not after paying for every label.
+    check_table_path(out, dataset=dataset is not None)
     if dry_run:
         from trouter.llm import LLMClient
 

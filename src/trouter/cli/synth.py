@@ -10,8 +10,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from trouter.cli.app import app, console, err_console
-from trouter.errors import TrouterError
+from trouter.cli.app import EXIT_INTERRUPTED, app, console, err_console
+from trouter.errors import ConfigError, TrouterError
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -63,8 +63,10 @@ def open_store(db: str | None, out: Path) -> Store:
 def _load(
     profile_path: Path, budget: float | None, concurrency: int | None
 ) -> tuple[TaskProfile, ModelSpec, float | None]:
+    from trouter.llm.usage import check_budget
     from trouter.profile import TaskProfile
 
+    check_budget(budget)
     profile = TaskProfile.load(profile_path)
     spec = profile.generator_spec()
     if concurrency is not None:
@@ -295,12 +297,26 @@ def synthesize(
     from trouter.synth.plan import plan_synthesis
     from trouter.taxonomy import Taxonomy
 
+    if out.suffix.lower() not in (".jsonl", ".parquet"):
+        raise ConfigError(f"--out {out}: write items to a .jsonl (append-only) or .parquet file")
     task, spec, cap = _load(profile, budget, concurrency)
     tree = Taxonomy.load(taxonomy)
     if dry_run:
         _print_plan(plan_synthesis(task, tree), cap, f"synthesis plan for {task.name}")
         return
-    asyncio.run(_synthesize(task, spec, cap, tree, out, db, check, skip_check, stream, encoder))
+    try:
+        asyncio.run(_synthesize(task, spec, cap, tree, out, db, check, skip_check, stream, encoder))
+    except KeyboardInterrupt:
+        from trouter.synth.items import ItemsFile
+        from trouter.synth.qa import journal_path
+
+        saved = len(ItemsFile(journal_path(out)).read())
+        err_console.print(
+            f"[yellow]interrupted[/]; {saved} items saved in {journal_path(out)}; rerun the "
+            "same command to resume (paid answers are read from the cache)",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 async def _synthesize(

@@ -80,8 +80,11 @@ class Coldstart:
         options: ColdstartOptions,
         reporter: Reporter | None = None,
     ) -> None:
+        from trouter.llm.usage import check_budget
+
         self.options = options
         self.reporter: Reporter = reporter or QuietReporter()
+        check_budget(options.budget)  # a bad option first, like every command
         self.profile = TaskProfile.load(profile_path)
         spec = self.profile.generator_spec()
         if options.concurrency is not None:
@@ -97,9 +100,9 @@ class Coldstart:
             )
         self.pool = Pool.load(pool_path)
         self.judge = self._resolve_judge()
-        self.cap = options.budget if options.budget is not None else self.profile.budget_usd
-        if self.cap is not None and self.cap <= 0:
-            raise ConfigError(f"--budget must be a positive number of dollars, got {self.cap}")
+        self.cap = check_budget(
+            options.budget if options.budget is not None else self.profile.budget_usd
+        )
         if not 0.0 < options.holdout <= 0.5:
             raise ConfigError(f"--holdout must be in (0, 0.5], got {options.holdout}")
         if options.max_tokens < 1:

@@ -221,8 +221,21 @@ def read_query_table(path: Path, column: str) -> tuple[pd.DataFrame | None, Rout
     return frame, None
 
 
+TABLE_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
+
+
+def check_table_path(out: Path, *, dataset: bool = False) -> None:
+    """Refuse an output `write_table` (or, for a RoutingDataset, Parquet) cannot write."""
+    suffix = out.suffix.lower()
+    if dataset and suffix != ".parquet":
+        raise DataError(f"{out}: a labelled dataset is written as Parquet; use a .parquet --out")
+    if suffix not in TABLE_SUFFIXES:
+        raise DataError(f"{out}: write a .csv, .jsonl or .parquet file")
+
+
 def write_table(frame: pd.DataFrame, out: Path) -> Path:
     """Write CSV / JSONL / Parquet (by suffix) atomically."""
+    check_table_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     suffix = out.suffix.lower()

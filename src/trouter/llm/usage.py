@@ -5,7 +5,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from trouter.errors import ConfigError
 from trouter.llm.errors import BudgetExceeded
+
+
+def check_budget(cap_usd: float | None, option: str = "--budget") -> float | None:
+    """`cap_usd` if it is a usable cap (None: no cap), else a one-line `ConfigError`."""
+    if cap_usd is not None and not cap_usd > 0:  # also NaN
+        raise ConfigError(f"{option} must be a positive number of dollars, got {cap_usd}")
+    return cap_usd
 
 
 @dataclass
@@ -91,9 +99,7 @@ class Budget:
     `spent` may start above zero (money spent by earlier, interrupted runs of the same job)."""
 
     def __init__(self, cap_usd: float | None, spent: float = 0.0) -> None:
-        if cap_usd is not None and cap_usd < 0:
-            raise ValueError("a budget cap cannot be negative")
-        self.cap_usd = cap_usd
+        self.cap_usd = check_budget(cap_usd, "a budget cap")
         self.spent = spent
         self.reserved = 0.0
         self.exhausted = False
