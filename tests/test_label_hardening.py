@@ -137,3 +137,26 @@ def test_synthesize_refuses_an_items_file_of_another_kind(tmp_path, capsys):
     assert "write items to a .jsonl (append-only) or .parquet file" in one_line_error(
         capsys.readouterr().err
     )
+
+
+def test_raw_observations_are_repriced_with_the_pool_like_the_dataset(setup):
+    import json
+
+    import pandas as pd
+
+    _, tmp = setup
+    assert run(label_args(tmp)) == 0
+    pool = yaml.safe_load((tmp / "pool.yaml").read_text())
+    for model in pool["models"]:
+        model["input_price"], model["output_price"] = 3.0, 7.0
+    (tmp / "pool.yaml").write_text(yaml.safe_dump(pool))
+    assert run(label_args(tmp)) == 0
+    rows = [
+        json.loads(x) for x in (tmp / "out" / "labels.observations.jsonl").read_text().splitlines()
+    ]
+    frame = pd.read_parquet(tmp / "out" / "labels.parquet")
+    for row in rows:
+        expected = (row["tokens_in"] * 3.0 + row["tokens_out"] * 7.0) / 1e6
+        assert row["cost"] == pytest.approx(expected)
+        same = frame[(frame.query_id == row["item_id"]) & (frame.model == row["model"])]
+        assert same.cost.iloc[0] == pytest.approx(expected)

@@ -202,7 +202,8 @@ def write_jsonl(
     pool: Pool,
     path: str | Path,
 ) -> Path:
-    """The raw observations (response, tokens, $, latency, errors) as JSON Lines, atomically."""
+    """The raw observations (response, tokens, $, latency, errors) as JSON Lines, atomically;
+    `cost` is priced with `pool`'s prices, as in the dataset."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -214,6 +215,9 @@ def write_jsonl(
                     continue
                 row = asdict(obs)
                 row["query"] = item.query
+                if obs.tokens_in is not None and obs.tokens_out is not None:
+                    # Repriced like `to_frame`: the pool's prices now, not those at call time.
+                    row["cost"] = spec.call_cost(obs.tokens_in, obs.tokens_out)
                 for key, value in row.items():
                     if isinstance(value, float) and math.isnan(value):
                         row[key] = None
