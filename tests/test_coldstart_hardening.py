@@ -353,3 +353,25 @@ def test_items_written_twice_are_labelled_once(job, capsys):
     assert run(job.args()) == 0, capsys.readouterr().err
     rows = observations(job.tmp / "run")
     assert len(rows) == len({(r["item_id"], r["model"]) for r in rows}) == 4 * ITEMS_PER_LEAF * 2
+
+
+# ---------------------------------------------------------------------------------- 9. tiny leaves
+
+
+@pytest.mark.parametrize("holdout", [None, "0.5", "0.1"])
+def test_leaves_too_small_to_split_are_refused_before_any_call(job, capsys, holdout):
+    job.edit_profile(items_per_leaf=1)
+    extra = ["--holdout", holdout] if holdout else []
+    assert run(job.args("run", *extra)) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert "items_per_leaf 1 is too few" in line and "set items_per_leaf to at least" in line
+    assert "--holdout" not in line
+    assert job.generator.calls == {} and pool_requests(job) == 0
+
+
+def test_the_smallest_leaf_size_it_asks_for_runs_to_the_end(job, capsys):
+    job.edit_profile(items_per_leaf=1)
+    assert run(job.args()) == 2
+    need = int(one_line_error(capsys.readouterr().err).split("at least ")[1].split()[0])
+    job.edit_profile(items_per_leaf=need)
+    assert run(job.args()) == 0, capsys.readouterr().err

@@ -64,6 +64,30 @@ class ColdstartOptions:
     command: str = ""  # recorded in the report
 
 
+def split_sizes(n: int, holdout: float) -> tuple[int, int, int]:
+    """(train, validation, held out) of a leaf of `n` items, rounded as `RoutingDataset.split`
+    rounds them for the router step's fractions."""
+    from trouter.coldstart.steps import VAL_FRACTION
+
+    n_train = round((1.0 - holdout - VAL_FRACTION) * n)
+    n_val = round(VAL_FRACTION * n)
+    return n_train, n_val, n - n_train - n_val
+
+
+def _check_leaf_size(items_per_leaf: int, holdout: float) -> None:
+    """Refuse, before any spending, a job whose leaves are too small to train on some of each
+    leaf and hold some out for the report (the router step would fail after every label)."""
+    train, _, test = split_sizes(items_per_leaf, holdout)
+    if train and test:
+        return
+    need = next(n for n in range(1, 1000) if all(split_sizes(n, holdout)[i] for i in (0, 2)))
+    raise ConfigError(
+        f"items_per_leaf {items_per_leaf} is too few to train on part of each leaf and hold "
+        f"{holdout:.0%} of it out for the report; set items_per_leaf to at least {need} in the "
+        "profile"
+    )
+
+
 def store_url(db: str | None, out: Path) -> str:
     from trouter.store import url_for
 
@@ -107,6 +131,7 @@ class Coldstart:
             raise ConfigError(f"--holdout must be in (0, 0.5], got {options.holdout}")
         if options.max_tokens < 1:
             raise ConfigError("--max-tokens must be at least 1")
+        _check_leaf_size(self.profile.items_per_leaf, options.holdout)
         self.encoder = options.encoder or self.profile.synthesis.encoder
         from trouter.encode import load_encoder
 
