@@ -45,6 +45,21 @@ def _as_nodes(raw: Any) -> Any:
     return raw
 
 
+def _is_branch_tag(part: object) -> bool:
+    """A union branch's name in an error location ("str", "function-after[..., ModelSpec]")."""
+    return isinstance(part, str) and (part in ("str", "ModelSpec") or part.startswith("function-"))
+
+
+def _first_error(exc: ValidationError) -> Any:
+    """The error to show: for a `str | ModelSpec` field given a mapping, the ModelSpec branch's
+    (an unknown key, a missing field), not "Input should be a valid string"."""
+    errors = exc.errors()
+    for err in errors:
+        if not (err["type"] == "string_type" and isinstance(err.get("input"), dict)):
+            return err
+    return errors[0]
+
+
 class LevelSpec(BaseModel):
     """One taxonomy level: what it distinguishes, how many children per parent, seeds."""
 
@@ -80,6 +95,10 @@ class LevelSpec(BaseModel):
         if self.nodes is not None:
             if not self.nodes:
                 raise ValueError(f"level {self.name!r}: 'nodes' is empty")
+            names = [" ".join(n.name.split()).lower() for n in self.nodes]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:  # they would silently collapse into one node
+                raise ValueError(f"level {self.name!r}: repeated nodes {', '.join(repeated)}")
             self.min_nodes = self.max_nodes = len(self.nodes)
         if self.min_nodes == 0:
             self.min_nodes = min(2, self.max_nodes)
@@ -211,8 +230,8 @@ class TaskProfile(BaseModel):
         try:
             profile = cls.model_validate(raw)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
+            err = _first_error(exc)
+            where = ".".join(str(p) for p in err["loc"] if not _is_branch_tag(p))
             msg = str(err["msg"]).removeprefix("Value error, ")
             raise ConfigError(f"{source}: {where + ': ' if where else ''}{msg}") from None
         profile._base_dir = base_dir or Path(".")
