@@ -190,7 +190,7 @@ def test_items_from_replies_that_are_not_json_fail_the_step_and_a_rerun_asks_aga
     job.generator.broken["qa-generate/"] = "Sure! no json here"
     assert run(job.args()) == 2
     line = one_line_error(capsys.readouterr().err)
-    assert "gave no usable items" in line and "invalid replies" in line, line
+    assert "gave no usable items" in line and "no valid reply to" in line, line
 
     job.generator.broken.clear()
     assert run(job.args()) == 0, capsys.readouterr().err

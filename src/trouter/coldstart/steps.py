@@ -123,7 +123,8 @@ class Steps:
         per_leaf = Counter(it.path for it in ItemsFile(self.paths.items).read())
         if not per_leaf:  # nothing to label: say why now, not "items file not found" later
             why = (
-                f"{report.structured_failures} invalid replies, the last: {report.last_error}"
+                f"no valid reply to {report.structured_failures} request(s); the last error: "
+                f"{report.last_error}"
                 if report.structured_failures
                 else f"{report.invalid} invalid, {report.unanswerable} unanswerable items"
             )

@@ -271,7 +271,8 @@ class TaxonomyBuilder:
 def _no_nodes(level: LevelSpec, report: LevelReport, spec: ModelSpec) -> DataError:
     """The error for a level left without a single node (no taxonomy can be saved then)."""
     why = (
-        f"{report.structured_failures} invalid replies, the last: {report.last_error}"
+        f"no valid reply to {report.structured_failures} request(s); the last error: "
+        f"{report.last_error}"
         if report.structured_failures
         else "its replies held no nodes"
     )
