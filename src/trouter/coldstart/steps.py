@@ -462,7 +462,7 @@ class Steps:
                 f"{result.observed} made now, {result.cache_hits} from the cache"
                 + (f", {result.changed} asked again: the request changed" if result.changed else "")
                 + (
-                    f", {result.regraded} items regraded by the new judge"
+                    f", {result.regraded} answers regraded by the new judge"
                     if result.regraded
                     else ""
                 )
