@@ -68,10 +68,9 @@ def split_sizes(n: int, holdout: float) -> tuple[int, int, int]:
     """(train, validation, held out) of a leaf of `n` items, rounded as `RoutingDataset.split`
     rounds them for the router step's fractions."""
     from trouter.coldstart.steps import VAL_FRACTION
+    from trouter.data.dataset import split_sizes as dataset_split_sizes
 
-    n_train = round((1.0 - holdout - VAL_FRACTION) * n)
-    n_val = round(VAL_FRACTION * n)
-    return n_train, n_val, n - n_train - n_val
+    return dataset_split_sizes(n, (1.0 - holdout - VAL_FRACTION, VAL_FRACTION, holdout))
 
 
 def _check_leaf_size(items_per_leaf: int, holdout: float) -> None:

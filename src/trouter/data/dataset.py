@@ -351,8 +351,7 @@ class RoutingDataset:
         for task in sorted(set(tasks.tolist())):
             members = ids[tasks == task]
             members = members[rng.permutation(len(members))]
-            n_train = round(fractions[0] * len(members))
-            n_val = round(fractions[1] * len(members))
+            n_train, n_val, _ = split_sizes(len(members), fractions)
             parts["train"].extend(members[:n_train])
             parts["val"].extend(members[n_train : n_train + n_val])
             parts["test"].extend(members[n_train + n_val :])
@@ -442,6 +441,13 @@ class RoutingDataset:
             pool=pool,
             cost_note=meta.get("cost_note", ""),
         )
+
+
+def split_sizes(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, int]:
+    """(train, val, test) sizes of a task of `n` queries under `RoutingDataset.split`."""
+    n_train = round(fractions[0] * n)
+    n_val = round(fractions[1] * n)
+    return n_train, n_val, n - n_train - n_val
 
 
 # ---------------------------------------------------------------------- normalisation / checks
