@@ -244,3 +244,29 @@ def test_a_budget_stop_keeps_what_was_done_and_the_rerun_finishes_it(server, tmp
     assert kept and all(o.status == "ok" for o in kept.values())
     summary = asyncio.run(go(None))
     assert summary.reused == len(kept) and summary.observations == len(numeric) * len(pool)
+
+
+def test_a_judge_call_the_budget_refuses_is_graded_on_the_rerun(server, tmp_path):
+    from trouter.llm import BudgetExceeded
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    pool = Pool.of([make_pool(server)["large"]])
+    summary_item = [i for i in ITEMS if i.answer_format == "free_text"]
+
+    async def go(budget: float | None):
+        client = LLMClient(store, run="j", budget_usd=budget)
+        judge = Judge(client, ModelSpec(name="judge", base_url=server.url, output_price=1000.0))
+        try:
+            return await label_items(summary_item, pool, client, store=store, run="j", judge=judge)
+        finally:
+            await client.aclose()
+
+    # Room for large's answer, not for the judge's worst case: the cap stops the grading.
+    # It was stored as a grading failure that no rerun retried, so the answer kept score 0.
+    with pytest.raises(BudgetExceeded, match="next call to 'judge'"):
+        asyncio.run(go(0.1))
+    assert not [o for o in load_observations(store, "j").values() if o.status != "ok"]
+    summary = asyncio.run(go(None))
+    assert summary.observed == 1 and summary.cache_hits == 1  # the paid answer, read again
+    (graded,) = load_observations(store, "j").values()
+    assert graded.status == "ok" and graded.score == pytest.approx(0.9)

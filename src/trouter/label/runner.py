@@ -357,6 +357,11 @@ async def observe(
     scorer: Scorer = scorer_for(item.answer_format, judge=judge, code=code)
     try:
         score = await scorer.score(text, reference_of(item))
+    except TrouterError:
+        # The judge's call refused by the budget cap, or its key missing: stop like a pool
+        # call would. The answer is paid and cached, so the rerun grades it for the judge's
+        # price only; stored as a grading failure, it would have kept a score of 0 for good.
+        raise
     except Exception as exc:  # a scorer bug must not end a paid run; it is stored and counted
         score = Score.failure(f"scorer {scorer.name} crashed: {type(exc).__name__}: {exc}")
     detail = score.detail
