@@ -110,8 +110,8 @@ def adapt_command(
     if gain and gain["standard_error"] > 0:
         z = gain["brier_gain"] / gain["standard_error"]
         console.print(
-            f"[dim]cross-validated Brier gain of the best correction: {gain['brier_gain']:+.5f} "
-            f"± {gain['standard_error']:.5f} ({z:.1f} standard errors; needed {round(rule, 2):g})[/]"
+            f"[dim]cross-validated Brier gain of the best correction: {gain['brier_gain']:+.2g} "
+            f"± {gain['standard_error']:.2g} ({z:.1f} standard errors; needed {round(rule, 2):g})[/]"
         )
     if not moved:
         pending = (
