@@ -148,12 +148,21 @@ def test_a_stream_the_client_left_is_charged_its_prompt(gateway, fake, store):
     assert "estimated prompt tokens" in row.error
 
 
+def _spend(gateway, model: str) -> float:
+    text = httpx.get(gateway.url.removesuffix("/v1") + "/metrics", headers=AUTH).text
+    line = f'trouter_spend_dollars_total{{model="{model}"}} '
+    return next(float(x.removeprefix(line)) for x in text.splitlines() if x.startswith(line))
+
+
 def test_a_stream_failing_mid_way_is_charged_its_prompt(gateway, fake, store):
     fake.script(Reply(content="a b c d e f", drop_after_chunks=3), model="small-id")
+    before = _spend(gateway, "small")
     r = httpx.post(f"{gateway.url}/chat/completions", json=STREAM, headers=AUTH, timeout=10)
     row = logged(store, r.headers["x-trouter-request-id"])
     assert (row.status, row.http_status) == ("error", 502)
     assert row.tokens_in == estimate_message_tokens(STREAM["messages"]) and row.cost > 0
+    # Prometheus' spend counts it too, as the log does (it counted answered requests only).
+    assert _spend(gateway, "small") - before == pytest.approx(row.cost)
 
 
 @pytest.mark.slow

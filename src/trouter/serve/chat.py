@@ -258,10 +258,13 @@ def _cut(gw: Gateway, trace: Trace, messages: list[dict[str, Any]]) -> None:
 def _charge_prompt(gw: Gateway, trace: Trace, messages: list[dict[str, Any]]) -> None:
     """A stream that did not finish still cost its prompt (and what was generated): charge
     what the usage said, or else the prompt's estimated tokens (said so in the row's error)."""
+    counted = trace.cost > 0  # `_charge` counted it already (cancelled in the final write)
     if not trace.tokens_in:
         trace.tokens_in = estimate_message_tokens(messages)
         trace.error += f"; cost of {trace.tokens_in} estimated prompt tokens charged"
     trace.cost = gw.pool[trace.final_model].call_cost(trace.tokens_in, trace.tokens_out)
+    if not counted:
+        gw.metrics.spent(trace.final_model, trace.tokens_in, trace.tokens_out, trace.cost)
 
 
 def _data_of(event: bytes) -> bytes | None:

@@ -95,6 +95,10 @@ class GatewayMetrics:
 
     def answer(self, model: str, tokens_in: int, tokens_out: int, cost: float) -> None:
         self._answers[model].inc()
+        self.spent(model, tokens_in, tokens_out, cost)
+
+    def spent(self, model: str, tokens_in: int, tokens_out: int, cost: float) -> None:
+        """Tokens and dollars paid upstream, answered or not (a stream cut short still cost)."""
         if tokens_in:
             self._tokens_in[model].inc(tokens_in)
         if tokens_out:
