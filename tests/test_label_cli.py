@@ -156,3 +156,20 @@ def test_free_text_without_a_judge_is_a_one_line_user_error(setup):
     assert proc.returncode == 2
     assert "judge" in output and "Traceback" not in output
     assert chat_requests(server) == []
+
+
+def test_a_second_run_on_the_same_output_is_refused_before_any_call(setup):
+    # Two label runs on one output would pay twice for the same answers.
+    server, tmp, env = setup
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp / "out").mkdir()
+        (tmp / "out" / ".labels.parquet.lock").write_text(f"{other.pid}\n")
+        proc = trouter(*label_args(tmp), env=env)
+        output, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 2, output
+        assert f"is in use by pid {other.pid} (another trouter label)" in output
+        assert server.requests == []
+    finally:
+        other.kill()
+        other.wait()

@@ -1,5 +1,6 @@
 """Where trouter keeps files it makes for itself (caches, distilled encoders), where it looks
-for the shared benchmark data, and how a file is replaced without risk (`atomic_target`).
+for the shared benchmark data, how a file is replaced without risk (`atomic_target`), and how a
+run keeps a second one off its output (`OutputLock`).
 
 trouter's own files are never resolved against the package location: `TROUTER_HOME` wins, else
 `~/.cache/trouter`. The shared data folder is looked for in `data_root_candidates()` order.
@@ -85,3 +86,73 @@ def atomic_target(path: Path) -> Iterator[Path]:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+class OutputLock:
+    """One run at a time on an output: a lock file holding the pid of the run that writes it.
+
+    A second run refuses to start ("OUT is in use by pid N"): two runs on one output would pay
+    twice for the same calls and write clashing results. A lock left by a process that is gone
+    (SIGKILL, a crash) is stale and taken over.
+
+        with OutputLock(out / "coldstart.lock", out, "trouter coldstart"):
+            ...
+    """
+
+    def __init__(self, path: Path, out: Path, command: str) -> None:
+        self.path = path
+        self.out = out
+        self.command = command
+        self.held = False
+
+    @classmethod
+    def beside(cls, out: Path, command: str) -> OutputLock:
+        """The lock of an output file: a hidden file next to it."""
+        return cls(out.with_name(f".{out.name}.lock"), out, command)
+
+    def acquire(self) -> None:
+        from trouter.errors import ConfigError
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    pid = int(self.path.read_text(encoding="utf-8").strip() or "0")
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and pid != os.getpid() and _alive(pid):
+                    raise ConfigError(
+                        f"{self.out} is in use by pid {pid} (another {self.command}); wait for "
+                        f"it to finish or stop it (if no such run exists, delete {self.path})"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(f"{os.getpid()}\n")
+            self.held = True
+            return
+        raise ConfigError(f"could not take the lock {self.path}; delete it if no run is going on")
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> OutputLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

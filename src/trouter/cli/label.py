@@ -100,6 +100,7 @@ def label(
     Rerunning resumes: stored observations and cached answers are reused, failures retried."""
     from trouter.label.runner import LabelOptions
     from trouter.llm.usage import check_budget
+    from trouter.paths import OutputLock
     from trouter.pool import Pool
     from trouter.synth.items import read_items
 
@@ -124,21 +125,24 @@ def label(
         retry_failed=retry_failed,
     )
     run_id = run or f"label:{items.stem}"
-    asyncio.run(
-        _label(
-            the_items,
-            the_pool,
-            judge_spec,
-            options,
-            out=out,
-            db=db,
-            run=run_id,
-            budget=budget,
-            code_timeout=code_timeout,
-            dry_run=dry_run,
-            skip_check=skip_check,
-        )
+    job = _label(
+        the_items,
+        the_pool,
+        judge_spec,
+        options,
+        out=out,
+        db=db,
+        run=run_id,
+        budget=budget,
+        code_timeout=code_timeout,
+        dry_run=dry_run,
+        skip_check=skip_check,
     )
+    if dry_run:
+        asyncio.run(job)
+        return
+    with OutputLock.beside(out, "trouter label"):  # two runs on one output would pay twice
+        asyncio.run(job)
 
 
 async def _label(

@@ -294,6 +294,7 @@ def synthesize(
     ] = None,
 ) -> None:
     """Write QA items for every leaf of a taxonomy; rerun to resume after a crash or a stop."""
+    from trouter.paths import OutputLock
     from trouter.synth.plan import plan_synthesis
     from trouter.taxonomy import Taxonomy
 
@@ -305,7 +306,10 @@ def synthesize(
         _print_plan(plan_synthesis(task, tree), cap, f"synthesis plan for {task.name}")
         return
     try:
-        asyncio.run(_synthesize(task, spec, cap, tree, out, db, check, skip_check, stream, encoder))
+        with OutputLock.beside(out, "trouter synthesize"):
+            asyncio.run(
+                _synthesize(task, spec, cap, tree, out, db, check, skip_check, stream, encoder)
+            )
     except KeyboardInterrupt:
         from trouter.synth.items import ItemsFile
         from trouter.synth.qa import journal_path

@@ -24,7 +24,6 @@ from trouter.coldstart.reporter import QuietReporter, Reporter
 from trouter.coldstart.results import Summary
 from trouter.coldstart.state import (
     STEPS,
-    RunLock,
     RunPaths,
     RunState,
     check_step,
@@ -33,6 +32,7 @@ from trouter.coldstart.state import (
     lines_digest,
 )
 from trouter.errors import ConfigError
+from trouter.paths import OutputLock
 from trouter.pool import ModelSpec, Pool
 from trouter.profile import TaskProfile
 from trouter.taxonomy import Taxonomy
@@ -368,7 +368,9 @@ class Coldstart:
         """Run every step that is not complete; returns the summary (also in summary.json).
         Raises `ConfigError` when another run holds the directory."""
         self.paths.out.mkdir(parents=True, exist_ok=True)
-        with RunLock(self.paths):  # two runs in one directory would pay twice and clash
+        with OutputLock(
+            self.paths.lock, self.paths.out, "trouter coldstart"
+        ):  # two runs in one directory would pay twice and clash
             return await self._run_locked()
 
     async def _run_locked(self) -> Summary:

@@ -157,67 +157,6 @@ def atomic_write_text(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
-class RunLock:
-    """One run at a time in an output directory: a lock file holding the pid of its run.
-
-    A second run refuses to start ("OUT is in use by pid N"); a lock left by a process that is
-    gone (killed with SIGKILL, a crash) is stale and taken over.
-
-        with RunLock(paths):
-            ...
-    """
-
-    def __init__(self, paths: RunPaths) -> None:
-        self.path = paths.lock
-        self.out = paths.out
-        self.held = False
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    pid = int(self.path.read_text(encoding="utf-8").strip() or "0")
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and pid != os.getpid() and _alive(pid):
-                    raise ConfigError(
-                        f"{self.out} is in use by pid {pid} (another trouter coldstart); wait "
-                        f"for it to finish or stop it (if no such run exists, delete {self.path})"
-                    ) from None
-                self.path.unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(f"{os.getpid()}\n")
-            self.held = True
-            return
-        raise ConfigError(f"could not take the lock {self.path}; delete it if no run is going on")
-
-    def release(self) -> None:
-        if self.held:
-            self.held = False
-            self.path.unlink(missing_ok=True)
-
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
