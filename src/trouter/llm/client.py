@@ -1,11 +1,11 @@
 """`LLMClient`: the one async client for OpenAI-compatible chat completions.
 
 Per model (a `ModelSpec`): a lazily created `AsyncOpenAI` for its endpoint, at most
-`max_concurrency` requests in flight (`ModelSpec.batch_concurrency`), optional `requests_per_minute` pacing, and the spec's
-timeout. Per request: a cache lookup in the store (a rerun or a resumed run pays nothing twice),
-the budget guard, then retries with exponential backoff and jitter on 429 / 5xx / timeouts /
-dropped connections / malformed bodies, honouring Retry-After (the SDK's own retries are off, so
-this is the only retry policy). Every outcome is written to the store (`llm_calls`) and summed in
+`max_concurrency` requests in flight (`ModelSpec.batch_concurrency`), optional
+`requests_per_minute` pacing, and the spec's timeout. Per request: a cache lookup in the store
+(a rerun or a resumed run pays nothing twice), the budget guard, then retries with exponential
+backoff and jitter on 429 / 5xx / timeouts / dropped connections / malformed bodies, honouring
+Retry-After (the SDK's own retries are off, so this is the only retry policy). Every outcome is written to the store (`llm_calls`) and summed in
 `client.usage`.
 
     client = LLMClient(Store("sqlite:///run.sqlite"), run="synth:acme", budget_usd=5.0)
