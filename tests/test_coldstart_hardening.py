@@ -7,6 +7,7 @@ the job is small (4 leaves x 4 items) so that each test runs in seconds."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -375,3 +376,16 @@ def test_the_smallest_leaf_size_it_asks_for_runs_to_the_end(job, capsys):
     need = int(one_line_error(capsys.readouterr().err).split("at least ")[1].split()[0])
     job.edit_profile(items_per_leaf=need)
     assert run(job.args()) == 0, capsys.readouterr().err
+
+
+def test_the_dry_run_after_another_max_tokens_counts_the_answers_asked_again(job, capsys):
+    # The labels step asks again when the request changed; its estimate counted them as kept.
+    def planned_calls(*extra: str) -> int:
+        assert run(job.args("run", "--dry-run", *extra)) == 0
+        out = capsys.readouterr().out
+        return int(re.search(r"total\s*│\s*│\s*(\d+)", out).group(1))
+
+    assert run(job.args()) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert planned_calls() == 0
+    assert planned_calls("--max-tokens", "64") >= 4 * ITEMS_PER_LEAF * len(POOL)

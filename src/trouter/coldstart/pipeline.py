@@ -39,6 +39,7 @@ from trouter.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     from trouter.coldstart.estimate import RunPlan
+    from trouter.label.runner import LabelOptions
     from trouter.llm import Completion, LLMCallError, LLMClient
     from trouter.store import Store
     from trouter.synth.items import SynthItem
@@ -305,14 +306,15 @@ class Coldstart:
                 items = self._read_items() if items_done else None
                 leaves = len((taxonomy or est.shaped_taxonomy(self.profile)).leaf_paths())
                 done: set[tuple[str, str]] = set()
+                options = LabelOptions(max_tokens=self.options.max_tokens)
                 if items is not None and statuses["labels"][1] != "forced":
-                    done = self._kept_observations()
+                    done = self._kept_observations(items, options)
                 plan.steps.append(
                     est.labels_estimate(
                         self.profile,
                         self.pool,
                         self.judge,
-                        LabelOptions(max_tokens=self.options.max_tokens),
+                        options,
                         status,
                         items,
                         leaves * self.profile.items_per_leaf,
@@ -328,13 +330,25 @@ class Coldstart:
 
         return ItemsFile(self.paths.items).read()
 
-    def _kept_observations(self) -> set[tuple[str, str]]:
+    def _kept_observations(
+        self, items: list[SynthItem], options: LabelOptions
+    ) -> set[tuple[str, str]]:
+        """The (item, model) answers the labels step would keep: stored, not marked to retry,
+        and asked with the request this run would send (`label_items` asks again otherwise)."""
         if self._store is None and not self._store_exists():
             return set()
         from trouter.label.observations import load_observations
+        from trouter.label.runner import request_key_of
 
-        stored = load_observations(self.store(), self.run_id)
-        return {key for key, obs in stored.items() if not obs.retry}
+        by_id = {it.id: it for it in items}
+        kept = set()
+        for (item_id, model), obs in load_observations(self.store(), self.run_id).items():
+            if obs.retry or item_id not in by_id or model not in self.pool:
+                continue
+            asked = request_key_of(self.pool[model], by_id[item_id], options)
+            if not obs.request_key or obs.request_key == asked:
+                kept.add((item_id, model))
+        return kept
 
     def needed_models(self) -> list[ModelSpec]:
         """The models the steps still to do will call."""
