@@ -80,7 +80,7 @@ def test_a_calibration_with_non_finite_costs_refuses_presets_and_budgets():
 # ---------------------------------------------------------------------- 2. unscored models
 def test_a_model_without_any_score_is_refused():
     frame = long_frame(score=[1.0, np.nan, 0.0, np.nan])
-    with pytest.raises(DataError, match="model 'y' has no scores; drop its rows or add scores"):
+    with pytest.raises(DataError, match="model 'y' has no scores; add scores, or drop its rows"):
         RoutingDataset(frame)
 
 

@@ -206,3 +206,10 @@ def test_a_saved_router_decides_identically_in_a_fresh_process(fitted, split, tm
         check=True,
     )
     assert json.loads(out.stdout) == [d.model for d in router.route(queries, "balanced")]
+
+
+def test_a_numpy_number_is_a_lambda_and_a_flag_is_no_trade_off(fitted):
+    router = fitted("random")
+    assert router.route(["hello"], np.int64(3))[0].lam == 3.0  # was an AttributeError
+    with pytest.raises(ConfigError, match="must be a number"):
+        router.route(["hello"], True)  # was taken as lambda = 1

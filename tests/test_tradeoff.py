@@ -36,3 +36,29 @@ def test_presets_order_lambdas_and_budget_is_respected():
     assert cal.mean_cost(lam * 0.9) > 0.02  # and no smaller lambda would do
     with pytest.raises(ConfigError, match="below the cheapest routing"):
         cal.lambda_for_budget(0.5)
+
+
+def test_costs_equal_but_for_noise_count_as_equal():
+    # A router that learns costs returns equal ones with a little noise; dividing by that
+    # noise made `quality` pick the model 2e-6 $ cheaper instead of the best one.
+    quality = np.array([[0.50, 0.58, 0.55]])
+    noisy = Calibration(quality=quality, cost=np.array([[0.010001, 0.010002, 0.009999]]))
+    assert noisy.cost_range == 1.0
+    lam = noisy.lambda_for_preset("quality")
+    assert int(choose(quality, noisy.cost, lam)[0]) == 1
+    real = Calibration(quality=quality, cost=np.array([[0.001, 0.01, 0.1]]))
+    assert real.cost_range == pytest.approx(0.099)
+
+
+@pytest.mark.parametrize("value", [None, "x", True, [1.0]])
+def test_a_trade_off_that_is_not_a_number_is_a_one_line_error(value):
+    with pytest.raises(ConfigError, match="must be a number"):
+        Tradeoff.from_lambda(value)
+    with pytest.raises(ConfigError, match="must be a number"):
+        Tradeoff.from_budget(value)
+
+
+def test_parse_wants_text_and_numpy_numbers_are_lambdas():
+    with pytest.raises(ConfigError, match="a trade-off to parse is text"):
+        Tradeoff.parse(5)  # type: ignore[arg-type]
+    assert Tradeoff.from_lambda(np.int64(3)).lam == 3.0

@@ -15,6 +15,7 @@ or a budget into a lam: that is a `ConfigError` naming the remedy, never a silen
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,10 @@ def choose(
     return np.where(tied, cost, np.inf).argmin(axis=1)
 
 
+#: Predicted costs whose spread is under this share of their mean size count as all equal.
+EQUAL_COSTS = 0.01
+
+
 @dataclass(frozen=True)
 class Calibration:
     """A router's predicted quality and cost [r, m] on its reference query set."""
@@ -59,10 +64,14 @@ class Calibration:
 
     @property
     def cost_range(self) -> float:
-        """Spread of the predicted costs (1.0 when they are all equal: any lam then ties)."""
+        """Spread of the predicted costs; 1.0 when they are all equal, or equal but for a spread
+        under EQUAL_COSTS of their size (a router that learns costs returns equal ones with a
+        little noise, and dividing by that noise made `quality` pick the cheaper by 2e-6 $)."""
         self._check_finite()
-        span = float(self.cost.max() - self.cost.min()) if self.cost.size else 0.0
-        return span if span > 0 else 1.0
+        if not self.cost.size:
+            return 1.0
+        span = float(self.cost.max() - self.cost.min())
+        return span if span > EQUAL_COSTS * float(np.abs(self.cost).mean()) else 1.0
 
     def lambda_for_preset(self, preset: str) -> float:
         if preset not in PRESET_WEIGHTS:
@@ -133,7 +142,7 @@ class Tradeoff:
 
     @classmethod
     def from_lambda(cls, lam: float) -> Tradeoff:
-        return cls(lam=float(lam))
+        return cls(lam=_number(lam, "lambda"))
 
     @classmethod
     def from_preset(cls, preset: str) -> Tradeoff:
@@ -141,11 +150,16 @@ class Tradeoff:
 
     @classmethod
     def from_budget(cls, dollars_per_1k: float) -> Tradeoff:
-        return cls(budget_per_1k=float(dollars_per_1k))
+        return cls(budget_per_1k=_number(dollars_per_1k, "a budget"))
 
     @classmethod
     def parse(cls, text: str) -> Tradeoff:
         """`balanced`, `quality`, `cost`, `lambda=200`, `200`, or `budget=0.5` ($ per 1k queries)."""
+        if not isinstance(text, str):
+            raise ConfigError(
+                f"a trade-off to parse is text such as 'balanced' or 'lambda=200', got {text!r}; "
+                "use Tradeoff.from_lambda for a number"
+            )
         text = text.strip()
         key, sep, value = text.partition("=")
         try:
@@ -181,3 +195,10 @@ class Tradeoff:
         if self.preset is not None:
             return self.preset
         return f"budget={self.budget_per_1k:g}"
+
+
+def _number(value: object, what: str) -> float:
+    """`value` as a float, or a one-line error: a bool or a string is no amount."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{what} must be a number, got {value!r}")
+    return float(value)

@@ -83,6 +83,7 @@ def check_scored(frame: pd.DataFrame, models: Sequence[str], name: str) -> None:
     unscored = [m for m in models if m not in scored]
     if unscored:
         raise DataError(
-            f"{name}: model {unscored[0]!r} has no scores; drop its rows or add scores"
+            f"{name}: model {unscored[0]!r} has no scores; add scores, or drop its rows and "
+            "leave it out of the model list"
             + (f" (so have {', '.join(map(repr, unscored[1:5]))})" if len(unscored) > 1 else "")
         )

@@ -264,8 +264,8 @@ class Router(ABC):
             tradeoff = Tradeoff.from_preset("balanced")
         elif isinstance(tradeoff, str):
             tradeoff = Tradeoff.parse(tradeoff)
-        elif isinstance(tradeoff, int | float):
-            tradeoff = Tradeoff.from_lambda(float(tradeoff))
+        elif not isinstance(tradeoff, Tradeoff):  # a number (numpy's too) is a lambda
+            tradeoff = Tradeoff.from_lambda(tradeoff)
         lam = tradeoff.resolve(getattr(self, "calibration_", None))
         return self.predict(queries).decisions(lam)
 
