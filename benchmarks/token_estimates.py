@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trouter.data.loaders import find_data_root
 from trouter.data.sources.routerbench import MODELS, unwrap
 from trouter.tokens import estimate_tokens, estimate_tokens_many
 
@@ -122,10 +123,12 @@ def speed(texts: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=str(Path.cwd().parent / "shared" / "data"))
+    parser.add_argument(
+        "--data-root", help="the shared data folder (default: where trouter finds it)"
+    )
     parser.add_argument("--limit", type=int, default=3000)
     args = parser.parse_args()
-    root = Path(args.data_root)
+    root = find_data_root("routerbench_subset", args.data_root)  # a clear error when absent
     routerbench_cost_check(root)
     texts = corpus(root, args.limit)
     exact_check(texts)

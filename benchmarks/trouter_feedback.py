@@ -101,10 +101,11 @@ def only(feedback: RoutingDataset, picks: list[str], kind: str) -> RoutingDatase
     chosen = dict(zip(feedback.query_ids, picks, strict=True))
     frame = feedback.frame
     keep = frame["model"].to_numpy() == frame["query_id"].map(chosen).to_numpy()
+    scored = set(frame.loc[keep, "model"])  # a model never picked has no score: not listed
     return RoutingDataset(
         frame[keep].reset_index(drop=True),
         name=f"{feedback.name}:{kind}",
-        models=feedback.models,
+        models=[m for m in feedback.models if m in scored],
         pool=feedback.pool,
     )
 

@@ -24,6 +24,7 @@ query's task, and each query's cosine similarity to its nearest training query, 
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,9 @@ def gap_on(test: RoutingDataset) -> Callable[[np.ndarray, np.ndarray], float]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()  # no options: --help describes it instead of running it
     routerbench()
     llmrouter()
 
