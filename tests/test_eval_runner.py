@@ -155,3 +155,15 @@ def test_the_leader_is_compared_with_every_other_router_on_the_same_resamples(to
         toy, "in-domain", ["random", "linear"], encoder=load_encoder("hashing:64"), draws=0
     )
     assert leader_comparisons(unresampled.rows) == [] and unresampled.rows[0].gap_se is None
+
+
+def test_the_library_takes_what_a_user_would_pass(toy):
+    # An encoder spec as routers take it (was AttributeError), a whole BenchResult to compare
+    # (was TypeError), and clear errors for one string of routers or a name not in the rows.
+    result = run_benchmark(toy, "in-domain", ["random", "knn"], encoder="hashing:64", draws=200)
+    assert result.info.encoder == "hashing:64"
+    assert compare(result, "knn", "random") == compare(result.rows, "knn", "random")
+    with pytest.raises(ConfigError, match="no router 'typo' in these rows"):
+        compare(result, "knn", "typo")
+    with pytest.raises(ConfigError, match="a list of names"):
+        run_benchmark(toy, "in-domain", "knn", encoder="hashing:64")  # type: ignore[arg-type]

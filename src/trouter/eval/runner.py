@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from trouter.data.dataset import RoutingDataset
-from trouter.encode import Encoder
+from trouter.encode import Encoder, load_encoder
 from trouter.errors import ConfigError, DataError
 from trouter.eval import bootstrap, metrics
 from trouter.eval.protocols import Fold, make_folds
@@ -257,6 +257,8 @@ def with_bootstrap(
 
 def check_router_names(routers: Sequence[str]) -> None:
     """Each router once, and none under a reference row's name: rows are told apart by name."""
+    if isinstance(routers, str):
+        raise ConfigError(f"routers must be a list of names, e.g. [{routers!r}], not one string")
     if taken := [n for n in routers if n in REFERENCE_ROWS]:
         raise ConfigError(
             f"the {taken[0]!r} row ({_REFERENCE_MEANING[taken[0]]}) is in every report already; "
@@ -334,7 +336,7 @@ def run_benchmark(
     protocol: str,
     routers: Sequence[str],
     *,
-    encoder: Encoder,
+    encoder: Encoder | str,
     seed: int = 0,
     task_level: int | None = None,
     folds: Sequence[Fold] | None = None,
@@ -349,6 +351,7 @@ def run_benchmark(
     keeps its finished folds.
     """
     check_router_names(routers)
+    encoder = load_encoder(encoder)  # a spec such as "minilm", as routers take, or an encoder
     if folds is None:
         folds = make_folds(dataset, protocol, seed=seed, task_level=task_level)
     info = RunInfo(

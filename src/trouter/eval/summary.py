@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trouter.errors import ConfigError
 from trouter.eval import bootstrap
 from trouter.eval.results import ORACLE, REFERENCE_ROWS, ZERO, BenchResult, ResultRow
 
@@ -138,9 +139,13 @@ class Comparison:
         )
 
 
-def compare(rows: Sequence[ResultRow], router: str, other: str) -> Comparison | None:
+def compare(rows: BenchResult | Sequence[ResultRow], router: str, other: str) -> Comparison | None:
     """`router` minus `other` with its paired bootstrap interval (None without resamples)."""
-    by_router = _by_router(rows)
+    by_router = _by_router(rows.rows if isinstance(rows, BenchResult) else rows)
+    if missing := [n for n in (router, other) if n not in by_router]:
+        raise ConfigError(
+            f"no router {missing[0]!r} in these rows; they hold {', '.join(by_router)}"
+        )
     a, b = _gap_draws(by_router, router), _gap_draws(by_router, other)
     gap_a, gap_b = _mean_gap(by_router, router), _mean_gap(by_router, other)
     if a is None or b is None or gap_a is None or gap_b is None:
