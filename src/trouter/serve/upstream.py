@@ -9,6 +9,10 @@ first body byte arrives; before that it falls back like any other request.
 
 Each pool model's `max_concurrency` and `requests_per_minute` hold here too (see `admission`):
 a model that cannot take a request before its deadline counts as a 429 of that model.
+
+Upstream API keys are read once at start-up (by `trouter.llm`'s resolver, from each model's
+`api_key_env`) and only ever go into the upstream request's Authorization header; upstream
+error bodies passed to clients are scrubbed of them.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -150,6 +154,10 @@ def falls_back(status: int) -> bool:
     return kind is not None and kind.fallback
 
 
+#: What one attempt along a chain gives: an answer or an open stream, a refusal, or None.
+_Outcome = TypeVar("_Outcome", bound="Answer | OpenStream | Refusal | None")
+
+
 class Forwarder:
     """Sends a request along a chain of pool models through one pooled `aiohttp.ClientSession`.
 
@@ -190,10 +198,16 @@ class Forwarder:
         payload = {**body, "model": endpoint.model_id}
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
-    async def complete(
-        self, body: dict[str, Any], chain: Sequence[str], deadline: float, attempts: Attempts
-    ) -> Answer | Refusal | None:
-        """The first usable answer along `chain`; None when every model failed or time ran out."""
+    async def _along(
+        self,
+        chain: Sequence[str],
+        deadline: float,
+        attempts: Attempts,
+        once: Callable[[str], Awaitable[_Outcome]],
+    ) -> _Outcome | None:
+        """`once(name)` at each model of `chain` in turn, each within its admission, until one
+        gives an outcome; None when every model failed or time ran out. An open stream keeps
+        its model's slot until it is closed; any other outcome gives it back at once."""
         for name in chain:
             if deadline - time.monotonic() <= 0:
                 attempts.deadline_hit = True
@@ -201,23 +215,35 @@ class Forwarder:
             if not await self._admit(name, deadline, attempts):
                 continue
             try:
-                outcome = await self._complete_once(name, body, deadline, attempts)
-            finally:
+                outcome = await once(name)
+            except BaseException:
+                self._release(name)
+                raise
+            if isinstance(outcome, OpenStream) and self.admission is not None:
+                outcome.release = functools.partial(self._release, name)
+            else:
                 self._release(name)
             if outcome is not None:
                 return outcome
         return None
+
+    async def complete(
+        self, body: dict[str, Any], chain: Sequence[str], deadline: float, attempts: Attempts
+    ) -> Answer | Refusal | None:
+        """The first usable answer along `chain`; None when every model failed or time ran out."""
+
+        async def once(name: str) -> Answer | Refusal | None:
+            return await self._complete_once(name, body, deadline, attempts)
+
+        return await self._along(chain, deadline, attempts, once)
 
     async def _complete_once(
         self, name: str, body: dict[str, Any], deadline: float, attempts: Attempts
     ) -> Answer | Refusal | None:
         """One attempt at `name`: its answer or refusal, or None (the failure recorded)."""
         endpoint = self.endpoints[name]
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            attempts.deadline_hit = True
+        if (timeout := _time_left(endpoint, deadline, attempts)) is None:
             return None
-        timeout = min(endpoint.timeout_s, remaining)
         try:
             async with (
                 asyncio.timeout(timeout),
@@ -261,36 +287,19 @@ class Forwarder:
     ) -> OpenStream | Refusal | None:
         """Like `complete`, for `stream: true`: succeeds once the first body bytes arrive.
         The stream holds its model's slot until it is closed."""
-        for name in chain:
-            if deadline - time.monotonic() <= 0:
-                attempts.deadline_hit = True
-                return None
-            if not await self._admit(name, deadline, attempts):
-                continue
-            try:
-                outcome = await self._open_once(name, body, deadline, attempts)
-            except BaseException:
-                self._release(name)
-                raise
-            if isinstance(outcome, OpenStream):
-                if self.admission is not None:
-                    outcome.release = functools.partial(self._release, name)
-                return outcome
-            self._release(name)
-            if outcome is not None:
-                return outcome
-        return None
+
+        async def once(name: str) -> OpenStream | Refusal | None:
+            return await self._open_once(name, body, deadline, attempts)
+
+        return await self._along(chain, deadline, attempts, once)
 
     async def _open_once(
         self, name: str, body: dict[str, Any], deadline: float, attempts: Attempts
     ) -> OpenStream | Refusal | None:
         """One attempt to open a stream at `name`; None (the failure recorded) if it failed."""
         endpoint = self.endpoints[name]
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            attempts.deadline_hit = True
+        if (timeout := _time_left(endpoint, deadline, attempts)) is None:
             return None
-        timeout = min(endpoint.timeout_s, remaining)
         response: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(timeout):
@@ -325,6 +334,16 @@ class Forwarder:
         if response is not None:
             response.close()
         return None
+
+
+def _time_left(endpoint: Endpoint, deadline: float, attempts: Attempts) -> float | None:
+    """The timeout of one attempt at `endpoint`: its own, cut to what the deadline leaves
+    (None, noted, when nothing is left: waiting for a slot may have used it up)."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        attempts.deadline_hit = True
+        return None
+    return min(endpoint.timeout_s, remaining)
 
 
 async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
