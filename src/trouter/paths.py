@@ -88,6 +88,20 @@ def atomic_target(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def make_dir(path: Path, what: str = "--out") -> Path:
+    """`path` as a directory, made now if need be, so a path that cannot be one (a file, an
+    unwritable place) is a one-line error naming `what` before any work that would write there."""
+    from trouter.errors import ConfigError
+
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {path} is a file; give a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
+    return path
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

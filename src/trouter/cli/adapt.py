@@ -15,8 +15,9 @@ from typing import Annotated, Any
 
 import typer
 
-from trouter.cli.app import app, console, prepare_out_dir
+from trouter.cli.app import app, console
 from trouter.errors import ConfigError, DataError
+from trouter.paths import make_dir
 
 
 @app.command("adapt")
@@ -100,7 +101,7 @@ def adapt_command(
         # arrives meanwhile: rounds too small to clear the gate add up to a decision.
         step["feedback_through" if step["models"] else "feedback_read"] = source.through
         step["feedback_store"] = source.store
-    model.save(prepare_out_dir(out))  # only now: a refused adaptation leaves no folder
+    model.save(make_dir(out))  # only now: a refused adaptation leaves no folder
     moved = [f"{model.models_[j]} ({step['scores'][j]} scores)" for j in step["models"]]
     console.print(
         f"adapted to {feedback.n_queries} queries; corrected: {', '.join(moved) or 'nothing'}"

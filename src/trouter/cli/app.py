@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 import sys
 from importlib import import_module
-from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from trouter import __version__
-from trouter.errors import ConfigError, TrouterError
+from trouter.errors import TrouterError
 
 app = typer.Typer(
     name="trouter",
@@ -48,18 +47,6 @@ COMMAND_MODULES = (
 )
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-
-
-def prepare_out_dir(path: Path, option: str = "--out") -> Path:
-    """Make the output directory now, before any work, so a path that cannot be one (a file,
-    an unwritable place) is a one-line error instead of a traceback after the work."""
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{option} {path} is a file; give a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create {option} {path}: {exc.strerror or exc}") from None
-    return path
 
 
 def _register() -> None:

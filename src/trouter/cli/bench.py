@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from trouter.cli.app import DATA_ROOT_HELP, app, console, prepare_out_dir
+from trouter.cli.app import DATA_ROOT_HELP, app, console
 from trouter.errors import ConfigError
+from trouter.paths import make_dir
 
 #: Registered routers left out of the default list: `single` needs a `model` argument, and every
 #: single model is already in the report (the zero row and the single-model points).
@@ -146,7 +147,7 @@ def bench(
     command += ["--task-level", str(task_level)] if task_level else []
     command += ["--data-root", str(data_root)] if data_root else []
     command += ["--out", str(out)]
-    prepare_out_dir(out)
+    make_dir(out)
 
     def save(result: BenchResult) -> None:
         result.info.command = shlex.join(command)

@@ -15,7 +15,8 @@ from typing import Annotated
 
 import typer
 
-from trouter.cli.app import app, console, prepare_out_dir
+from trouter.cli.app import app, console
+from trouter.paths import make_dir
 
 #: Routers the quickstart benchmarks (`mlp` and `mf` are left out: on two cores each alone takes
 #: minutes; `trouter bench --data bundled` runs them all).
@@ -71,7 +72,7 @@ def quickstart_command(
 
     names = parse_routers(routers)
     params = parse_params(param)
-    prepare_out_dir(out)
+    make_dir(out)
     start = time.perf_counter()
     dataset = load_dataset("bundled")
     console.print(

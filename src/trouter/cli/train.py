@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from trouter.cli.app import DATA_ROOT_HELP, app, console, prepare_out_dir
+from trouter.cli.app import DATA_ROOT_HELP, app, console
 from trouter.errors import ConfigError
+from trouter.paths import make_dir
 
 if TYPE_CHECKING:
     from trouter.routers.base import Router
@@ -87,7 +88,7 @@ def train_command(
     if "taxonomy" in params and "taxonomy" not in model.get_params():
         raise ConfigError(f"--taxonomy: router {router!r} does not use a taxonomy")
     dataset = load_dataset(data, data_root)
-    prepare_out_dir(out)
+    make_dir(out)
     console.print(
         f"[bold]{dataset.name}[/]: {dataset.n_queries} queries x {dataset.n_models} models, "
         f"{len(dataset.task_names)} tasks · router {router} · encoder {encoder}"

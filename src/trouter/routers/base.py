@@ -30,7 +30,7 @@ import numpy.typing as npt
 from trouter.data.dataset import RoutingDataset
 from trouter.encode import Embeddings, Encoder, load_encoder
 from trouter.errors import ConfigError, DataError, TrouterError
-from trouter.paths import atomic_target
+from trouter.paths import atomic_target, make_dir
 from trouter.pool import Pool
 from trouter.tradeoff import Calibration, Tradeoff, choose
 
@@ -320,9 +320,7 @@ class Router(ABC):
         from safetensors.numpy import save as to_bytes
 
         self._check_fitted()
-        directory = Path(directory)
-        check_output_dir(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = make_dir(Path(directory), "the router directory")
         arrays, meta = self._get_state()
         arrays = {f"state.{k}": np.ascontiguousarray(v) for k, v in arrays.items()}
         if hasattr(self, "calibration_"):
@@ -396,12 +394,6 @@ class Router(ABC):
         from trouter.routers.registry import load_router
 
         return load_router(directory)
-
-
-def check_output_dir(directory: Path) -> None:
-    """A router can be saved there (checked before the work that leads to saving it)."""
-    if directory.exists() and not directory.is_dir():
-        raise ConfigError(f"{directory} is a file; give --out a directory to save the router in")
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:
