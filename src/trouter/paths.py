@@ -88,6 +88,17 @@ def atomic_target(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write a UTF-8 text file so that a crash leaves the old content or the new, whole and on
+    disk (flushed and synced before it replaces the old)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_target(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return path
+
+
 def make_dir(path: Path, what: str = "--out") -> Path:
     """`path` as a directory, made now if need be, so a path that cannot be one (a file, an
     unwritable place) is a one-line error naming `what` before any work that would write there."""

@@ -19,13 +19,14 @@ import numpy as np
 import numpy.typing as npt
 
 from trouter.coldstart.results import Outcome, ReportResult
-from trouter.coldstart.state import RunPaths, atomic_write_text, now
+from trouter.coldstart.state import RunPaths, now
 from trouter.data.dataset import RoutingDataset
 from trouter.eval import metrics
 from trouter.eval.protocols import Fold
 from trouter.eval.report import render_markdown, to_json
 from trouter.eval.results import ORACLE, PRESETS, BenchResult, FoldResult, RunInfo, finite_or_none
 from trouter.eval.runner import evaluate_router, reference_rows, with_bootstrap
+from trouter.paths import atomic_write_text
 from trouter.routers.base import Router
 from trouter.tradeoff import Tradeoff, choose
 

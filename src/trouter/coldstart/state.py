@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from trouter.errors import ConfigError, DataError
+from trouter.paths import atomic_write_text
 
 STEPS: tuple[str, ...] = ("taxonomy", "items", "labels", "router", "report", "summary")
 STATE_FILE = "coldstart.json"
@@ -141,20 +141,6 @@ def lines_digest(path: Path) -> str:
     with path.open("rb") as fh:
         lines = sorted(line for line in fh if line.endswith(b"\n") and line.strip())
     return hashlib.sha256(b"".join(lines)).hexdigest()[:20]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file so that a crash leaves either the old or the new content."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def now() -> str:

@@ -22,8 +22,8 @@ from trouter.coldstart.results import (
     Summary,
     TaxonomyResult,
 )
-from trouter.coldstart.state import atomic_write_text
 from trouter.errors import DataError
+from trouter.paths import atomic_target, atomic_write_text
 from trouter.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -184,10 +184,8 @@ class Steps:
         if len(keep) == len(items):
             return 0
         ItemsFile(self.paths.stray_items).append(aside)
-        tmp = self.paths.items.with_name(f".{self.paths.items.name}.{os.getpid()}.tmp")
-        tmp.unlink(missing_ok=True)
-        ItemsFile(tmp).append(keep)
-        os.replace(tmp, self.paths.items)
+        with atomic_target(self.paths.items) as tmp:
+            ItemsFile(tmp).append(keep)
         if why:
             reasons = "; ".join(f"{n} {reason}" for reason, n in why.items())
             self.report.message(

@@ -36,7 +36,7 @@ from trouter.eval.results import (
     finite_or_none,
 )
 from trouter.eval.summary import SummaryRow, leader_comparisons, summarise
-from trouter.paths import atomic_target
+from trouter.paths import atomic_write_text
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -271,22 +271,17 @@ def to_json(result: BenchResult) -> dict[str, Any]:
     }
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    with atomic_target(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
 def write_json(result: BenchResult, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / REPORT_JSON
-    _atomic_write_text(path, json.dumps(to_json(result), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(path, json.dumps(to_json(result), indent=2, allow_nan=False) + "\n")
     return path
 
 
 def write_markdown(result: BenchResult, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / REPORT_MD
-    _atomic_write_text(path, render_markdown(result))
+    atomic_write_text(path, render_markdown(result))
     return path
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, delete, insert, select
 
+from trouter.paths import atomic_target
 from trouter.store import LabelObservation, Store
 
 if TYPE_CHECKING:
@@ -206,8 +207,7 @@ def write_jsonl(
     `cost` is priced with `pool`'s prices, as in the dataset."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_target(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for item in items:
             for spec in pool:
                 obs = observations.get((item.id, spec.name))
@@ -224,5 +224,4 @@ def write_jsonl(
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
-    tmp.replace(path)
     return path
