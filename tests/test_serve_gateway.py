@@ -15,7 +15,7 @@ import pytest
 from factories import toy_dataset
 from trouter.routers.registry import make_router
 from trouter.serve import GatewayConfig, create_app
-from trouter.serve.testing import GatewayServer, pool_at
+from trouter.serve.testing import GatewayServer, logged, pool_at, serving
 from trouter.store import DecisionLog, Store
 from trouter.testing import Drop, FakeOpenAI, Hang, Malformed, Reply, Status
 
@@ -48,9 +48,8 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gateway(router, fake, store):
-    pool = pool_at(router.pool_, fake.url, timeout_s=0.5)
-    app = create_app(router, pool, GatewayConfig(api_keys=(KEY,), deadline_s=5.0), store)
-    with GatewayServer(app) as server:
+    config = GatewayConfig(api_keys=(KEY,), deadline_s=5.0)
+    with serving(router, fake.url, store, config, timeout_s=0.5) as server:
         yield server
 
 
@@ -67,11 +66,6 @@ def client(gateway, **kw):
 
 def trouter_headers(raw):
     return {k: v for k, v in raw.headers.items() if k.startswith("x-trouter-")}
-
-
-def logged(store, request_id):
-    with store.session() as s:
-        return s.query(DecisionLog).filter_by(request_id=request_id).one()
 
 
 def test_routes_and_answers_with_explaining_headers(gateway, fake, store):

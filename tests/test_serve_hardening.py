@@ -17,9 +17,9 @@ import pytest
 from factories import toy_dataset
 from trouter.routers.base import Estimates
 from trouter.routers.simple import SingleModelRouter
-from trouter.serve import GatewayConfig, create_app
+from trouter.serve import GatewayConfig
 from trouter.serve.decision_log import DecisionWriter
-from trouter.serve.testing import GatewayServer, pool_at
+from trouter.serve.testing import logged, serving
 from trouter.store import DecisionLog, Store
 from trouter.testing import FakeOpenAI, Reply
 
@@ -55,9 +55,8 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gateway(router, fake, store):
-    pool = pool_at(router.pool_, fake.url, timeout_s=2.0)
-    app = create_app(router, pool, GatewayConfig(api_keys=(KEY,), deadline_s=5.0), store)
-    with GatewayServer(app) as server:
+    config = GatewayConfig(api_keys=(KEY,), deadline_s=5.0)
+    with serving(router, fake.url, store, config, timeout_s=2.0) as server:
         yield server
 
 
@@ -65,11 +64,6 @@ def gateway(router, fake, store):
 def http(gateway):
     with httpx.Client(base_url=gateway.root, timeout=10, headers=AUTH) as c:
         yield c
-
-
-def logged(store, request_id):
-    with store.session() as s:
-        return s.query(DecisionLog).filter_by(request_id=request_id).one()
 
 
 # A lone surrogate, as json.loads reads it from "\ud83d" (valid JSON, not valid Unicode).

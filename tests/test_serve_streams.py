@@ -20,8 +20,8 @@ import pytest
 
 from factories import toy_dataset
 from trouter.routers.registry import make_router
-from trouter.serve import GatewayConfig, create_app
-from trouter.serve.testing import GatewayServer, pool_at
+from trouter.serve import GatewayConfig
+from trouter.serve.testing import logged, pool_at, serving
 from trouter.store import DecisionLog, Store
 from trouter.testing import FakeOpenAI, Malformed, Reply
 from trouter.tokens import estimate_message_tokens
@@ -49,9 +49,8 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gateway(router, fake, store):
-    pool = pool_at(router.pool_, fake.url, timeout_s=2.0)
-    app = create_app(router, pool, GatewayConfig(api_keys=(KEY,), deadline_s=5.0), store)
-    with GatewayServer(app) as server:
+    config = GatewayConfig(api_keys=(KEY,), deadline_s=5.0)
+    with serving(router, fake.url, store, config, timeout_s=2.0) as server:
         yield server
 
 
@@ -60,11 +59,6 @@ def _clean_script(fake):
     fake._script.clear()
     yield
     fake._script.clear()
-
-
-def logged(store, request_id):
-    with store.session() as s:
-        return s.query(DecisionLog).filter_by(request_id=request_id).one()
 
 
 def events(text: str) -> list[str]:

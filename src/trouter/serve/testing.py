@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from trouter.pool import Pool
 from trouter.serve.server import uvicorn_config
+from trouter.store import DecisionLog, Store
+
+if TYPE_CHECKING:
+    from trouter.routers.base import Router
+    from trouter.serve.config import GatewayConfig
 
 
 class GatewayServer:
@@ -69,3 +76,24 @@ def pool_at(pool: Pool, base_url: str | dict[str, str], *, timeout_s: float = 5.
         )
         for spec in pool
     )
+
+
+@contextmanager
+def serving(
+    router: Router, upstream: str, store: Store, config: GatewayConfig, *, timeout_s: float = 5.0
+) -> Iterator[GatewayServer]:
+    """`router` served on 127.0.0.1 with every pool model pointed at `upstream` (a fake
+    server's URL), each upstream request timing out after `timeout_s`."""
+    from trouter.serve.app import create_app
+
+    if router.pool_ is None:
+        raise ValueError("the router has no pool to point at the upstream")
+    pool = pool_at(router.pool_, upstream, timeout_s=timeout_s)
+    with GatewayServer(create_app(router, pool, config, store)) as server:
+        yield server
+
+
+def logged(store: Store, request_id: str) -> DecisionLog:
+    """The decision-log row of one request."""
+    with store.session() as session:
+        return session.query(DecisionLog).filter_by(request_id=request_id).one()
