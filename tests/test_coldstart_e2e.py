@@ -27,7 +27,13 @@ import yaml
 from sqlalchemy import func, select
 
 from trouter.cli import run
-from trouter.coldstart.testing import KeyPointJudge, PoolAnswerer, SkillGenerator, difficulty_of
+from trouter.coldstart.testing import (
+    KeyPointJudge,
+    PoolAnswerer,
+    SkillGenerator,
+    difficulty_of,
+    write_job_files,
+)
 from trouter.routers.base import Router
 from trouter.routers.registry import load_router
 from trouter.store import LabelObservation, LLMCall, Store, sqlite_url
@@ -96,21 +102,6 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
         server.start()
     try:
         cfg = tmp_path / "cfg"
-        cfg.mkdir()
-        # The profile's own pool holds the generator and the judge; --pool is what to route.
-        helpers = [
-            {"name": "generator", "base_url": servers["generator"].url, "input_price": 1.0,
-             "output_price": 2.0, "timeout_s": 5},
-            {"name": "judge", "base_url": servers["judge"].url, "input_price": 0.5,
-             "output_price": 1.0, "timeout_s": 5},
-        ]  # fmt: skip
-        (cfg / "models.yaml").write_text(yaml.safe_dump({"models": helpers}))
-        pool = [
-            {"name": name, "base_url": servers[name].url, "input_price": p_in,
-             "output_price": p_out, "max_concurrency": 4, "timeout_s": 5}
-            for name, (p_in, p_out, _) in POOL.items()
-        ]  # fmt: skip
-        (cfg / "pool.yaml").write_text(yaml.safe_dump({"models": pool}))
         profile = {
             "name": "e2e-support",
             "description": "The support assistant of a small SaaS product: billing and access.",
@@ -130,7 +121,11 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
                 "encoder": "hashing:256",
             },
         }
-        (cfg / "profile.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+        urls = {name: server.url for name, server in servers.items()}
+        # The profile's own pool holds the generator and the judge; --pool is what to route.
+        write_job_files(
+            cfg, urls, {name: (p_in, p_out) for name, (p_in, p_out, _) in POOL.items()}, profile
+        )
         yield Setup(
             tmp_path,
             cfg / "profile.yaml",

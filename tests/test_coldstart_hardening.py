@@ -17,7 +17,12 @@ import pytest
 import yaml
 
 from trouter.cli import run
-from trouter.coldstart.testing import KeyPointJudge, PoolAnswerer, SkillGenerator
+from trouter.coldstart.testing import (
+    KeyPointJudge,
+    PoolAnswerer,
+    SkillGenerator,
+    write_job_files,
+)
 from trouter.prompts import parse_marker
 from trouter.synth.items import read_items
 from trouter.testing import FakeOpenAI
@@ -102,20 +107,6 @@ def job(tmp_path: Path) -> Iterator[Job]:
         server.start()
     try:
         cfg = tmp_path / "cfg"
-        cfg.mkdir()
-        helpers = [
-            {"name": "generator", "base_url": servers["generator"].url, "input_price": 1.0,
-             "output_price": 2.0, "timeout_s": 5},
-            {"name": "judge", "base_url": servers["judge"].url, "input_price": 0.5,
-             "output_price": 1.0, "timeout_s": 5},
-        ]  # fmt: skip
-        (cfg / "models.yaml").write_text(yaml.safe_dump({"models": helpers}))
-        pool = [
-            {"name": name, "base_url": servers[name].url, "input_price": p_in,
-             "output_price": p_out, "max_concurrency": 4, "timeout_s": 5}
-            for name, (p_in, p_out, _) in POOL.items()
-        ]  # fmt: skip
-        (cfg / "pool.yaml").write_text(yaml.safe_dump({"models": pool}))
         profile = {
             "name": "hardening",
             "description": "The support assistant of a small SaaS product.",
@@ -136,7 +127,11 @@ def job(tmp_path: Path) -> Iterator[Job]:
                 "answerability_check": False,
             },
         }
-        (cfg / "profile.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+        urls = {name: server.url for name, server in servers.items()}
+        # The profile's own pool holds the generator and the judge; --pool is what to route.
+        write_job_files(
+            cfg, urls, {name: (p_in, p_out) for name, (p_in, p_out, _) in POOL.items()}, profile
+        )
         yield Job(tmp_path, cfg, generator, judge, answers, servers)
     finally:
         for server in servers.values():

@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from trouter.synth.testing import FakeGenerator
@@ -182,3 +184,27 @@ class KeyPointJudge:
         if reference and f"key point is {reference.group(1)}" in response:
             return Reply(content="Names the key point.\nScore: 10/10", delay=self.delay)
         return Reply(content="Misses the key point.\nScore: 0/10", delay=self.delay)
+
+
+def write_job_files(
+    cfg: Path,
+    urls: Mapping[str, str],
+    pool: Mapping[str, tuple[float, float]],
+    profile: dict[str, Any],
+) -> None:
+    """The files a cold start against fake servers reads, in `cfg`: models.yaml (the profile's
+    own pool: "generator" and "judge"), pool.yaml (the models to route, at `pool`'s input and
+    output prices per 1M tokens) and profile.yaml (`profile`); `urls` maps each model to its
+    server's base URL."""
+    import yaml
+
+    def spec(name: str, prices: tuple[float, float], **extra: Any) -> dict[str, Any]:
+        return {"name": name, "base_url": urls[name], "input_price": prices[0],
+                "output_price": prices[1], **extra, "timeout_s": 5}  # fmt: skip
+
+    helpers = [spec("generator", (1.0, 2.0)), spec("judge", (0.5, 1.0))]
+    routed = [spec(name, prices, max_concurrency=4) for name, prices in pool.items()]
+    cfg.mkdir(parents=True, exist_ok=True)
+    (cfg / "models.yaml").write_text(yaml.safe_dump({"models": helpers}))
+    (cfg / "pool.yaml").write_text(yaml.safe_dump({"models": routed}))
+    (cfg / "profile.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
