@@ -132,32 +132,33 @@ class RoutingDataset:
         splits: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> RoutingDataset:
-        """Build from wide [n, m] matrices (a convenient form for loaders and tests)."""
-        n, m = len(query_ids), len(models)
+        """Build from wide [n, m] matrices (a convenient form for loaders and tests).
 
-        def wide(values: npt.ArrayLike | None) -> FloatMatrix:
+        `queries`, `tasks` and `splits` hold one entry per query id; `scores` and `costs` are
+        [n queries, m models]; `tokens_in` / `tokens_out` may also be [n], one count per query
+        shared by every model. A wrong length or shape is a `DataError` naming the argument.
+        """
+        query_ids = _per_query("query_ids", query_ids, None)
+        n, m = len(query_ids), len(models)
+        queries = _per_query("queries", queries, n)
+        tasks = _per_query("tasks", tasks, n) if tasks is not None else [""] * n
+        if splits is not None:
+            splits = _per_query("splits", splits, n)
+
+        def wide(arg: str, values: npt.ArrayLike | None, per_query: bool = False) -> FloatMatrix:
             if values is None:
                 return np.full((n, m), np.nan)
-            arr = np.asarray(values, dtype=np.float64)
-            if arr.ndim == 1:  # per-query value shared by every model (tokens_in)
-                arr = np.repeat(arr[:, None], m, axis=1)
-            if arr.shape != (n, m):
-                raise DataError(
-                    f"matrix of shape {arr.shape} does not match {n} queries x {m} models"
-                )
-            return arr
+            return _matrix_arg(arg, values, n, m, per_query)
 
         data: dict[str, Any] = {
             "query_id": np.repeat(np.asarray(query_ids, dtype=object), m),
             "query": np.repeat(np.asarray(queries, dtype=object), m),
-            "task": np.repeat(
-                np.asarray(tasks if tasks is not None else [""] * n, dtype=object), m
-            ),
+            "task": np.repeat(np.asarray(tasks, dtype=object), m),
             "model": np.tile(np.asarray(models, dtype=object), n),
-            "score": wide(scores).ravel(),
-            "cost": wide(costs).ravel(),
-            "tokens_in": wide(tokens_in).ravel(),
-            "tokens_out": wide(tokens_out).ravel(),
+            "score": _matrix_arg("scores", scores, n, m, False).ravel(),
+            "cost": wide("costs", costs).ravel(),
+            "tokens_in": wide("tokens_in", tokens_in, per_query=True).ravel(),
+            "tokens_out": wide("tokens_out", tokens_out, per_query=True).ravel(),
             "latency": np.full(n * m, np.nan),
         }
         if splits is not None:
@@ -441,6 +442,40 @@ class RoutingDataset:
             pool=pool,
             cost_note=meta.get("cost_note", ""),
         )
+
+
+def _per_query(arg: str, values: Sequence[str], n: int | None) -> list[str]:
+    """`values` as a list, refused when it is one string or does not hold `n` entries."""
+    if isinstance(values, str):
+        raise DataError(f"from_matrices: {arg} is a single string; pass a list, one per query")
+    listed = list(values)
+    if n is not None and len(listed) != n:
+        raise DataError(
+            f"from_matrices: {arg} has {len(listed)} entries but query_ids has {n}; "
+            "give one per query, in the order of query_ids"
+        )
+    return listed
+
+
+def _matrix_arg(arg: str, values: npt.ArrayLike, n: int, m: int, per_query: bool) -> FloatMatrix:
+    """`values` as an [n, m] float matrix; with `per_query`, an [n] vector is shared by every
+    model. Anything else is a `DataError` naming `arg` and the shape it needs."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):  # ragged rows, or text where numbers belong
+        raise DataError(
+            f"from_matrices: {arg} is not a numeric matrix; give {n} rows of {m} numbers "
+            "(NaN where unknown)"
+        ) from None
+    if per_query and arr.ndim == 1 and len(arr) == n:
+        return np.repeat(arr[:, None], m, axis=1)
+    if arr.shape != (n, m):
+        needs = f"({n}, {m}) or ({n},)" if per_query else f"({n}, {m})"
+        raise DataError(
+            f"from_matrices: {arg} has shape {arr.shape} but needs {needs}: one row per "
+            f"query_id ({n}) and one column per model ({m})"
+        )
+    return arr
 
 
 def split_sizes(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, int]:

@@ -1,0 +1,63 @@
+"""The `RoutingDataset` Python API refuses a bad argument with a one-line `DataError`.
+
+Each test states one rule a library user meets when building, narrowing, splitting or saving
+a dataset in code (rather than through `trouter import`): the error names the argument and
+what to do, never a pandas, numpy or pydantic exception.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from trouter.data.dataset import RoutingDataset
+from trouter.errors import DataError
+
+
+def matrices(**overrides: object) -> dict[str, object]:
+    """`from_matrices` arguments of two queries and two models, with `overrides` applied."""
+    args: dict[str, object] = {
+        "query_ids": ["q1", "q2"],
+        "queries": ["What is 2+2?", "Prove it."],
+        "models": ["small", "big"],
+        "scores": [[1.0, 1.0], [0.0, 1.0]],
+    }
+    return args | overrides
+
+
+# ---------------------------------------------------------------------- from_matrices shapes
+def test_well_shaped_matrices_build_a_dataset():
+    ds = RoutingDataset.from_matrices(
+        **matrices(costs=[[0.1, 0.2], [0.1, 0.2]], tokens_in=[10, 20], splits=["train", "test"])
+    )
+    assert ds.scores.tolist() == [[1.0, 1.0], [0.0, 1.0]]
+    assert ds.tokens_in.tolist() == [[10.0, 10.0], [20.0, 20.0]]  # a per-query count is shared
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"queries": ["only one"]}, r"queries has 1 entries but query_ids has 2"),
+        ({"tasks": ["math", "math", "code"]}, r"tasks has 3 entries but query_ids has 2"),
+        ({"splits": ["train"]}, r"splits has 1 entries but query_ids has 2"),
+        ({"scores": [[1.0, 0.0]]}, r"scores has shape \(1, 2\) but needs \(2, 2\)"),
+        ({"scores": [[1.0], [0.0]]}, r"scores has shape \(2, 1\) but needs \(2, 2\)"),
+        ({"scores": [1.0, 0.0]}, r"scores has shape \(2,\) but needs \(2, 2\)"),
+        ({"costs": [[0.1, 0.2, 0.3]] * 2}, r"costs has shape \(2, 3\) but needs \(2, 2\)"),
+        ({"tokens_in": [10, 20, 30]}, r"tokens_in has shape \(3,\) but needs \(2, 2\) or \(2,\)"),
+        ({"scores": [[1.0, 0.0], [1.0]]}, r"scores is not a numeric matrix"),
+        ({"scores": [["yes", "no"], ["no", "yes"]]}, r"scores is not a numeric matrix"),
+        ({"query_ids": "q1"}, r"query_ids is a single string; pass a list"),
+        ({"queries": "What is 2+2?"}, r"queries is a single string; pass a list"),
+    ],
+)
+def test_from_matrices_names_the_argument_of_the_wrong_length(override, message):
+    with pytest.raises(DataError, match=message):
+        RoutingDataset.from_matrices(**matrices(**override))
+
+
+def test_from_matrices_says_what_each_row_and_column_stands_for():
+    with pytest.raises(DataError) as caught:
+        RoutingDataset.from_matrices(**matrices(models=["small", "big", "huge"]))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "one row per query_id (2) and one column per model (3)" in message
