@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from factories import toy_dataset
 from trouter.data.dataset import RoutingDataset
 from trouter.errors import DataError
 
@@ -61,3 +62,18 @@ def test_from_matrices_says_what_each_row_and_column_stands_for():
     message = str(caught.value)
     assert "\n" not in message
     assert "one row per query_id (2) and one column per model (3)" in message
+
+
+# ---------------------------------------------------------------------- model selections
+def test_a_single_model_name_selects_that_model():
+    ds = toy_dataset(n_per_task=3)
+    one = ds.select_models("small")
+    assert one.models == ("small",)
+    assert one.scores.tolist() == ds.select_models(["small"]).scores.tolist()
+    assert one.pool is not None and one.pool.names == ("small",)
+
+
+def test_a_single_model_name_is_one_model_wherever_a_model_list_is_taken():
+    ds = RoutingDataset.from_matrices(**matrices(models="small", scores=[[1.0], [0.0]]))
+    assert ds.models == ("small",)
+    assert RoutingDataset(ds.frame, models="small").models == ("small",)

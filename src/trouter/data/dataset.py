@@ -79,7 +79,7 @@ class RoutingDataset:
         frame: pd.DataFrame,
         *,
         name: str = "dataset",
-        models: Sequence[str] | None = None,
+        models: Sequence[str] | str | None = None,
         pool: Pool | None = None,
         cost_note: str = "",
         validate: bool = True,
@@ -90,6 +90,7 @@ class RoutingDataset:
             frame = _one_task_per_query(frame)
         if models is None:
             models = list(dict.fromkeys(frame["model"].tolist()))
+        models = model_names(models)
         repeated = sorted({m for m in models if list(models).count(m) > 1})
         if repeated:
             raise DataError(f"{name}: the model list names {', '.join(repeated)} more than once")
@@ -123,7 +124,7 @@ class RoutingDataset:
         *,
         query_ids: Sequence[str],
         queries: Sequence[str],
-        models: Sequence[str],
+        models: Sequence[str] | str,
         scores: npt.ArrayLike,
         costs: npt.ArrayLike | None = None,
         tasks: Sequence[str] | None = None,
@@ -139,6 +140,7 @@ class RoutingDataset:
         shared by every model. A wrong length or shape is a `DataError` naming the argument.
         """
         query_ids = _per_query("query_ids", query_ids, None)
+        models = model_names(models)
         n, m = len(query_ids), len(models)
         queries = _per_query("queries", queries, n)
         tasks = _per_query("tasks", tasks, n) if tasks is not None else [""] * n
@@ -163,7 +165,7 @@ class RoutingDataset:
         }
         if splits is not None:
             data["split"] = np.repeat(np.asarray(splits, dtype=object), m)
-        return cls(pd.DataFrame(data), models=list(models), **kwargs)
+        return cls(pd.DataFrame(data), models=models, **kwargs)
 
     # ------------------------------------------------------------------ query-level views
     @cached_property
@@ -301,7 +303,9 @@ class RoutingDataset:
         frame = frame.sort_values("_order", kind="stable").drop(columns="_order")
         return self._derive(frame, name)
 
-    def select_models(self, models: Sequence[str]) -> RoutingDataset:
+    def select_models(self, models: Sequence[str] | str) -> RoutingDataset:
+        """The observations of `models` only, in that order; a single name is one model."""
+        models = model_names(models)
         missing = [m for m in models if m not in self.models]
         if missing:
             raise DataError(
@@ -442,6 +446,12 @@ class RoutingDataset:
             pool=pool,
             cost_note=meta.get("cost_note", ""),
         )
+
+
+def model_names(models: Sequence[str] | str) -> list[str]:
+    """A model list as a list; one name given on its own is a list of that one model (a
+    string is a sequence too, and would otherwise be read as one model per character)."""
+    return [models] if isinstance(models, str) else list(models)
 
 
 def _per_query(arg: str, values: Sequence[str], n: int | None) -> list[str]:
