@@ -77,3 +77,20 @@ def test_a_single_model_name_is_one_model_wherever_a_model_list_is_taken():
     ds = RoutingDataset.from_matrices(**matrices(models="small", scores=[[1.0], [0.0]]))
     assert ds.models == ("small",)
     assert RoutingDataset(ds.frame, models="small").models == ("small",)
+
+
+@pytest.mark.parametrize("pooled", [True, False])
+def test_selecting_no_model_is_refused(pooled):
+    ds = toy_dataset(n_per_task=3)
+    if not pooled:
+        ds = RoutingDataset(ds.frame, name="toy")
+    with pytest.raises(
+        DataError,
+        match=r"toy: select_models got no model names; name at least one of small, medium, large",
+    ):
+        ds.select_models([])
+
+
+def test_selecting_a_model_twice_is_refused():
+    with pytest.raises(DataError, match="toy: select_models names small more than once"):
+        toy_dataset(n_per_task=3).select_models(["small", "large", "small"])

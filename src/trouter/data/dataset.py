@@ -306,6 +306,17 @@ class RoutingDataset:
     def select_models(self, models: Sequence[str] | str) -> RoutingDataset:
         """The observations of `models` only, in that order; a single name is one model."""
         models = model_names(models)
+        if not models:
+            raise DataError(
+                f"{self.name}: select_models got no model names; name at least one of "
+                f"{', '.join(self.models)}"
+            )
+        repeated = sorted({m for m in models if models.count(m) > 1})
+        if repeated:
+            raise DataError(
+                f"{self.name}: select_models names {', '.join(repeated)} more than once; "
+                "name each model once"
+            )
         missing = [m for m in models if m not in self.models]
         if missing:
             raise DataError(
