@@ -94,3 +94,23 @@ def test_selecting_no_model_is_refused(pooled):
 def test_selecting_a_model_twice_is_refused():
     with pytest.raises(DataError, match="toy: select_models names small more than once"):
         toy_dataset(n_per_task=3).select_models(["small", "large", "small"])
+
+
+# ---------------------------------------------------------------------- saving and loading
+def test_an_empty_dataset_is_refused_at_save_and_nothing_is_written(tmp_path):
+    empty = toy_dataset(n_per_task=3).subset([])  # e.g. a filter that kept no query
+    out = tmp_path / "empty.parquet"
+    with pytest.raises(DataError, match=r"toy: the dataset has no queries; nothing to save"):
+        empty.save(out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_loading_a_file_of_no_rows_names_the_file(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "empty.parquet"  # as an earlier trouter saved an empty subset
+    frame = toy_dataset(n_per_task=3).frame.iloc[:0]
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), out)
+    with pytest.raises(DataError, match=f"{out}: the dataset file has no rows"):
+        RoutingDataset.load(out)

@@ -415,10 +415,18 @@ class RoutingDataset:
 
     # ------------------------------------------------------------------ IO
     def save(self, path: str | Path) -> Path:
-        """Write Parquet atomically: a crash or Ctrl-C leaves the old file intact and no temp file."""
+        """Write Parquet atomically: a crash or Ctrl-C leaves the old file intact and no temp file.
+
+        An empty dataset is refused: `load` (like every constructor) refuses a table of no rows.
+        """
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        if self.frame.empty:
+            raise DataError(
+                f"{self.name}: the dataset has no queries; nothing to save (check the filter, "
+                "subset or selection that left none)"
+            )
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pandas(self.frame, preserve_index=False)
@@ -447,6 +455,11 @@ class RoutingDataset:
             table = pq.read_table(path)
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+        if table.num_rows == 0:
+            raise DataError(
+                f"{path}: the dataset file has no rows (an empty dataset); write it again from "
+                "data that keeps at least one query"
+            )
         raw_meta = (table.schema.metadata or {}).get(_PARQUET_META_KEY)
         meta = json.loads(raw_meta) if raw_meta else {}
         pool = Pool.from_dict(meta["pool"]) if meta.get("pool") else None
