@@ -7,6 +7,7 @@ what to do, never a pandas, numpy or pydantic exception.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from factories import toy_dataset
@@ -114,3 +115,20 @@ def test_loading_a_file_of_no_rows_names_the_file(tmp_path):
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), out)
     with pytest.raises(DataError, match=f"{out}: the dataset file has no rows"):
         RoutingDataset.load(out)
+
+
+# ---------------------------------------------------------------------- splits
+@pytest.mark.parametrize("seed", [None, "7", 1.5, True, -1])
+def test_a_split_needs_a_whole_number_seed(seed):
+    ds = toy_dataset(n_per_task=5)
+    with pytest.raises(
+        DataError, match=f"split seed must be a whole number of 0 or more, not {seed!r}"
+    ):
+        ds.split(seed=seed)
+    with pytest.raises(DataError, match="split seed must be a whole number"):
+        ds.holdout(0.2, seed=seed)
+
+
+def test_a_numpy_integer_seed_splits_like_the_same_int():
+    ds = toy_dataset(n_per_task=5)
+    assert ds.split(seed=np.int64(3)).test.query_ids == ds.split(seed=3).test.query_ids

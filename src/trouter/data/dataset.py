@@ -357,7 +357,16 @@ class RoutingDataset:
     def split(
         self, seed: int = 0, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
     ) -> DatasetSplit:
-        """Seeded random split, stratified by task, into train / val / test."""
+        """Seeded random split, stratified by task, into train / val / test.
+
+        The same seed gives the same split on every run; `seed` must be an int of 0 or more
+        (None, which would draw a fresh split each time, is refused: runs are reproducible).
+        """
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise DataError(
+                f"split seed must be a whole number of 0 or more, not {seed!r}; the same seed "
+                "gives the same split on every run"
+            )
         if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
             raise DataError(f"split fractions must be non-negative and sum to 1, got {fractions}")
         rng = np.random.default_rng(seed)
