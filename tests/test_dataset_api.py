@@ -132,3 +132,19 @@ def test_a_split_needs_a_whole_number_seed(seed):
 def test_a_numpy_integer_seed_splits_like_the_same_int():
     ds = toy_dataset(n_per_task=5)
     assert ds.split(seed=np.int64(3)).test.query_ids == ds.split(seed=3).test.query_ids
+
+
+def test_a_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    from trouter.data.importer import import_file
+
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    ds = toy_dataset(n_per_task=3)
+    assert ds.save("~/data/toy.parquet") == home / "data" / "toy.parquet"
+    assert list(cwd.iterdir()) == []  # no folder literally named "~"
+    assert RoutingDataset.load("~/data/toy.parquet").query_ids == ds.query_ids
+    (home / "mine.csv").write_text("query,model,score\na?,small,1\na?,big,0\n")
+    assert import_file("~/mine.csv").models == ("small", "big")

@@ -436,7 +436,7 @@ class RoutingDataset:
                 f"{self.name}: the dataset has no queries; nothing to save (check the filter, "
                 "subset or selection that left none)"
             )
-        path = Path(path)
+        path = Path(path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pandas(self.frame, preserve_index=False)
         meta = {
@@ -457,7 +457,7 @@ class RoutingDataset:
         """Read a dataset written by `save` (or any Parquet file in the long format)."""
         import pyarrow.parquet as pq
 
-        path = Path(path)
+        path = Path(path).expanduser()
         if not path.is_file():
             raise DataError(f"dataset file not found: {path}")
         try:

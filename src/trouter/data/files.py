@@ -29,6 +29,7 @@ ENCODING = "utf-8-sig"  # UTF-8, with a byte-order mark (Excel's "CSV UTF-8") dr
 
 def read_table(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The file's rows as a DataFrame, and the metadata a `trouter import` Parquet file keeps."""
+    path = path.expanduser()  # "~/data.csv" from Python, where no shell expands the tilde
     if not path.exists():
         raise DataError(f"file not found: {path}")
     if not path.is_file():
