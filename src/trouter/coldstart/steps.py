@@ -29,7 +29,6 @@ from trouter.taxonomy import Taxonomy
 if TYPE_CHECKING:
     from trouter.coldstart.pipeline import Coldstart
     from trouter.llm import Completion, LLMCallError, LLMClient
-    from trouter.pool import ModelSpec
     from trouter.synth.items import SynthItem
 
 VAL_FRACTION = 0.1  # of every leaf, for TRouter's early stopping
@@ -198,7 +197,12 @@ class Steps:
 
     # ------------------------------------------------------------------ 3. labels
     async def labels(self, forced: bool) -> LabelsResult:
-        from trouter.label.observations import load_observations, to_dataset, write_jsonl
+        from trouter.label.observations import (
+            adopt_judge,
+            load_observations,
+            to_dataset,
+            write_jsonl,
+        )
         from trouter.label.runner import LabelOptions, check_scorable, label_items
         from trouter.label.scorers import Code, Judge
         from trouter.synth.items import read_items
@@ -210,12 +214,15 @@ class Steps:
             raise DataError(f"{self.paths.items} holds no items to label; rerun with --force items")
         judge = Judge(self.client, job.judge) if job.judge is not None else None
         check_scorable(items, judge)
-        judge_id = _judge_id(job.judge)
-        regraded = 0
+        judge_id = judge.id if judge is not None else ""
         if forced:  # regrade every answer (answers already paid for come from the cache)
             self._remove_observations()
-        else:
-            regraded = self._regrade_for_new_judge(items, judge_id)
+        elif (record := job.state.record("labels")) is not None:
+            # A job labelled before the store recorded its judge: the state knows which.
+            before = LabelsResult.model_validate(record.result)
+            if before.judge_id:
+                adopt_judge(job.store(), job.run_id, before.judge_id, before.judge or "")
+        # label_items regrades the answers another judge graded (as `trouter label` does).
         summary = await label_items(
             items,
             job.pool,
@@ -228,6 +235,8 @@ class Steps:
             on_observation=lambda _: self.report.progress(advance=1),
             on_start=lambda n: self.report.progress(total=n, completed=0),
         )
+        if (change := summary.judge_change()) is not None:
+            self.report.message(change)
         warnings = summary.shaky(
             "rerun with --force labels to retry them (paid answers are cached)"
         )
@@ -251,39 +260,9 @@ class Steps:
             judge_id=judge_id,
             judge_calls=summary.judge_calls,
             changed=summary.changed,
-            regraded=regraded,
+            regraded=summary.regraded,
             warnings=warnings,
         )
-
-    def _regrade_for_new_judge(self, items: list[SynthItem], judge_id: str) -> int:
-        """Drop the stored observations that another judge graded (their answers stay cached,
-        so only the new judge is paid); returns how many."""
-        from trouter.label.scorers import canonical_format
-        from trouter.store import LabelObservation
-
-        record = self.job.state.record("labels")
-        if record is None:
-            return 0
-        before = LabelsResult.model_validate(record.result)
-        name = self.job.judge.name if self.job.judge is not None else None
-        if before.judge_id == judge_id or (not before.judge_id and before.judge == name):
-            return 0
-        judged = [it.id for it in items if canonical_format(it.answer_format) == "judge"]
-        dropped = 0
-        with self.job.store().engine.begin() as conn:
-            for start in range(0, len(judged), 500):
-                dropped += conn.execute(
-                    delete(LabelObservation).where(
-                        LabelObservation.run == self.job.run_id,
-                        LabelObservation.item_id.in_(judged[start : start + 500]),
-                    )
-                ).rowcount
-        if dropped:
-            self.report.message(
-                f"the judge changed ({before.judge} -> {name}): {dropped} answers to judged "
-                "items are graded again (the answers themselves come from the cache)"
-            )
-        return dropped
 
     # ------------------------------------------------------------------ 4. router
     def router(self) -> RouterResult:
@@ -481,7 +460,3 @@ class Steps:
                 f"AIQ {result.aiq:.3f}, gap recovered {gap} on {result.n_test} held-out queries"
             ]
         return []
-
-
-def _judge_id(spec: ModelSpec | None) -> str:
-    return "" if spec is None else f"{spec.name}={spec.model}@{spec.base_url or ''}"

@@ -3,6 +3,9 @@
 Rows are upserted into `label_observations` keyed by (run, item, model), in small batches; a
 kill loses at most the last batch, and those answers are still in the LLM cache, so the rerun
 re-reads them for free. The primary key makes a duplicate impossible.
+
+`label_judges` records, per run, the judge whose verdicts the stored observations hold, so a
+rerun with another judge (`trouter label` or `trouter coldstart`) knows to regrade them.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import String, Table, Text, delete, insert, select
+from sqlalchemy.orm import Mapped, mapped_column
 
 from trouter.paths import atomic_target
-from trouter.store import LabelObservation, Store
+from trouter.store import Base, LabelObservation, Store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,6 +57,56 @@ class Observation:
     attempts: int = 0
     request_key: str = ""
     retry: bool = False  # redo this one on the next run (e.g. the call failed)
+
+
+class LabelJudge(Base):
+    """The judge whose verdicts a labelling run's stored observations hold (its `Judge.id`, ""
+    for none), written with the first observations it grades."""
+
+    __tablename__ = "label_judges"
+
+    run: Mapped[str] = mapped_column(String(100), primary_key=True)
+    judge: Mapped[str] = mapped_column(Text, default="")
+    name: Mapped[str] = mapped_column(String(200), default="")
+
+
+def change_judge(
+    store: Store, run: str, judge: str, name: str, judged: Sequence[str]
+) -> tuple[str, int]:
+    """Make `judge` the run's judge. When another judge graded the stored observations, those of
+    the `judged` item ids are deleted (their answers stay in the LLM cache, so the rerun pays the
+    new judge only). Returns (the earlier judge's name, observations deleted). Both happen in
+    one transaction: a crash leaves either the old verdicts and judge, or neither."""
+    runs = cast(Table, LabelJudge.__table__)
+    with store.engine.begin() as conn:
+        runs.create(conn, checkfirst=True)  # a store opened before this module was imported
+        row = conn.execute(select(runs.c.judge, runs.c.name).where(runs.c.run == run)).first()
+        if row is not None and row.judge == judge:
+            return row.name, 0
+        dropped = 0
+        if row is not None:
+            table = _table()
+            for start in range(0, len(judged), 500):
+                dropped += conn.execute(
+                    delete(table).where(
+                        table.c.run == run, table.c.item_id.in_(judged[start : start + 500])
+                    )
+                ).rowcount
+            conn.execute(delete(runs).where(runs.c.run == run))
+        # No record (a new run, or a store from before judges were recorded): the stored
+        # verdicts are taken as this judge's, as they always were.
+        conn.execute(insert(runs), [{"run": run, "judge": judge, "name": name}])
+        return (row.name if row is not None else name), dropped
+
+
+def adopt_judge(store: Store, run: str, judge: str, name: str) -> None:
+    """Record `judge` as the one that graded the run's stored observations, unless a judge is
+    recorded already (for runs whose judge was known elsewhere before the store kept it)."""
+    runs = cast(Table, LabelJudge.__table__)
+    with store.engine.begin() as conn:
+        runs.create(conn, checkfirst=True)
+        if conn.execute(select(runs.c.run).where(runs.c.run == run)).first() is None:
+            conn.execute(insert(runs), [{"run": run, "judge": judge, "name": name}])
 
 
 class ObservationWriter:

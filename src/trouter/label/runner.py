@@ -7,10 +7,12 @@ answer is graded by the scorer for the item's answer format.
 
 Resumable: observations already stored for the run are kept (failed calls are retried), answers
 that reached the LLM cache before a crash are re-read for free, and the store's primary key
-(run, item, model) rules out duplicates. Each model has its own workers, as many as its
-`max_concurrency`, so a slow or rate-limited model never holds up the others; the client adds
-per-model rate limits and retries. A call that still fails is stored as a failure (no score, with
-the error), never dropped; a response that cannot be graded is stored the same way.
+(run, item, model) rules out duplicates. A rerun with another judge regrades the answers to
+judged items (the answers come from the cache; only the new judge is paid). Each model has its
+own workers, as many as its `max_concurrency`, so a slow or rate-limited model never holds up the
+others; the client adds per-model rate limits and retries. A call that still fails is stored as a
+failure (no score, with the error), never dropped; a response that cannot be graded is stored
+the same way.
 """
 
 from __future__ import annotations
@@ -31,9 +33,18 @@ from trouter.label.observations import (
     SCORE_FAILED,
     Observation,
     ObservationWriter,
+    change_judge,
     load_observations,
 )
-from trouter.label.scorers import Code, Judge, Reference, Score, Scorer, scorer_for
+from trouter.label.scorers import (
+    Code,
+    Judge,
+    Reference,
+    Score,
+    Scorer,
+    canonical_format,
+    scorer_for,
+)
 from trouter.store import LLMCall, Store
 
 if TYPE_CHECKING:
@@ -80,6 +91,9 @@ class LabelSummary:
     cost_usd: dict[str, float] = field(default_factory=dict)  # $ of the dataset's answers
     spent_usd: float = 0.0  # paid by this run, judge calls included
     judge_calls: int = 0
+    judge: str = ""  # the judge's name ("" for none)
+    judge_before: str = ""  # the judge that graded the stored observations before this run
+    regraded: int = 0  # stored verdicts of another judge, dropped to be graded again
     isolation: tuple[str, ...] = ()
 
     @property
@@ -101,8 +115,18 @@ class LabelSummary:
                 )
         return out
 
+    def judge_change(self) -> str | None:
+        """What a change of judge redid, or None when nothing was regraded."""
+        if not self.regraded:
+            return None
+        return (
+            f"the judge changed ({self.judge_before} -> {self.judge}): {self.regraded} answers "
+            "to judged items are graded again (the answers themselves come from the cache)"
+        )
+
     def lines(self) -> list[str]:
-        out = [
+        out: list[str] = [] if (change := self.judge_change()) is None else [change]
+        out += [
             f"{self.items} items x {len(self.models)} models = {self.observations} observations "
             f"({self.reused} kept from earlier runs, {self.observed} made now, "
             f"{self.cache_hits} of them from the cache"
@@ -172,6 +196,13 @@ async def label_items(
     check_scorable(items, judge)
     code = code or Code()
     summary = LabelSummary(run=run, items=len(items), models=pool.names)
+    summary.judge = judge.spec.name if judge is not None else ""
+    # Verdicts of another judge are dropped here, for `trouter label` and `coldstart` alike;
+    # the loop below then asks for those answers again (from the cache) and grades them anew.
+    judged = [it.id for it in items if canonical_format(it.answer_format) == "judge"]
+    summary.judge_before, summary.regraded = change_judge(
+        store, run, judge.id if judge is not None else "", summary.judge, judged
+    )
     stored = load_observations(store, run)
     todo: dict[str, deque[SynthItem]] = {spec.name: deque() for spec in pool}
     for item in items:

@@ -117,6 +117,11 @@ class Judge:
         self.max_tokens = max_tokens
         self.prompt = prompt
 
+    @property
+    def id(self) -> str:
+        """Who grades: name, model and endpoint (another one gives other verdicts)."""
+        return f"{self.spec.name}={self.spec.model}@{self.spec.base_url or ''}"
+
     def messages(self, response: str, reference: Reference) -> list[dict[str, Any]]:
         from trouter.prompts import load_prompt
 

@@ -1,0 +1,149 @@
+"""`trouter label` reruns: a rerun with another judge regrades the free-text answers (and only
+those) without asking the pool again, and a model that dies part-way through a run stops it
+soon, keeping every answer paid so far for the rerun that resumes once the endpoint is back."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from trouter.cli import run
+from trouter.synth.items import ItemsFile, SynthItem
+from trouter.testing import FakeOpenAI, FakeRequest, Reply
+from trouter.testing.fake_openai import Status
+
+MODELS = ("cheap", "dear")
+JUDGES = {"strict": "Score: 2/10", "lenient": "Score: 9/10"}
+N_NUMERIC, N_FREE = 30, 4
+
+
+def make_items() -> list[SynthItem]:
+    numeric = [
+        SynthItem(
+            query=f"What is {i} + {i}?",
+            reference=str(2 * i),
+            answer_format="numeric",
+            path="math/arithmetic",
+            generator="gen",
+            prompt_version="test/1",
+        )
+        for i in range(N_NUMERIC)
+    ]
+    free = [
+        SynthItem(
+            query=f"Summarise: cat number {i} sat on the mat.",
+            reference=f"Cat {i} sat on a mat.",
+            answer_format="free_text",
+            path="writing/summary",
+            generator="gen",
+            prompt_version="test/1",
+        )
+        for i in range(N_FREE)
+    ]
+    return numeric + free
+
+
+class Server:
+    """Pool models that answer arithmetic right, judges with a fixed verdict, and a switch that
+    makes one model fail every call after its first `healthy_for` requests."""
+
+    def __init__(self) -> None:
+        self.down: dict[str, int] = {}  # model -> requests it answers before failing for good
+        self.seen: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, req: FakeRequest) -> Reply | Status:
+        if req.model in JUDGES:
+            return Reply(content=JUDGES[req.model])
+        with self._lock:
+            self.seen[req.model] = n = self.seen.get(req.model, 0) + 1
+        if req.model in self.down and n > self.down[req.model]:
+            # A 500 the client retries (Retry-After 0 keeps the test fast) until it gives up.
+            return Status(500, "upstream crashed", retry_after=0.0)
+        words = req.last_user.split()
+        if words[0] == "What":
+            return Reply(content=f"The answer is {int(words[2]) * 2}.")
+        return Reply(content=f"A cat sat on a mat, says {req.model}.")
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    handler = Server()
+    with FakeOpenAI(handler, models=(*MODELS, *JUDGES)) as server:
+        ItemsFile(tmp_path / "items.jsonl").append(make_items())
+        pool = {
+            "models": [
+                {
+                    "name": n,
+                    "base_url": server.url,
+                    "input_price": 1.0,
+                    "output_price": 2.0,
+                    "max_concurrency": 2,
+                }
+                for n in MODELS
+            ]
+        }
+        (tmp_path / "pool.yaml").write_text(yaml.safe_dump(pool))
+        judges = {"models": [{"name": n, "base_url": server.url} for n in JUDGES]}
+        (tmp_path / "judges.yaml").write_text(yaml.safe_dump(judges))
+        yield server, handler, tmp_path
+
+
+def label_args(tmp: Path, judge: str = "strict", *extra: str) -> list[str]:
+    return [
+        "label",
+        str(tmp / "items.jsonl"),
+        "--pool",
+        str(tmp / "pool.yaml"),
+        "--judge",
+        judge,
+        "--judge-pool",
+        str(tmp / "judges.yaml"),
+        "--out",
+        str(tmp / "out" / "labels.parquet"),
+        "--skip-check",
+        *extra,
+    ]
+
+
+def requests_of(server: FakeOpenAI, *models: str) -> int:
+    return sum(r.model in models for r in server.completions)
+
+
+def scores(tmp: Path) -> pd.DataFrame:
+    return pd.read_parquet(tmp / "out" / "labels.parquet")
+
+
+def test_a_rerun_with_only_another_judge_regrades_the_free_text_answers(setup, capsys):
+    server, _, tmp = setup
+    assert run(label_args(tmp, "strict")) == 0, capsys.readouterr().err
+    frame = scores(tmp)
+    free = frame[frame.task == "writing/summary"]
+    assert set(free.score) == {0.2}
+    pool_before = requests_of(server, *MODELS)
+    assert pool_before == (N_NUMERIC + N_FREE) * len(MODELS)
+    capsys.readouterr()
+
+    assert run(label_args(tmp, "lenient")) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    frame = scores(tmp)
+    free = frame[frame.task == "writing/summary"]
+    assert set(free.score) == {0.9}  # the new judge's verdicts, not the old ones
+    assert set(frame[frame.task == "math/arithmetic"].score) == {1.0}
+    assert requests_of(server, *MODELS) == pool_before  # the answers are reused: no pool call
+    assert requests_of(server, "lenient") == N_FREE * len(MODELS)  # only free text regraded
+    assert f"the judge changed (strict -> lenient): {N_FREE * len(MODELS)} answers" in out
+
+    # The same judge again: nothing is regraded or asked.
+    assert run(label_args(tmp, "lenient")) == 0, capsys.readouterr().err
+    assert requests_of(server, *MODELS) == pool_before
+    assert requests_of(server, "lenient") == N_FREE * len(MODELS)
+    # And back to the first judge: its verdicts come from the cache, the pool is not asked.
+    assert run(label_args(tmp, "strict")) == 0, capsys.readouterr().err
+    assert set(scores(tmp)[lambda f: f.task == "writing/summary"].score) == {0.2}
+    assert requests_of(server, *MODELS) == pool_before
+    assert requests_of(server, "strict") == N_FREE * len(MODELS)
