@@ -167,3 +167,20 @@ def test_the_library_takes_what_a_user_would_pass(toy):
         compare(result, "knn", "typo")
     with pytest.raises(ConfigError, match="a list of names"):
         run_benchmark(toy, "in-domain", "knn", encoder="hashing:64")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("draws", [5, 99, -1])
+def test_too_few_resamples_are_refused_by_the_library_as_by_the_cli_before_any_fit(toy, draws):
+    # `trouter bench --resamples 5` was refused, `run_benchmark(draws=5)` gave a zero-width
+    # "interval" and a verdict from five resamples (and draws=-1 silently none).
+    fitted: list[str] = []
+    with pytest.raises(ConfigError, match=r"give 0 \(none\) or at least 100"):
+        run_benchmark(
+            toy,
+            "in-domain",
+            ["random"],
+            encoder="hashing:64",
+            draws=draws,
+            on_step=lambda fold, router: fitted.append(router),
+        )
+    assert fitted == []

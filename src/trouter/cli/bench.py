@@ -16,9 +16,6 @@ from trouter.paths import make_dir
 #: Registered routers left out of the default list: `single` needs a `model` argument, and every
 #: single model is already in the report (the zero row and the single-model points).
 NOT_BY_DEFAULT = ("single",)
-#: Fewer bootstrap resamples than this cannot place the ends of a 95% interval (one resample
-#: gave a zero-width "interval" and a verdict).
-MIN_RESAMPLES = 100
 
 
 def default_routers() -> list[str]:
@@ -105,8 +102,10 @@ def bench(
         typer.Option(
             "--resamples",
             min=0,
+            # 100 is eval.bootstrap.MIN_DRAWS, spelt out: importing it would load numpy for
+            # every command; run_benchmark's check_draws enforces it.
             help="Bootstrap resamples of the test queries behind each gap's standard error and "
-            f"the paired comparisons (0: none; else at least {MIN_RESAMPLES}).",
+            "the paired comparisons (0: none; else at least 100).",
         ),
     ] = 1000,
     out: Annotated[
@@ -123,15 +122,11 @@ def bench(
     from trouter.eval.protocols import PROTOCOLS, make_folds
     from trouter.eval.report import comparison_lines, rich_table, write_json, write_markdown
     from trouter.eval.results import BenchResult
-    from trouter.eval.runner import run_benchmark
+    from trouter.eval.runner import check_draws, run_benchmark
 
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    if 0 < resamples < MIN_RESAMPLES:
-        raise ConfigError(
-            f"--resamples {resamples}: give 0 (none) or at least {MIN_RESAMPLES}; fewer cannot "
-            "place the ends of a 95% interval"
-        )
+    check_draws(resamples, name="--resamples")  # run_benchmark's rule, before any file is read
     names = parse_routers(routers)
     enc = load_encoder(encoder, cache=True)
     dataset = load_dataset(data, data_root)

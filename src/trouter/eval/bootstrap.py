@@ -24,6 +24,9 @@ from trouter.eval.metrics import Curve, FloatArray, aiq_of_points, as_matrix
 
 #: Resamples of the test queries behind every standard error and interval trouter reports.
 DRAWS = 1000
+#: Fewer resamples than this (bar 0, none) cannot place the ends of a 95% interval: one
+#: resample gave a zero-width "interval" and a verdict.
+MIN_DRAWS = 100
 
 
 def resample_shares(

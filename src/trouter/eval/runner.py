@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -255,6 +256,21 @@ def with_bootstrap(
     return tuple(out)
 
 
+def check_draws(draws: int, *, name: str = "draws") -> None:
+    """0 (no resampling) or at least `bootstrap.MIN_DRAWS` resamples; `name` is how the caller
+    spells the option in the message (the CLI's `--resamples`)."""
+    if (
+        isinstance(draws, bool)
+        or not isinstance(draws, Integral)  # numpy's integers too
+        or not (draws == 0 or draws >= bootstrap.MIN_DRAWS)
+    ):
+        given = f"{name} {draws!r}" if name.startswith("-") else f"{name}={draws!r}"
+        raise ConfigError(
+            f"{given}: give 0 (none) or at least {bootstrap.MIN_DRAWS} bootstrap "
+            "resamples; fewer cannot place the ends of a 95% interval"
+        )
+
+
 def check_router_names(routers: Sequence[str]) -> None:
     """Each router once, and none under a reference row's name: rows are told apart by name."""
     if isinstance(routers, str):
@@ -285,6 +301,7 @@ def run_fold(
     With `draws` > 0 every row also carries its bootstrap standard error (`with_bootstrap`).
     """
     check_router_names(routers)
+    check_draws(draws)
     if fold.test.n_queries == 0:
         raise DataError(f"{dataset}: fold {fold.name!r} has an empty test set")
     lams = metrics.lambda_grid(fold.test.costs)
@@ -348,9 +365,11 @@ def run_benchmark(
     """Run every router on every fold of `protocol` (or on the given `folds`).
 
     `on_fold` sees the result after each fold: the CLI saves it there, so an interrupted run
-    keeps its finished folds.
+    keeps its finished folds. `draws`: bootstrap resamples of each fold's test queries behind
+    the standard errors and paired comparisons, 0 (none) or at least `bootstrap.MIN_DRAWS`.
     """
     check_router_names(routers)
+    check_draws(draws)
     encoder = load_encoder(encoder)  # a spec such as "minilm", as routers take, or an encoder
     if folds is None:
         folds = make_folds(dataset, protocol, seed=seed, task_level=task_level)
