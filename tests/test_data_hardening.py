@@ -205,6 +205,37 @@ def test_a_csv_row_with_an_extra_field_is_named(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("name", "text", "line", "fields"),
+    [
+        ("short.csv", "query,model,score\na,m,1\nb,m\n", 3, 2),
+        ("short.csv", "query,model,score\na,m\nb,m,0\n", 2, 2),
+        ("short.csv", "query,model,score\na,m,1\n\nb\n", 4, 1),  # a blank line is skipped
+        ("short.tsv", "query\tmodel\tscore\na\tm\n", 2, 2),
+    ],
+)
+def test_a_row_with_a_missing_field_is_named(tmp_path, name, text, line, fields):
+    # Filled with empty cells, the row would import with a missing score, silently.
+    with pytest.raises(DataError) as caught:
+        import_file(csv(tmp_path, text, name))
+    message = str(caught.value)
+    assert f"{name}: line {line} has {fields} field" in message
+    assert "the header has 3" in message and "\n" not in message
+
+
+def test_empty_fields_written_out_are_not_missing_fields(tmp_path):
+    path = csv(tmp_path, "query,model,score,cost\na,m,1,\nb,m,,\n\n")
+    assert import_file(path).n_queries == 2
+    leading_blank = csv(tmp_path, "\nquery,model,score\na,m,1\n", "blank.csv")
+    assert import_file(leading_blank).n_queries == 1
+
+
+def test_a_long_prompt_is_one_field_however_long(tmp_path):
+    long = "word " * 40_000  # 200,000 characters, past the csv module's default field cap
+    path = csv(tmp_path, f"query,model,score\n{long},m,1\n")
+    assert import_file(path).queries == [long]
+
+
+@pytest.mark.parametrize(
     ("name", "text"),
     [
         ("dup.csv", "query,model,score,score\na,m,1,0\n"),

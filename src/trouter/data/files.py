@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ from trouter.pool import Pool
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 SUFFIXES |= {".json": "json", ".parquet": "parquet", ".pq": "parquet"}
 ENCODING = "utf-8-sig"  # UTF-8, with a byte-order mark (Excel's "CSV UTF-8") dropped
+# The csv module's default cap (128 KiB a field) would refuse a long prompt pandas reads fine.
+FIELD_LIMIT = 2**31 - 1  # a C long on every platform
 
 
 def read_table(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -56,7 +57,7 @@ def read_table(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         raise
     except pd.errors.EmptyDataError:
         raise DataError(f"{path.name}: the file has no data rows") from None
-    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
+    except (UnicodeDecodeError, pd.errors.ParserError, csv.Error, OSError, ValueError) as exc:
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise DataError(f"{path.name}: not a readable {kind.upper()} file ({detail})") from None
     _check_unique_names([str(c) for c in frame.columns], path)
@@ -73,40 +74,46 @@ def _check_unique_names(names: list[str], path: Path) -> None:
 
 
 def _read_csv(path: Path, sep: str) -> pd.DataFrame:
-    # pandas renames a repeated header (`score`, `score.1`), so the header is read on its own.
-    with path.open(encoding=ENCODING, newline="") as handle:
-        header = next(csv.reader(handle, delimiter=sep), [])
-    _check_unique_names(header, path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", pd.errors.ParserWarning)
-        try:
-            frame = pd.read_csv(
-                path,
-                sep=sep,
-                dtype=str,
-                keep_default_na=False,
-                index_col=False,  # a row with an extra field must not shift the columns
-                encoding=ENCODING,
-            )
-        except pd.errors.ParserError:
-            _check_row_widths(path, sep, len(header))
-            raise
-    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
-        _check_row_widths(path, sep, len(header))
-    return frame
+    # pandas renames a repeated header (`score`, `score.1`), fills a row with too few fields
+    # with empty cells without a word, and keeps one with too many with a warning only: the
+    # header and every row's width are checked first, on their own.
+    previous = csv.field_size_limit(FIELD_LIMIT)
+    try:
+        _check_records(path, sep)
+    finally:
+        csv.field_size_limit(previous)
+    return pd.read_csv(
+        path,
+        sep=sep,
+        dtype=str,
+        keep_default_na=False,
+        index_col=False,  # a row with an extra field must not shift the columns
+        encoding=ENCODING,
+    )
 
 
-def _check_row_widths(path: Path, sep: str, width: int) -> None:
-    """Raise a `DataError` naming the first line with more fields than the header."""
+def _check_records(path: Path, sep: str) -> None:
+    """Raise a `DataError` on a repeated column name, or naming the first line whose number of
+    fields is not the header's (blank lines, which pandas skips, are neither header nor row)."""
+    what = "a tab" if sep == "\t" else repr(sep)
+    empty = "x,,y" if sep == "," else "two tabs in a row"
     with path.open(encoding=ENCODING, newline="") as handle:
         reader = csv.reader(handle, delimiter=sep)
-        next(reader, None)
-        for record in reader:
+        records = (r for r in reader if r)
+        header = next(records, [])
+        _check_unique_names(header, path)
+        width = len(header)
+        for record in records:
             if len(record) > width:
-                what = "a tab" if sep == "\t" else repr(sep)
                 raise DataError(
                     f"{path.name}: line {reader.line_num} has {len(record)} fields but the header "
                     f"has {width}; quote a field that contains {what}, or name the extra column"
+                )
+            if len(record) < width:
+                raise DataError(
+                    f"{path.name}: line {reader.line_num} has {len(record)} field"
+                    f"{'s' if len(record) > 1 else ''} but the header has {width}; add the missing "
+                    f"field(s), an unknown value as an empty field ({empty})"
                 )
 
 
