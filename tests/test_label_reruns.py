@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from trouter.cli import run
+from trouter.label.runner import DOWN_AFTER
 from trouter.synth.items import ItemsFile, SynthItem
 from trouter.testing import FakeOpenAI, FakeRequest, Reply
 from trouter.testing.fake_openai import Status
@@ -147,3 +148,41 @@ def test_a_rerun_with_only_another_judge_regrades_the_free_text_answers(setup, c
     assert set(scores(tmp)[lambda f: f.task == "writing/summary"].score) == {0.2}
     assert requests_of(server, *MODELS) == pool_before
     assert requests_of(server, "strict") == N_FREE * len(MODELS)
+
+
+def test_a_model_that_dies_part_way_stops_the_run_and_the_rerun_resumes(setup, capsys):
+    server, handler, tmp = setup
+    handler.down["dear"] = 10  # answers 10 requests, then every call fails after retries
+    assert run(label_args(tmp)) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert f"{DOWN_AFTER} calls in a row to 'dear' failed" in lines[0], lines[0]
+    assert "upstream crashed" in lines[0] and "fix its endpoint" in lines[0]
+    assert "kept" in lines[0]
+    # Stopped soon after the failures began: dear was not asked about every item.
+    items = N_NUMERIC + N_FREE
+    dear_items = {r.last_user for r in server.completions if r.model == "dear"}
+    assert len(dear_items) < items
+
+    # What was paid is kept in the store: the rerun with dear healthy asks nobody again about
+    # an item already answered, and finishes.
+    from trouter.label.observations import load_observations
+    from trouter.store import Store, url_for
+
+    store = Store(url_for(tmp / "out" / "trouter.sqlite"))
+    stored = load_observations(store, "label:items")
+    store.close()
+    answered = {k for k, obs in stored.items() if obs.status != "call_failed"}
+    assert sum(model == "dear" for _, model in answered) >= 10
+    first_run = len(server.completions)
+    cheap_before = requests_of(server, "cheap")
+    handler.down.clear()
+    assert run(label_args(tmp)) == 0, capsys.readouterr().err
+    again = {(r.model, r.last_user) for r in server.completions[first_run:]}
+    by_id = {it.id: it.query for it in make_items()}
+    assert not {(model, by_id[item_id]) for item_id, model in answered} & again
+    new_cheap = requests_of(server, "cheap") - cheap_before
+    assert new_cheap == items - sum(model == "cheap" for _, model in answered)
+    frame = scores(tmp)
+    assert len(frame) == items * len(MODELS) and frame.score.notna().all()

@@ -53,8 +53,9 @@ if TYPE_CHECKING:
     from trouter.synth.items import SynthItem
 
 LABEL_PURPOSE = "label"
-# A model whose first this-many calls of a run all fail (after the client's retries) is down:
-# the run stops then, instead of paying every other model's answers before saying so.
+# A model whose calls fail this many times in a row (each after the client's retries), at the
+# start of a run or part-way through it, is down: the run stops then, instead of paying every
+# other model's answers and the judge before saying so (see `label_items`).
 DOWN_AFTER = 6
 SHAKY_SHARE = 0.2  # a model with at least this share of failed calls gets a warning
 
@@ -227,8 +228,17 @@ async def label_items(
     judge_calls_before = judge_before.calls if judge_before else 0
 
     stopped: list[TrouterError] = []
-    streak: Counter[str] = Counter()  # failed calls in a row, until a model first answers
-    answered: set[str] = set()
+    # A model is down once DOWN_AFTER of its calls in a row have failed, counted in the order
+    # the calls come back (the workers share one event loop, so the counts change between
+    # awaits only and need no lock). A failure anywhere in the run counts, not only in the
+    # first calls: an endpoint that dies after 500 answers stops the run as one dead from the
+    # start does. Only an answer from the endpoint itself resets the count: one read from the
+    # cache says nothing about whether the endpoint is up. With several workers a call sent
+    # before the endpoint died may still come back fine after some failures and reset the
+    # count; there are at most `workers - 1` such calls, so that only delays the stop. A
+    # model with fewer calls to make than DOWN_AFTER is down when each of them failed.
+    streak: Counter[str] = Counter()  # the latest calls of each model that failed in a row
+    answered: set[str] = set()  # models the endpoint answered for in this run
     planned = {name: len(queue) for name, queue in todo.items()}
 
     async def worker(spec: ModelSpec, queue: deque[SynthItem]) -> None:
@@ -240,11 +250,14 @@ async def label_items(
                 stopped.append(exc)
                 return
             if observation.status != CALL_FAILED:
-                answered.add(spec.name)
-            elif spec.name not in answered:
+                if not observation.cached:
+                    answered.add(spec.name)
+                    streak[spec.name] = 0
+            else:
                 streak[spec.name] += 1
                 if streak[spec.name] == min(DOWN_AFTER, planned[spec.name]) and not stopped:
-                    stopped.append(_down(spec.name, streak[spec.name], observation.error, True))
+                    how = "in a row" if spec.name in answered else "first"
+                    stopped.append(_down(spec.name, streak[spec.name], observation.error, how))
             writer.add(observation)
             summary.observed += 1
             summary.cache_hits += observation.cached
@@ -272,18 +285,24 @@ async def label_items(
     for model in summary.models:  # a model without one answer cannot be routed to or judged
         total = summary.answers.get(model, 0)
         if total and summary.call_failures.get(model, 0) == total:
-            raise _down(model, total, summary.call_errors.get(model, ""), False)
+            raise _down(model, total, summary.call_errors.get(model, ""), "all")
     return summary
 
 
-def _down(model: str, failed: int, error: str, early: bool) -> TrouterError:
+def _down(model: str, failed: int, error: str, how: str) -> TrouterError:
+    """The one-line error of a model found down; `how` is "first" (its first calls of the run
+    failed), "in a row" (it answered, then failed) or "all" (every call of the run failed)."""
     from trouter.errors import ConfigError
 
-    which = f"the first {failed}" if early else f"all {failed}"
+    which = {
+        "first": f"the first {failed} calls to {model!r}",
+        "in a row": f"{failed} calls in a row to {model!r}",
+        "all": f"all {failed} calls to {model!r}",
+    }[how]
     error = error if len(error) <= 240 else error[:237] + "..."
     return ConfigError(
-        f"{which} calls to {model!r} failed ({error or 'no error kept'}); fix its endpoint or "
-        "remove it from the pool, then rerun (the answers stored so far are kept)"
+        f"{which} failed ({error or 'no error kept'}); fix its endpoint or remove it from the "
+        "pool, then rerun (the answers paid so far are kept and reused)"
     )
 
 
