@@ -80,6 +80,12 @@ def test_a_single_model_name_is_one_model_wherever_a_model_list_is_taken():
     assert RoutingDataset(ds.frame, models="small").models == ("small",)
 
 
+def test_a_single_query_id_is_a_subset_of_that_query():
+    ds = toy_dataset(n_per_task=3)
+    one = ds.subset(ds.query_ids[4])
+    assert one.query_ids == [ds.query_ids[4]]
+
+
 @pytest.mark.parametrize("pooled", [True, False])
 def test_selecting_no_model_is_refused(pooled):
     ds = toy_dataset(n_per_task=3)

@@ -294,8 +294,10 @@ class RoutingDataset:
             validate=False,
         )
 
-    def subset(self, query_ids: Iterable[str], name: str | None = None) -> RoutingDataset:
-        """The rows of the given queries, in the given order."""
+    def subset(self, query_ids: Iterable[str] | str, name: str | None = None) -> RoutingDataset:
+        """The rows of the given queries, in the given order; a single id is that one query."""
+        if isinstance(query_ids, str):  # not one query per character of the id
+            query_ids = [query_ids]
         order = {qid: i for i, qid in enumerate(dict.fromkeys(query_ids))}
         keep = self.frame["query_id"].map(order)
         frame = self.frame[keep.notna()].copy()
