@@ -184,3 +184,45 @@ def test_too_few_resamples_are_refused_by_the_library_as_by_the_cli_before_any_f
             on_step=lambda fold, router: fitted.append(router),
         )
     assert fitted == []
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        # params for a router not in the run were silently dropped: a typo ran the defaults
+        ({"knnn": {"k": 3}}, "router_params names 'knnn', which is not in this run"),
+        # the encoder given twice was a TypeError from deep inside the runner
+        ({"knn": {"encoder": "hashing:32"}}, "'encoder' is a run-level argument"),
+        ({"knn": {"seed": 3}}, "'seed' is a run-level argument"),
+        ({"knn": 3}, "router_params\\['knn'\\] must map parameter names to values"),
+    ],
+)
+def test_router_params_that_cannot_apply_are_refused_before_any_fit(toy, params, message):
+    fitted: list[str] = []
+    with pytest.raises(ConfigError, match=message):
+        run_benchmark(
+            toy,
+            "in-domain",
+            ["random", "knn"],
+            encoder="hashing:64",
+            draws=0,
+            router_params=params,
+            on_step=lambda fold, router: fitted.append(router),
+        )
+    assert fitted == []
+
+
+def test_router_params_reach_the_router_they_name(toy):
+    result = run_benchmark(
+        toy, "in-domain", ["knn"], encoder="hashing:64", draws=0, router_params={"knn": {"k": 3}}
+    )
+    assert [r.router for r in result.rows] == ["knn", "zero", "oracle"]
+    with pytest.raises(ConfigError, match="router 'knn'"):  # a wrong name reaches the router
+        run_benchmark(
+            toy,
+            "in-domain",
+            ["knn"],
+            encoder="hashing:64",
+            draws=0,
+            router_params={"knn": {"kk": 3}},
+        )

@@ -284,6 +284,34 @@ def check_router_names(routers: Sequence[str]) -> None:
         raise ConfigError(f"router {twice[0]!r} is listed twice; list each router once")
 
 
+#: Arguments every router of a run shares, given to `run_benchmark` itself, never per router.
+RUN_LEVEL = ("encoder", "seed")
+
+
+def check_router_params(
+    routers: Sequence[str], router_params: Mapping[str, Mapping[str, Any]] | None
+) -> None:
+    """Every key of `router_params` a router of the run, each value a mapping of its
+    hyper-parameters, none of them a run-level argument (`RUN_LEVEL`): params for a router not
+    in the run would be dropped unseen (a typo running the defaults)."""
+    for name, params in (router_params or {}).items():
+        if name not in routers:
+            raise ConfigError(
+                f"router_params names {name!r}, which is not in this run "
+                f"({', '.join(routers)}); fix the name or add the router to the run"
+            )
+        if not isinstance(params, Mapping):
+            raise ConfigError(
+                f"router_params[{name!r}] must map parameter names to values, "
+                f"e.g. {{'k': 10}}, not {params!r}"
+            )
+        if shared := [key for key in RUN_LEVEL if key in params]:
+            raise ConfigError(
+                f"router_params[{name!r}]: {shared[0]!r} is a run-level argument, the same for "
+                f"every router; pass run_benchmark(..., {shared[0]}=...) instead"
+            )
+
+
 def run_fold(
     fold: Fold,
     routers: Sequence[str],
@@ -299,8 +327,10 @@ def run_fold(
     """Fit and score each named router on one fold, plus the zero and oracle rows.
 
     With `draws` > 0 every row also carries its bootstrap standard error (`with_bootstrap`).
+    `router_params` maps a router of the run to its hyper-parameters (`check_router_params`).
     """
     check_router_names(routers)
+    check_router_params(routers, router_params)
     check_draws(draws)
     if fold.test.n_queries == 0:
         raise DataError(f"{dataset}: fold {fold.name!r} has an empty test set")
@@ -367,8 +397,11 @@ def run_benchmark(
     `on_fold` sees the result after each fold: the CLI saves it there, so an interrupted run
     keeps its finished folds. `draws`: bootstrap resamples of each fold's test queries behind
     the standard errors and paired comparisons, 0 (none) or at least `bootstrap.MIN_DRAWS`.
+    `router_params` maps a router of the run to its hyper-parameters, e.g. {"knn": {"k": 10}};
+    the encoder and seed are the run's (`check_router_params`).
     """
     check_router_names(routers)
+    check_router_params(routers, router_params)
     check_draws(draws)
     encoder = load_encoder(encoder)  # a spec such as "minilm", as routers take, or an encoder
     if folds is None:
