@@ -7,8 +7,9 @@
 Every run gets a fresh temporary directory (deleted afterwards), a minimal environment, its own
 session, CPU-time / address-space / process-count / file-size limits, a wall-clock deadline, no
 network, and, when this process is root, a fresh unprivileged uid. What the child side does and
-why is described in `trouter.label._sandbox_child`; `SandboxResult.isolation` names every step
-that took effect on this machine, so a weaker fallback is visible rather than silent.
+why is described in `trouter.label._sandbox_child`, each confinement step in
+`trouter.label._sandbox_confinement`; `SandboxResult.isolation` names every step that took
+effect on this machine, so a weaker fallback is visible rather than silent.
 """
 
 from __future__ import annotations
