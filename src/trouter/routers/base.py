@@ -32,6 +32,7 @@ from trouter.encode import Embeddings, Encoder, load_encoder
 from trouter.errors import ConfigError, DataError, TrouterError
 from trouter.paths import atomic_target, make_dir
 from trouter.pool import Pool
+from trouter.routers.layout import Layout
 from trouter.tradeoff import Calibration, Tradeoff, choose
 
 FORMAT = "trouter-router/1"
@@ -311,6 +312,25 @@ class Router(ABC):
         for key, value in {**meta, **arrays}.items():
             setattr(self, key, value)
 
+    def _layout(self, meta: dict[str, Any], dim: int | None) -> Layout | None:
+        """The state arrays (names without the `state.` prefix, and shapes) that the saved config
+        implies, given its JSON state `meta` and encoder dimension `dim`; `models_` and `pool_`
+        are set. None: not declared, and only the calibration arrays are checked on load."""
+        return None
+
+    def _weights_problem(
+        self, tensors: dict[str, npt.NDArray[Any]], config: dict[str, Any]
+    ) -> str | None:
+        """How the weights differ from what the config describes, or None if they fit."""
+        m = len(self.models_)
+        calibration = Layout({}, {"calibration.quality": (None, m), "calibration.cost": (None, m)})
+        dim = (config.get("encoder") or {}).get("dim")
+        layout = self._layout(config.get("state", {}), dim if isinstance(dim, int) else None)
+        if layout is None:
+            tensors = {k: v for k, v in tensors.items() if not k.startswith("state.")}
+            return calibration.mismatch(tensors)
+        return (calibration + layout.prefixed("state.")).mismatch(tensors)
+
     def save(self, directory: str | Path) -> Path:
         """Write the router to a directory (created if needed; files replaced atomically).
 
@@ -366,6 +386,14 @@ class Router(ABC):
         arrays = {k.removeprefix("state."): v for k, v in tensors.items() if k.startswith("state.")}
         router.models_ = tuple(config["models"])
         router.pool_ = Pool.from_dict(config["pool"]) if config.get("pool") else None
+        # Without the SHA-256 (older saves), weights copied from another router would load
+        # and fail at the first route(): compare them with what the config describes first.
+        problem = router._weights_problem(tensors, config)
+        if problem is not None:
+            raise ConfigError(
+                f"{directory}: {WEIGHTS_FILE} does not fit the router {CONFIG_FILE} describes "
+                f"({problem}), e.g. another router's weights; retrain it with `trouter train`"
+            )
         if "calibration.quality" in tensors:
             router.calibration_ = Calibration(
                 tensors["calibration.quality"], tensors["calibration.cost"]

@@ -35,6 +35,7 @@ import numpy.typing as npt
 from trouter.data.dataset import RoutingDataset
 from trouter.encode import Embeddings
 from trouter.pool import Pool
+from trouter.routers.layout import Layout
 from trouter.routers.selection import Fold, select
 from trouter.tokens import estimate_tokens_many
 
@@ -190,6 +191,12 @@ class CostModel:
         return pool.cost(est[:, None] * self.input_ratio, values), values
 
     # ------------------------------------------------------------------ persistence
+    @staticmethod
+    def layout(dim: int, models: int) -> Layout:
+        """The arrays of `to_state` for `dim`-wide embeddings and `models` pool models."""
+        per_model = {k: (models,) for k in ("intercept", "scale", "smear", "y_max", "input_ratio")}
+        return Layout({"coef": (dim + 2, models), **per_model})
+
     def to_state(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
         arrays = {
             "coef": self.coef,

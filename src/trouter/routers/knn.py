@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from trouter.encode import Embeddings, Encoder
 from trouter.errors import ConfigError
+from trouter.routers.layout import Layout
 from trouter.routers.learned import FloatMatrix, LearnedRouter, targets
 from trouter.routers.selection import Fold, select
 
@@ -178,6 +179,9 @@ class KNNRouter(LearnedRouter):
         w = neighbour_weights(sims, self.temperature_)
         mean: FloatMatrix = np.einsum("nk,nkm->nm", w, self.scores_[near]) / w.sum(axis=1)[:, None]
         return mean
+
+    def _quality_layout(self, meta: dict[str, Any], dim: int) -> Layout:
+        return Layout({"index_": (None, dim), "scores_": (None, len(self.models_))})
 
     def _set_state(self, arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any]) -> None:
         super()._set_state(arrays, meta)

@@ -20,6 +20,7 @@ from trouter.data.dataset import RoutingDataset
 from trouter.encode import Embeddings
 from trouter.routers.base import Estimates, Router
 from trouter.routers.costmodel import CostModel
+from trouter.routers.layout import Layout
 from trouter.routers.selection import Fold, make_fold
 
 FloatMatrix = npt.NDArray[np.float64]
@@ -71,6 +72,16 @@ class LearnedRouter(Router):
     @abstractmethod
     def _predict_quality(self, x: Embeddings) -> FloatMatrix:
         """Predicted quality [n, m] for query embeddings `x`."""
+
+    @abstractmethod
+    def _quality_layout(self, meta: dict[str, Any], dim: int) -> Layout:
+        """The quality model's state arrays, for `dim`-wide embeddings (see `Router._layout`)."""
+
+    def _layout(self, meta: dict[str, Any], dim: int | None) -> Layout | None:
+        if dim is None:
+            return None
+        cost = CostModel.layout(dim, len(self.models_)).prefixed(_COST_PREFIX)
+        return cost + self._quality_layout(meta, dim)
 
     def _predict(self, queries: list[str], x: Embeddings | None) -> Estimates:
         if x is None:

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from trouter.encode import Embeddings, Encoder
 from trouter.errors import ConfigError
+from trouter.routers.layout import Layout
 from trouter.routers.learned import FloatMatrix, LearnedRouter, sigmoid, targets
 from trouter.routers.selection import Fold, brier, select
 
@@ -144,3 +145,7 @@ class LinearRouter(LearnedRouter):
 
     def _predict_quality(self, x: Embeddings) -> FloatMatrix:
         return sigmoid(np.asarray(x, dtype=np.float64) @ self.coef_ + self.intercept_)
+
+    def _quality_layout(self, meta: dict[str, Any], dim: int) -> Layout:
+        m = len(self.models_)
+        return Layout({"coef_": (dim, m), "intercept_": (m,)})

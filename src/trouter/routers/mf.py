@@ -33,6 +33,7 @@ import numpy as np
 
 from trouter.encode import Embeddings, Encoder
 from trouter.errors import ConfigError
+from trouter.routers.layout import Layout
 from trouter.routers.learned import FloatMatrix, LearnedRouter, sigmoid
 from trouter.routers.neural import Builder, TrainConfig, fit_network
 from trouter.routers.selection import Fold
@@ -122,3 +123,7 @@ class MFRouter(LearnedRouter):
 
     def _predict_quality(self, x: Embeddings) -> FloatMatrix:
         return sigmoid(np.asarray(x, dtype=np.float64) @ self.coef_ + self.intercept_)
+
+    def _quality_layout(self, meta: dict[str, Any], dim: int) -> Layout:
+        m = len(self.models_)
+        return Layout({"coef_": (dim, m), "intercept_": (m,)})

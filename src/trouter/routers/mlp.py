@@ -15,6 +15,7 @@ import numpy as np
 
 from trouter.encode import Embeddings, Encoder
 from trouter.errors import ConfigError
+from trouter.routers.layout import Layout
 from trouter.routers.learned import FloatMatrix, LearnedRouter, sigmoid
 from trouter.routers.neural import Builder, TrainConfig, fit_network
 from trouter.routers.selection import Fold
@@ -91,3 +92,7 @@ class MLPRouter(LearnedRouter):
     def _predict_quality(self, x: Embeddings) -> FloatMatrix:
         hidden = np.maximum(np.asarray(x, dtype=np.float32) @ self.w1_.T + self.b1_, 0.0)
         return sigmoid(hidden @ self.w2_.T + self.b2_)
+
+    def _quality_layout(self, meta: dict[str, Any], dim: int) -> Layout:
+        m, h = len(self.models_), meta.get("selection_", {}).get("hidden")
+        return Layout({"w1_": (h, dim), "b1_": (h,), "w2_": (m, h), "b2_": (m,)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -10,6 +11,7 @@ from trouter.data.dataset import RoutingDataset
 from trouter.encode import Embeddings, Encoder
 from trouter.errors import ConfigError, TrouterError
 from trouter.routers.base import Estimates, Router
+from trouter.routers.layout import Layout
 
 
 def _mean_costs(train: RoutingDataset) -> np.ndarray:
@@ -37,6 +39,9 @@ class RandomRouter(Router):
         x_val: Embeddings | None,
     ) -> None:
         self.mean_cost_ = _mean_costs(train)
+
+    def _layout(self, meta: dict[str, Any], dim: int | None) -> Layout:
+        return Layout({"mean_cost_": (len(self.models_),)})
 
     def _predict(self, queries: list[str], x: Embeddings | None) -> Estimates:
         m = len(self.models_)
@@ -79,6 +84,9 @@ class SingleModelRouter(Router):
         self.quality_ = float(train.scores[:, self.index_].mean())
         self.cost_ = float(train.costs[:, self.index_].mean())
 
+    def _layout(self, meta: dict[str, Any], dim: int | None) -> Layout:
+        return Layout({})  # its state is three numbers in the config
+
     def _predict(self, queries: list[str], x: Embeddings | None) -> Estimates:
         n, m = len(queries), len(self.models_)
         quality = np.zeros((n, m))
@@ -109,6 +117,10 @@ class OracleRouter(Router):
         self.queries_ = list(train.queries)
         self.scores_ = np.asarray(train.scores, dtype=np.float64)
         self.costs_ = np.asarray(train.costs, dtype=np.float64)
+
+    def _layout(self, meta: dict[str, Any], dim: int | None) -> Layout:
+        shape = (len(meta.get("queries_", [])), len(self.models_))
+        return Layout({"scores_": shape, "costs_": shape})
 
     def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, object]) -> None:
         super()._set_state(arrays, meta)

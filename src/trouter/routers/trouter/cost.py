@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from trouter.data.dataset import RoutingDataset
 from trouter.pool import Pool
+from trouter.routers.layout import Layout
 
 FloatMatrix = npt.NDArray[np.float64]
 COST_MODELS = ("log", "tokens", "direct", "shared")
@@ -97,6 +98,11 @@ class CostTargets:
     def inverse(self, predicted: FloatMatrix) -> FloatMatrix:
         """Mean values on the original scale (never negative)."""
         return np.maximum(np.exp(self._log(predicted)) * self.smear - self.floor, 0.0)
+
+    @staticmethod
+    def layout(columns: int) -> Layout:
+        """The arrays of `to_arrays` for `columns` target columns."""
+        return Layout({k: (columns,) for k in ("floor", "mean", "std", "smear")})
 
     def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
         return {"floor": self.floor, "mean": self.mean, "std": self.std, "smear": self.smear}

@@ -59,6 +59,7 @@ from trouter.encode import Embeddings, Encoder, sums_tokens
 from trouter.errors import ConfigError
 from trouter.routers.base import Estimates, Router
 from trouter.routers.costmodel import CostModel
+from trouter.routers.layout import Layout
 from trouter.routers.selection import make_fold
 from trouter.routers.trouter.adapt import MIN_Z, Adaptation, feedback_scores, fit_adaptation
 from trouter.routers.trouter.config import check_params, resolve_taxonomy
@@ -84,7 +85,13 @@ from trouter.routers.trouter.residual import (
     types_and_quality,
 )
 from trouter.routers.trouter.structure import TaskStructure, latent_structure
-from trouter.routers.trouter.training import Part, Settings, fit_in_stages, without_residual
+from trouter.routers.trouter.training import (
+    RESIDUAL,
+    Part,
+    Settings,
+    fit_in_stages,
+    without_residual,
+)
 from trouter.routers.trouter.views import (
     Boilerplate,
     embed_view,
@@ -507,6 +514,58 @@ class TRouter(Router):
         return TaskStructure.from_taxonomy(Taxonomy.from_dict(self.taxonomy_))
 
     # ------------------------------------------------------------------ persistence
+    def _layout(self, meta: dict[str, Any], dim: int | None) -> Layout | None:
+        if dim is None:
+            return None
+        m, leaves = len(self.models_), len(meta.get("leaves_", []))
+        nodes = len(TaskStructure.from_taxonomy(Taxonomy.from_dict(meta["taxonomy_"])).nodes)
+        route = meta.get("cost_route_", "")
+        shapes = parameter_shapes(
+            d=dim,
+            k=1,
+            leaves=leaves,
+            nodes=nodes,
+            models=m,
+            hidden=self.hidden,
+            residual_hidden=self.residual_hidden if self.residual else 0,
+            hierarchical=self.hierarchical,
+            cost_head={"direct": "direct", "shared": "none"}.get(route, "log"),
+            cost_outputs=m * (2 if route == "tokens" else 1),
+            residual_rank=self.residual_rank,
+        )
+        # A scalar is saved as one element; latent types learn their vectors, E.
+        net = {k: v or (1,) for k, v in shapes.items() if k not in RESIDUAL}
+        if meta.get("latent_"):
+            net["E"] = (leaves, dim)
+        residual = {k: v for k, v in shapes.items() if k in RESIDUAL}
+        member = Layout(net, residual)
+        layout = Layout(
+            {
+                "leaf_vectors_": (leaves, dim),
+                "path_matrix_": (leaves, nodes),
+                "feature_mean_": (1,),
+                "feature_std_": (1,),
+            },
+            {
+                "residual_coef_": (None, m),
+                "residual_intercept_": (m,),
+                "question_coef_": (None, m),
+                "question_intercept_": (m,),
+                "question_means_": (leaves, None),
+                "calibration_types_": (None, leaves),
+                "adapt_coef_": (leaves, m),
+            },
+        )
+        for k in range(self.ensemble):
+            layout += member.prefixed(f"{_NET}{k}.")
+        if route == "direct":
+            layout += Layout({"cost_scale_": (1,)})
+        elif route == "shared":
+            layout += CostModel.layout(dim, m).prefixed(_COST)
+        else:
+            layout += CostTargets.layout(m * (2 if route == "tokens" else 1)).prefixed(_TARGETS)
+        return layout
+
     def _get_state(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
         arrays, meta = super()._get_state()
         for key in ("members_", "cost_model_", "cost_targets_"):

@@ -1,0 +1,97 @@
+"""The Python API's edges: what a user passing the wrong thing, or an odd directory, gets back."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from factories import toy_dataset
+from trouter.errors import ConfigError
+from trouter.routers.registry import load_router, make_router, router_names
+from trouter.routers.trouter import TRouter
+
+ENCODER = "hashing:256"
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return toy_dataset(n_per_task=20, seed=1).split(seed=0)
+
+
+def build(name: str, **params: object):
+    extra = {"model": "medium"} if name == "single" else {}
+    return make_router(name, encoder=ENCODER, seed=0, **extra, **params)
+
+
+def small_trouter(**params: object) -> TRouter:
+    return TRouter(**{"encoder": ENCODER, "ensemble": 2, "max_epochs": 5, **params})
+
+
+@pytest.fixture(scope="module")
+def saved(split, tmp_path_factory) -> dict[str, Path]:
+    """A saved directory per registered router and per TRouter that differs in one way."""
+    root = tmp_path_factory.mktemp("saved")
+    out = {}
+    for name in router_names():
+        router = build(name, **({"max_epochs": 5} if name.startswith("trouter") else {}))
+        router.fit(split.test if router.evaluation_only else split.train, val=split.val)
+        out[name] = router.save(root / name)
+    variants = {
+        "base": (small_trouter(), split.train),
+        "other pool": (small_trouter(), split.train.select_models(["small", "large"])),
+        "other taxonomy": (small_trouter(latent_types=3), split.train),
+        "other size": (small_trouter(hidden=32), split.train),
+        "other ensemble": (small_trouter(ensemble=1), split.train),
+        "other encoder": (small_trouter(encoder="hashing:128"), split.train),
+    }
+    for name, (router, train) in variants.items():
+        out[name] = router.fit(train).save(root / name)
+    return out
+
+
+def old_layout(own: Path, weights_from: Path, dest: Path) -> Path:
+    """`own` as saved before config.json held the weights' SHA-256, with another's weights."""
+    shutil.copytree(own, dest)
+    config = json.loads((dest / "config.json").read_text())
+    del config["weights_sha256"]
+    (dest / "config.json").write_text(json.dumps(config))
+    shutil.copy(weights_from / "weights.safetensors", dest / "weights.safetensors")
+    return dest
+
+
+@pytest.mark.parametrize("name", router_names())
+def test_an_old_router_directory_with_another_kinds_weights_is_refused_at_load(
+    name, saved, tmp_path
+):
+    donor = "knn" if name == "trouter" else "trouter"
+    directory = old_layout(saved[name], saved[donor], tmp_path / "mixed")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(directory))}: .*retrain") as err:
+        load_router(directory)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "donor", ["other pool", "other taxonomy", "other size", "other ensemble", "other encoder"]
+)
+def test_an_old_trouter_directory_with_another_trouters_weights_is_refused_at_load(
+    donor, saved, tmp_path
+):
+    directory = old_layout(saved["base"], saved[donor], tmp_path / "mixed")
+    with pytest.raises(ConfigError, match=r"does not fit the router config\.json describes"):
+        load_router(directory)
+
+
+@pytest.mark.parametrize("name", [*router_names(), "base", "other taxonomy"])
+def test_an_old_router_directory_with_its_own_weights_still_loads_and_routes(
+    name, saved, split, tmp_path
+):
+    directory = old_layout(saved[name], saved[name], tmp_path / "old")
+    queries = (split.test if name == "oracle" else split.val).queries
+    expected = [d.chain for d in load_router(saved[name]).route(queries, "balanced")]
+    assert [d.chain for d in load_router(directory).route(queries, "balanced")] == expected
