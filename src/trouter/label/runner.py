@@ -18,10 +18,9 @@ the same way.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -45,6 +44,7 @@ from trouter.label.scorers import (
     canonical_format,
     scorer_for,
 )
+from trouter.label.summary import LabelSummary, fill_totals
 from trouter.store import LLMCall, Store
 
 if TYPE_CHECKING:
@@ -57,7 +57,6 @@ LABEL_PURPOSE = "label"
 # start of a run or part-way through it, is down: the run stops then, instead of paying every
 # other model's answers and the judge before saying so (see `label_items`).
 DOWN_AFTER = 6
-SHAKY_SHARE = 0.2  # a model with at least this share of failed calls gets a warning
 
 
 @dataclass(frozen=True)
@@ -70,84 +69,6 @@ class LabelOptions:
     retry_failed: bool = True  # redo stored failures (calls that failed, judges that failed)
     flush_every: int = 64
     flush_interval_s: float = 0.5
-
-
-@dataclass
-class LabelSummary:
-    """What a labelling run did; `lines()` is the report the CLI prints."""
-
-    run: str
-    items: int
-    models: tuple[str, ...]
-    observations: int = 0
-    reused: int = 0  # stored by an earlier (perhaps interrupted) run and kept
-    observed: int = 0  # made by this run
-    changed: int = 0  # of those, redone because the request changed (max_tokens, system, ...)
-    cache_hits: int = 0  # of those, answered from the LLM cache (no new spend)
-    call_failures: Counter[str] = field(default_factory=Counter)
-    score_failures: Counter[str] = field(default_factory=Counter)
-    mean_score: dict[str, float] = field(default_factory=dict)
-    answers: Counter[str] = field(default_factory=Counter)  # observations per model
-    call_errors: dict[str, str] = field(default_factory=dict)  # a failed call's error per model
-    cost_usd: dict[str, float] = field(default_factory=dict)  # $ of the dataset's answers
-    spent_usd: float = 0.0  # paid by this run, judge calls included
-    judge_calls: int = 0
-    judge: str = ""  # the judge's name ("" for none)
-    judge_before: str = ""  # the judge that graded the stored observations before this run
-    regraded: int = 0  # stored verdicts of another judge, dropped to be graded again
-    isolation: tuple[str, ...] = ()
-
-    @property
-    def failures(self) -> int:
-        return sum(self.call_failures.values()) + sum(self.score_failures.values())
-
-    def shaky(self, retry: str = "rerun to retry them") -> list[str]:
-        """A warning per model whose calls failed often enough to make its scores doubtful
-        (a failed call counts as a wrong answer); `retry` says how to redo the failures."""
-        out = []
-        for model in self.models:
-            failed, total = self.call_failures.get(model, 0), self.answers.get(model, 0)
-            if total and failed >= SHAKY_SHARE * total:
-                out.append(
-                    f"{failed} of {total} calls to {model!r} failed "
-                    f"({self.call_errors.get(model, 'no error kept')}); its quality rests on "
-                    f"{total - failed} answers and the failures count as wrong; fix its "
-                    f"endpoint and {retry}"
-                )
-        return out
-
-    def judge_change(self) -> str | None:
-        """What a change of judge redid, or None when nothing was regraded."""
-        if not self.regraded:
-            return None
-        return (
-            f"the judge changed ({self.judge_before} -> {self.judge}): {self.regraded} answers "
-            "to judged items are graded again (the answers themselves come from the cache)"
-        )
-
-    def lines(self) -> list[str]:
-        out: list[str] = [] if (change := self.judge_change()) is None else [change]
-        out += [
-            f"{self.items} items x {len(self.models)} models = {self.observations} observations "
-            f"({self.reused} kept from earlier runs, {self.observed} made now, "
-            f"{self.cache_hits} of them from the cache"
-            + (f", {self.changed} redone because the request changed" if self.changed else "")
-            + ")",
-            f"failures: {sum(self.call_failures.values())} calls failed after retries, "
-            f"{sum(self.score_failures.values())} answers could not be scored (stored, no score)",
-        ]
-        for model in self.models:
-            mean = self.mean_score.get(model, math.nan)
-            out.append(
-                f"  {model}: mean score {mean:.3f}, ${self.cost_usd.get(model, 0.0):.4f}, "
-                f"{self.call_failures.get(model, 0)} call failures, "
-                f"{self.score_failures.get(model, 0)} scoring failures"
-            )
-        out.extend(f"warning: {line}" for line in self.shaky())
-        out.append(f"spent now: ${self.spent_usd:.4f} (judge calls: {self.judge_calls})")
-        if self.isolation:
-            out.append(f"code sandbox: {', '.join(self.isolation)}")
-        return out
 
 
 def reference_of(item: SynthItem) -> Reference:
@@ -281,7 +202,7 @@ async def label_items(
         after = client.usage.per_model.get(judge.spec.name)
         summary.judge_calls = (after.calls if after else 0) - judge_calls_before
     summary.isolation = code.last_isolation
-    _fill_totals(summary, load_observations(store, run), items, pool)
+    fill_totals(summary, load_observations(store, run), items, pool)
     for model in summary.models:  # a model without one answer cannot be routed to or judged
         total = summary.answers.get(model, 0)
         if total and summary.call_failures.get(model, 0) == total:
@@ -316,36 +237,6 @@ async def _gather_all(coroutines: list[Any]) -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-def _fill_totals(
-    summary: LabelSummary,
-    stored: dict[tuple[str, str], Observation],
-    items: Sequence[SynthItem],
-    pool: Pool,
-) -> None:
-    sums: dict[str, float] = {}
-    counts: Counter[str] = Counter()
-    for item in items:
-        for spec in pool:
-            obs = stored.get((item.id, spec.name))
-            if obs is None:
-                continue
-            summary.observations += 1
-            summary.answers[spec.name] += 1
-            if obs.status == CALL_FAILED:
-                summary.call_failures[spec.name] += 1
-                summary.call_errors[spec.name] = obs.error
-            elif obs.status == SCORE_FAILED:
-                summary.score_failures[spec.name] += 1
-            # A missing score counts as 0 (DESIGN.md's metric rule).
-            sums[spec.name] = sums.get(spec.name, 0.0) + (obs.score or 0.0)
-            counts[spec.name] += 1
-            if obs.tokens_in is not None and obs.tokens_out is not None:
-                summary.cost_usd[spec.name] = summary.cost_usd.get(spec.name, 0.0) + spec.call_cost(
-                    obs.tokens_in, obs.tokens_out
-                )
-    summary.mean_score = {m: sums[m] / counts[m] for m in counts}
 
 
 def messages_for(item: SynthItem, options: LabelOptions) -> list[dict[str, Any]]:
