@@ -15,7 +15,6 @@ Routers and metrics use the matrix views (`scores[n, m]`, `costs[n, m]`), in the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -27,6 +26,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from trouter.data.checks import SPLITS, check_scored, check_table
+from trouter.data.dataset_file import read_dataset, write_dataset
 from trouter.data.table import (
     FloatMatrix,
     matrices_frame,
@@ -35,13 +35,11 @@ from trouter.data.table import (
     one_task_per_query,
 )
 from trouter.errors import DataError
-from trouter.paths import atomic_target
 from trouter.pool import Pool
 
 TASK_SEP = "/"
 # The cost note of data without a single cost (reports print it where they print the note).
 NO_COSTS_NOTE = "missing (the data has no costs: every cost counts as $0, so routing ignores cost)"
-_PARQUET_META_KEY = b"trouter"
 
 
 @dataclass(frozen=True)
@@ -407,56 +405,18 @@ class RoutingDataset:
 
         An empty dataset is refused: `load` (like every constructor) refuses a table of no rows.
         """
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if self.frame.empty:
-            raise DataError(
-                f"{self.name}: the dataset has no queries; nothing to save (check the filter, "
-                "subset or selection that left none)"
-            )
-        path = Path(path).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pandas(self.frame, preserve_index=False)
-        meta = {
-            "name": self.name,
-            "models": list(self.models),
-            "cost_note": self.cost_note,
-            "pool": self.pool.model_dump(mode="json") if self.pool else None,
-        }
-        table = table.replace_schema_metadata(
-            {**(table.schema.metadata or {}), _PARQUET_META_KEY: json.dumps(meta).encode()}
-        )
-        with atomic_target(path) as tmp:
-            pq.write_table(table, tmp)
-        return path
+        return write_dataset(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> RoutingDataset:
         """Read a dataset written by `save` (or any Parquet file in the long format)."""
-        import pyarrow.parquet as pq
-
-        path = Path(path).expanduser()
-        if not path.is_file():
-            raise DataError(f"dataset file not found: {path}")
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:  # pyarrow raises several types for a damaged file
-            raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
-        if table.num_rows == 0:
-            raise DataError(
-                f"{path}: the dataset file has no rows (an empty dataset); write it again from "
-                "data that keeps at least one query"
-            )
-        raw_meta = (table.schema.metadata or {}).get(_PARQUET_META_KEY)
-        meta = json.loads(raw_meta) if raw_meta else {}
-        pool = Pool.from_dict(meta["pool"]) if meta.get("pool") else None
+        stored = read_dataset(path)
         return cls(
-            table.to_pandas(),
-            name=meta.get("name", path.stem),
-            models=meta.get("models"),
-            pool=pool,
-            cost_note=meta.get("cost_note", ""),
+            stored.frame,
+            name=stored.name,
+            models=stored.models,
+            pool=stored.pool,
+            cost_note=stored.cost_note,
         )
 
 
