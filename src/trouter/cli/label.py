@@ -32,7 +32,11 @@ DbOpt = Annotated[
 PoolOpt = Annotated[Path, typer.Option("--pool", help="The pool YAML (models and prices).")]
 JudgeOpt = Annotated[
     str | None,
-    typer.Option("--judge", help="Model that grades free-text answers (a name in --judge-pool)."),
+    typer.Option(
+        "--judge",
+        help="Model that grades free-text answers (a name in --judge-pool); another judge on a "
+        "rerun regrades them (the answers come from the cache).",
+    ),
 ]
 JudgePoolOpt = Annotated[
     Path | None,
@@ -97,7 +101,9 @@ def label(
 ) -> None:
     """Every pool model answers every item; each answer is graded by the scorer for the item's
     answer format; writes a RoutingDataset (task = taxonomy path) and the raw observations.
-    Rerunning resumes: stored observations and cached answers are reused, failures retried."""
+    Rerunning resumes: stored observations and cached answers are reused, failures retried, and
+    free-text answers regraded when --judge names another judge. A model whose calls fail 6
+    times in a row stops the run; what was paid is kept for the rerun."""
     from trouter.label.runner import LabelOptions
     from trouter.llm.usage import check_budget
     from trouter.paths import OutputLock
