@@ -16,7 +16,6 @@ Routers and metrics use the matrix views (`scores[n, m]`, `costs[n, m]`), in the
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from trouter.data.checks import SPLITS, check_scored, check_table
+import trouter.data.splits as splitting
+from trouter.data.checks import check_scored, check_table
 from trouter.data.dataset_file import read_dataset, write_dataset
+from trouter.data.splits import DatasetSplit, split_sizes
 from trouter.data.table import (
+    TASK_SEP,
     FloatMatrix,
     matrices_frame,
     model_names,
@@ -37,18 +39,11 @@ from trouter.data.table import (
 from trouter.errors import DataError
 from trouter.pool import Pool
 
-TASK_SEP = "/"
+# Names other modules import from here, wherever they are defined.
+__all__ = ["NO_COSTS_NOTE", "TASK_SEP", "DatasetSplit", "RoutingDataset", "split_sizes"]
+
 # The cost note of data without a single cost (reports print it where they print the note).
 NO_COSTS_NOTE = "missing (the data has no costs: every cost counts as $0, so routing ignores cost)"
-
-
-@dataclass(frozen=True)
-class DatasetSplit:
-    """Train / validation / test parts of one dataset (validation may be empty)."""
-
-    train: RoutingDataset
-    val: RoutingDataset
-    test: RoutingDataset
 
 
 class RoutingDataset:
@@ -320,16 +315,7 @@ class RoutingDataset:
 
     def own_split(self) -> DatasetSplit | None:
         """The split shipped with the data, if any (its validation part may be empty)."""
-        splits = self.splits
-        if splits is None:
-            return None
-        ids = np.asarray(self.query_ids, dtype=object)
-        tags = np.asarray(splits, dtype=object)
-        return DatasetSplit(
-            train=self.subset(ids[tags == "train"], f"{self.name}:train"),
-            val=self.subset(ids[tags == "val"], f"{self.name}:val"),
-            test=self.subset(ids[tags == "test"], f"{self.name}:test"),
-        )
+        return splitting.own_split(self)
 
     def split(
         self, seed: int = 0, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
@@ -339,27 +325,7 @@ class RoutingDataset:
         The same seed gives the same split on every run; `seed` must be an int of 0 or more
         (None, which would draw a fresh split each time, is refused: runs are reproducible).
         """
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise DataError(
-                f"split seed must be a whole number of 0 or more, not {seed!r}; the same seed "
-                "gives the same split on every run"
-            )
-        if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
-            raise DataError(f"split fractions must be non-negative and sum to 1, got {fractions}")
-        rng = np.random.default_rng(seed)
-        parts: dict[str, list[str]] = {s: [] for s in SPLITS}
-        ids = np.asarray(self.query_ids, dtype=object)
-        tasks = np.asarray(self.tasks, dtype=object)
-        for task in sorted(set(tasks.tolist())):
-            members = ids[tasks == task]
-            members = members[rng.permutation(len(members))]
-            n_train, n_val, _ = split_sizes(len(members), fractions)
-            parts["train"].extend(members[:n_train])
-            parts["val"].extend(members[n_train : n_train + n_val])
-            parts["test"].extend(members[n_train + n_val :])
-        return DatasetSplit(
-            *(self.subset(sorted(parts[s], key=self._position), f"{self.name}:{s}") for s in SPLITS)
-        )
+        return splitting.seeded_split(self, seed, fractions)
 
     def holdout(
         self, fraction: float = 0.1, seed: int = 0
@@ -370,23 +336,7 @@ class RoutingDataset:
 
     def leave_task_out(self, task: str) -> tuple[RoutingDataset, RoutingDataset]:
         """(every query of the other tasks, the queries of `task`); a task matches its path prefix."""
-        held = [t == task or t.startswith(task + TASK_SEP) for t in self.tasks]
-        if not any(held):
-            raise DataError(
-                f"{self.name}: no queries with task {task!r}; tasks: {', '.join(self.task_names[:20])}"
-            )
-        ids = np.asarray(self.query_ids, dtype=object)
-        mask = np.asarray(held)
-        return self.subset(ids[~mask], f"{self.name}:-{task}"), self.subset(
-            ids[mask], f"{self.name}:{task}"
-        )
-
-    @cached_property
-    def _positions(self) -> dict[str, int]:
-        return {qid: i for i, qid in enumerate(self.query_ids)}
-
-    def _position(self, query_id: str) -> int:
-        return self._positions[query_id]
+        return splitting.leave_task_out(self, task)
 
     # ------------------------------------------------------------------ summaries
     def model_summary(self) -> pd.DataFrame:
@@ -418,10 +368,3 @@ class RoutingDataset:
             pool=stored.pool,
             cost_note=stored.cost_note,
         )
-
-
-def split_sizes(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, int]:
-    """(train, val, test) sizes of a task of `n` queries under `RoutingDataset.split`."""
-    n_train = round(fractions[0] * n)
-    n_val = round(fractions[1] * n)
-    return n_train, n_val, n - n_train - n_val

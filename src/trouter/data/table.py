@@ -17,6 +17,8 @@ import pandas as pd
 
 from trouter.errors import DataError
 
+# A task label is a taxonomy path whose levels are joined by TASK_SEP ("math/algebra/hard").
+TASK_SEP = "/"
 REQUIRED_COLUMNS = ("query_id", "query", "model", "score")
 OPTIONAL_COLUMNS = ("task", "cost", "tokens_in", "tokens_out", "latency", "split")
 COLUMNS = (
