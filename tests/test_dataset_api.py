@@ -142,6 +142,7 @@ def test_a_numpy_integer_seed_splits_like_the_same_int():
 
 def test_a_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
     from trouter.data.importer import import_file
+    from trouter.data.loaders import load_dataset
 
     home, cwd = tmp_path / "home", tmp_path / "cwd"
     home.mkdir()
@@ -154,3 +155,4 @@ def test_a_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatc
     assert RoutingDataset.load("~/data/toy.parquet").query_ids == ds.query_ids
     (home / "mine.csv").write_text("query,model,score\na?,small,1\na?,big,0\n")
     assert import_file("~/mine.csv").models == ("small", "big")
+    assert load_dataset("~/mine.csv").models == ("small", "big")  # `--data ~/mine.csv`

@@ -64,7 +64,7 @@ def load_dataset(name_or_path: str, data_root: str | Path | None = None) -> Rout
         from trouter.data.bundled import load_bundled
 
         return load_bundled()
-    path = Path(name_or_path)
+    path = Path(name_or_path).expanduser()
     if path.exists():
         from trouter.data.importer import import_file
 
