@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -19,6 +19,8 @@ from trouter.paths import atomic_target
 from trouter.pool import Pool
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from trouter.data.dataset import RoutingDataset
 
 _PARQUET_META_KEY = b"trouter"
@@ -62,29 +64,37 @@ def write_dataset(dataset: RoutingDataset, path: str | Path) -> Path:
     return path
 
 
-def read_dataset(path: str | Path) -> StoredDataset:
-    """Read a file written by `write_dataset` (or any Parquet file in the long format)."""
+def read_parquet(path: Path, shown: str) -> tuple[pa.Table, dict[str, Any]]:
+    """A Parquet file's table and trouter's metadata (its `pool` made a `Pool`), errors naming
+    the file as `shown`; shared by `read_dataset` and the import reader."""
     import pyarrow.parquet as pq
 
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"dataset file not found: {path}")
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+        raise DataError(f"{shown}: not a readable Parquet file ({exc})") from None
+    raw_meta = (table.schema.metadata or {}).get(_PARQUET_META_KEY)
+    meta = json.loads(raw_meta) if raw_meta else {}
+    if meta.get("pool"):
+        meta["pool"] = Pool.from_dict(meta["pool"], source=f"{shown} metadata")
+    return table, meta
+
+
+def read_dataset(path: str | Path) -> StoredDataset:
+    """Read a file written by `write_dataset` (or any Parquet file in the long format)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"dataset file not found: {path}")
+    table, meta = read_parquet(path, str(path))
     if table.num_rows == 0:
         raise DataError(
             f"{path}: the dataset file has no rows (an empty dataset); write it again from "
             "data that keeps at least one query"
         )
-    raw_meta = (table.schema.metadata or {}).get(_PARQUET_META_KEY)
-    meta = json.loads(raw_meta) if raw_meta else {}
-    pool = Pool.from_dict(meta["pool"]) if meta.get("pool") else None
     return StoredDataset(
         frame=table.to_pandas(),
         name=meta.get("name", path.stem),
         models=meta.get("models"),
-        pool=pool,
+        pool=meta.get("pool"),
         cost_note=meta.get("cost_note", ""),
     )

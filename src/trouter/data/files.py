@@ -19,7 +19,6 @@ from typing import Any
 import pandas as pd
 
 from trouter.errors import DataError
-from trouter.pool import Pool
 
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 SUFFIXES |= {".json": "json", ".parquet": "parquet", ".pq": "parquet"}
@@ -164,15 +163,8 @@ def _read_json(path: Path) -> pd.DataFrame:
 
 
 def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    import pyarrow.parquet as pq
+    from trouter.data.dataset_file import read_parquet
 
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise DataError(f"{path.name}: not a readable Parquet file ({exc})") from None
+    table, meta = read_parquet(path, path.name)
     _check_unique_names(table.column_names, path)
-    raw = (table.schema.metadata or {}).get(b"trouter")
-    meta = json.loads(raw) if raw else {}
-    if meta.get("pool"):
-        meta["pool"] = Pool.from_dict(meta["pool"], source=f"{path.name} metadata")
     return table.to_pandas(), meta

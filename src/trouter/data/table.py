@@ -21,17 +21,6 @@ from trouter.errors import DataError
 TASK_SEP = "/"
 REQUIRED_COLUMNS = ("query_id", "query", "model", "score")
 OPTIONAL_COLUMNS = ("task", "cost", "tokens_in", "tokens_out", "latency", "split")
-COLUMNS = (
-    "query_id",
-    "query",
-    "task",
-    "model",
-    "score",
-    "cost",
-    "tokens_in",
-    "tokens_out",
-    "latency",
-)
 FloatMatrix = npt.NDArray[np.float64]
 
 
