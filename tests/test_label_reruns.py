@@ -1,6 +1,7 @@
 """`trouter label` reruns: a rerun with another judge regrades the free-text answers (and only
 those) without asking the pool again, and a model that dies part-way through a run stops it
-soon, keeping every answer paid so far for the rerun that resumes once the endpoint is back."""
+soon, keeping every answer paid so far for the rerun that resumes once the endpoint is back;
+answers read from the cache do not hide a dead endpoint."""
 
 from __future__ import annotations
 
@@ -186,3 +187,27 @@ def test_a_model_that_dies_part_way_stops_the_run_and_the_rerun_resumes(setup, c
     assert new_cheap == items - sum(model == "cheap" for _, model in answered)
     frame = scores(tmp)
     assert len(frame) == items * len(MODELS) and frame.score.notna().all()
+
+
+def test_answers_read_from_the_cache_do_not_reset_a_models_failure_count(setup, capsys):
+    server, handler, tmp = setup
+    # Every other item is labelled once under another run, so its answers are in the cache.
+    items = make_items()
+    ItemsFile(tmp / "half.jsonl").append(items[::2])
+    half = label_args(tmp, "strict", "--run", "half")
+    half[1] = str(tmp / "half.jsonl")
+    assert run(half) == 0, capsys.readouterr().err
+    dear_asked = requests_of(server, "dear")
+    capsys.readouterr()
+
+    # Then dear's endpoint dies. Its queue alternates a cached answer and a call that fails:
+    # the cached answers say nothing about the endpoint, so the failures still add up.
+    handler.down["dear"] = 0
+    assert run(label_args(tmp)) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert f"first {DOWN_AFTER} calls to 'dear' failed" in lines[0], lines[0]
+    uncached = len(items) - len(items[::2])
+    asked = {r.last_user for r in server.completions[dear_asked:] if r.model == "dear"}
+    assert len(asked) < uncached  # stopped before asking about every item the cache lacks
