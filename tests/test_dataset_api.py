@@ -156,3 +156,10 @@ def test_a_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatc
     (home / "mine.csv").write_text("query,model,score\na?,small,1\na?,big,0\n")
     assert import_file("~/mine.csv").models == ("small", "big")
     assert load_dataset("~/mine.csv").models == ("small", "big")  # `--data ~/mine.csv`
+
+
+def test_a_subset_naming_an_unknown_query_id_is_refused():
+    ds = toy_dataset(n_per_task=3)
+    with pytest.raises(DataError, match=r"1 query id\(s\) the dataset does not hold \('nope'\)"):
+        ds.subset([ds.query_ids[0], "nope"])
+    assert ds.subset([]).n_queries == 0  # an empty selection is still a (empty) subset

@@ -269,6 +269,14 @@ class RoutingDataset:
         if isinstance(query_ids, str):  # not one query per character of the id
             query_ids = [query_ids]
         order = {qid: i for i, qid in enumerate(dict.fromkeys(query_ids))}
+        known = set(self._query_table["query_id"])
+        unknown = [qid for qid in order if qid not in known]
+        if unknown:
+            shown = ", ".join(map(repr, unknown[:3])) + (" ..." if len(unknown) > 3 else "")
+            raise DataError(
+                f"{self.name}: subset names {len(unknown)} query id(s) the dataset does not "
+                f"hold ({shown}); take the ids from its query_ids"
+            )
         keep = self.frame["query_id"].map(order)
         frame = self.frame[keep.notna()].copy()
         frame["_order"] = keep[keep.notna()]
