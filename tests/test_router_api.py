@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from factories import toy_dataset
+from trouter.data.dataset import RoutingDataset
 from trouter.errors import ConfigError
 from trouter.routers.registry import load_router, make_router, router_names
 from trouter.routers.trouter import TRouter
@@ -95,3 +97,29 @@ def test_an_old_router_directory_with_its_own_weights_still_loads_and_routes(
     queries = (split.test if name == "oracle" else split.val).queries
     expected = [d.chain for d in load_router(saved[name]).route(queries, "balanced")]
     assert [d.chain for d in load_router(directory).route(queries, "balanced")] == expected
+
+
+def without_costs(with_tokens: bool):
+    """The toy data as a user's own file may have it: scores (and token counts), no $ costs."""
+    toy = toy_dataset(n_per_task=20, seed=1)
+    tokens = {"tokens_in": toy.tokens_in, "tokens_out": toy.tokens_out} if with_tokens else {}
+    return RoutingDataset.from_matrices(
+        query_ids=toy.query_ids,
+        queries=toy.queries,
+        models=toy.models,
+        scores=toy.scores,
+        tasks=toy.tasks,
+        **tokens,
+    )
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("with_tokens", [False, True], ids=["no tokens", "tokens"])
+@pytest.mark.parametrize("name", router_names())
+def test_fitting_on_data_without_costs_warns_nothing(name, with_tokens):
+    # It warned "All-NaN slice encountered": a median of the positive costs of a column with none.
+    parts = without_costs(with_tokens).split(seed=0)
+    router = build(name, **({"max_epochs": 5} if name.startswith("trouter") else {}))
+    router.fit(parts.test if router.evaluation_only else parts.train, val=parts.val)
+    decisions = router.route(parts.test.queries, "balanced")
+    assert all(math.isfinite(d.cost) and math.isfinite(d.quality) for d in decisions)

@@ -47,6 +47,17 @@ DEFAULT_RIDGE = 1e-3
 _HEADROOM = math.log(10.0)
 
 
+def positive_median(values: FloatMatrix) -> FloatMatrix:
+    """Each column's median positive value (NaN: missing), or 1 for a column with none, as in a
+    dataset without costs: the scale of a column whose values are all zero or missing."""
+    positive = np.where(values > 0, values, np.nan)
+    has = ~np.isnan(positive).all(axis=0)
+    # nanmedian warns "All-NaN slice" on an empty column: take it over the others only.
+    median = np.ones(values.shape[1])
+    median[has] = np.nanmedian(positive[:, has], axis=0)
+    return median
+
+
 def length_features(queries: Sequence[str], tokens: FloatMatrix) -> FloatMatrix:
     """[n, 2]: log1p(characters), log1p(estimated tokens) per query."""
     chars = np.fromiter((len(q) for q in queries), dtype=np.float64, count=len(queries))
@@ -137,11 +148,7 @@ class CostModel:
             input_ratio = np.where(estimated > 0, total / np.maximum(estimated, 1e-12), 1.0)
         raw = cls._targets(fold.full, route)
         # Missing token counts (a model that never answered) take the column's typical value.
-        observed = ~np.isnan(raw)
-        positive = np.where(observed & (raw > 0), raw, np.nan)
-        with np.errstate(all="ignore"):
-            scale = np.nan_to_num(np.nanmedian(positive, axis=0), nan=1.0)
-        scale = np.where(scale > 0, scale, 1.0)
+        scale = positive_median(raw)
 
         def log_targets(data: RoutingDataset) -> FloatMatrix:
             values = cls._targets(data, route) / scale

@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from trouter.data.dataset import RoutingDataset
 from trouter.pool import Pool
+from trouter.routers.costmodel import positive_median
 from trouter.routers.layout import Layout
 
 FloatMatrix = npt.NDArray[np.float64]
@@ -68,10 +69,7 @@ class CostTargets:
 
     @classmethod
     def fit(cls, raw: FloatMatrix) -> CostTargets:
-        positive = np.where(raw > 0, raw, np.nan)
-        with np.errstate(all="ignore"):
-            median = np.nan_to_num(np.nanmedian(positive, axis=0), nan=1.0)
-        floor = np.where(median > 0, median, 1.0) / 100.0
+        floor = positive_median(raw) / 100.0
         logs = np.log(np.nan_to_num(raw, nan=0.0) + floor)
         observed = ~np.isnan(raw)
         count = np.maximum(observed.sum(axis=0), 1)
