@@ -1,7 +1,8 @@
 """`trouter label` reruns: a rerun with another judge regrades the free-text answers (and only
 those) without asking the pool again, and a model that dies part-way through a run stops it
 soon, keeping every answer paid so far for the rerun that resumes once the endpoint is back;
-answers read from the cache do not hide a dead endpoint."""
+answers read from the cache do not hide a dead endpoint; a judge that dies stops the run as
+soon, and the rerun grades the answers paid so far from the cache."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def make_items() -> list[SynthItem]:
 
 class Server:
     """Pool models that answer arithmetic right, judges with a fixed verdict, and a switch that
-    makes one model fail every call after its first `healthy_for` requests."""
+    makes a model (or a judge) fail every call after its first requests."""
 
     def __init__(self) -> None:
         self.down: dict[str, int] = {}  # model -> requests it answers before failing for good
@@ -59,13 +60,13 @@ class Server:
         self._lock = threading.Lock()
 
     def __call__(self, req: FakeRequest) -> Reply | Status:
-        if req.model in JUDGES:
-            return Reply(content=JUDGES[req.model])
         with self._lock:
             self.seen[req.model] = n = self.seen.get(req.model, 0) + 1
         if req.model in self.down and n > self.down[req.model]:
             # A 500 the client retries (Retry-After 0 keeps the test fast) until it gives up.
             return Status(500, "upstream crashed", retry_after=0.0)
+        if req.model in JUDGES:
+            return Reply(content=JUDGES[req.model])
         words = req.last_user.split()
         if words[0] == "What":
             return Reply(content=f"The answer is {int(words[2]) * 2}.")
@@ -211,3 +212,46 @@ def test_answers_read_from_the_cache_do_not_reset_a_models_failure_count(setup, 
     uncached = len(items) - len(items[::2])
     asked = {r.last_user for r in server.completions[dear_asked:] if r.model == "dear"}
     assert len(asked) < uncached  # stopped before asking about every item the cache lacks
+
+
+def test_a_judge_that_dies_stops_the_run_and_the_rerun_grades_from_the_cache(setup, capsys):
+    server, handler, tmp = setup
+    # More free-text items, and first, so that the judge is needed from the start of the run.
+    more = [
+        SynthItem(
+            query=f"Summarise: dog number {i} ran in the park.",
+            reference=f"Dog {i} ran in a park.",
+            answer_format="free_text",
+            path="writing/summary",
+            generator="gen",
+            prompt_version="test/1",
+        )
+        for i in range(8)
+    ]
+    items = more + make_items()[N_NUMERIC:] + make_items()[:N_NUMERIC]
+    ItemsFile(tmp / "free_first.jsonl").append(items)
+    args = label_args(tmp)
+    args[1] = str(tmp / "free_first.jsonl")
+    handler.down["strict"] = 1  # grades one answer, then every call fails after retries
+    assert run(args) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert f"{DOWN_AFTER} calls in a row to the judge 'strict' failed" in lines[0], lines[0]
+    assert "upstream crashed" in lines[0] and "--judge" in lines[0], lines[0]
+    # The pool stopped answering soon after: nothing is paid that cannot be graded.
+    first = [(r.model, r.last_user) for r in server.completions if r.model in MODELS]
+    assert len(first) < len(items) * len(MODELS)
+    strict_first = requests_of(server, "strict")
+
+    # The judge is back: the rerun grades the answers already paid for from the cache (the pool
+    # is not asked about them again) and finishes.
+    handler.down.clear()
+    seen = len(server.completions)
+    assert run(args) == 0, capsys.readouterr().err
+    again = [(r.model, r.last_user) for r in server.completions[seen:] if r.model in MODELS]
+    assert not set(first) & set(again)
+    assert len(first) + len(again) == len(items) * len(MODELS)
+    assert requests_of(server, "strict") > strict_first
+    frame = scores(tmp)
+    assert len(frame) == len(items) * len(MODELS) and frame.score.notna().all()

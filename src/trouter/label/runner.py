@@ -12,13 +12,14 @@ judged items (the answers come from the cache; only the new judge is paid). Each
 own workers, as many as its `max_concurrency`, so a slow or rate-limited model never holds up the
 others; the client adds per-model rate limits and retries. A call that still fails is stored as a
 failure (no score, with the error), never dropped; a response that cannot be graded is stored
-the same way.
+the same way. A pool model, or the judge, whose calls fail `DOWN_AFTER` times in a row stops
+the run (`trouter.label.down`); what was paid is kept for the rerun.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from trouter.errors import TrouterError
+from trouter.label.down import ANSWERED, CACHED, FAILED, DownWatch, down_error
+from trouter.label.down import DOWN_AFTER as DOWN_AFTER  # where callers have read it
 from trouter.label.observations import (
     CALL_FAILED,
     OK,
@@ -36,6 +39,7 @@ from trouter.label.observations import (
     load_observations,
 )
 from trouter.label.scorers import (
+    JUDGE_CALL_FAILED,
     Code,
     Judge,
     Reference,
@@ -53,10 +57,6 @@ if TYPE_CHECKING:
     from trouter.synth.items import SynthItem
 
 LABEL_PURPOSE = "label"
-# A model whose calls fail this many times in a row (each after the client's retries), at the
-# start of a run or part-way through it, is down: the run stops then, instead of paying every
-# other model's answers and the judge before saying so (see `label_items`).
-DOWN_AFTER = 6
 
 
 @dataclass(frozen=True)
@@ -149,36 +149,39 @@ async def label_items(
     judge_calls_before = judge_before.calls if judge_before else 0
 
     stopped: list[TrouterError] = []
-    # A model is down once DOWN_AFTER of its calls in a row have failed, counted in the order
-    # the calls come back (the workers share one event loop, so the counts change between
-    # awaits only and need no lock). A failure anywhere in the run counts, not only in the
-    # first calls: an endpoint that dies after 500 answers stops the run as one dead from the
-    # start does. Only an answer from the endpoint itself resets the count: one read from the
-    # cache says nothing about whether the endpoint is up. With several workers a call sent
-    # before the endpoint died may still come back fine after some failures and reset the
-    # count; there are at most `workers - 1` such calls, so that only delays the stop. A
-    # model with fewer calls to make than DOWN_AFTER is down when each of them failed.
-    streak: Counter[str] = Counter()  # the latest calls of each model that failed in a row
-    answered: set[str] = set()  # models the endpoint answered for in this run
-    planned = {name: len(queue) for name, queue in todo.items()}
+    # A pool model is down once DOWN_AFTER of its calls in a row failed, and so is the judge
+    # (see DownWatch): a dead judge would otherwise let the pool answer, paid, while nothing
+    # is graded. Its failures are stored as grading failures that the rerun grades from the
+    # cache, so stopping loses nothing.
+    pool_down = DownWatch({name: len(queue) for name, queue in todo.items()})
+    to_judge = set(judged)
+    judge_down = DownWatch(
+        {summary.judge: sum(it.id in to_judge for q in todo.values() for it in q)}
+    )
+
+    def watch(spec: ModelSpec, observation: Observation, judge_call: str) -> None:
+        """Count the calls behind one observation; stop the run when an endpoint is down."""
+        failed = observation.status == CALL_FAILED
+        pool_call = FAILED if failed else CACHED if observation.cached else ANSWERED
+        if pool_down.record(spec.name, pool_call) and not stopped:
+            n, how = pool_down.streak[spec.name], pool_down.how(spec.name)
+            stopped.append(down_error(spec.name, n, observation.error, how))
+        if judge_call and judge_down.record(summary.judge, judge_call) and not stopped:
+            n, how = judge_down.streak[summary.judge], judge_down.how(summary.judge)
+            error = observation.error.removeprefix(JUDGE_CALL_FAILED)
+            stopped.append(down_error(summary.judge, n, error, how, judge=True))
 
     async def worker(spec: ModelSpec, queue: deque[SynthItem]) -> None:
         while queue and not stopped:
             item = queue.popleft()
             try:
-                observation = await observe(client, spec, item, judge, code, options, store)
+                observation, judge_call = await observe(
+                    client, spec, item, judge, code, options, store
+                )
             except TrouterError as exc:  # budget reached, key missing: stop taking new work
                 stopped.append(exc)
                 return
-            if observation.status != CALL_FAILED:
-                if not observation.cached:
-                    answered.add(spec.name)
-                    streak[spec.name] = 0
-            else:
-                streak[spec.name] += 1
-                if streak[spec.name] == min(DOWN_AFTER, planned[spec.name]) and not stopped:
-                    how = "in a row" if spec.name in answered else "first"
-                    stopped.append(_down(spec.name, streak[spec.name], observation.error, how))
+            watch(spec, observation, judge_call)
             writer.add(observation)
             summary.observed += 1
             summary.cache_hits += observation.cached
@@ -206,25 +209,8 @@ async def label_items(
     for model in summary.models:  # a model without one answer cannot be routed to or judged
         total = summary.answers.get(model, 0)
         if total and summary.call_failures.get(model, 0) == total:
-            raise _down(model, total, summary.call_errors.get(model, ""), "all")
+            raise down_error(model, total, summary.call_errors.get(model, ""), "all")
     return summary
-
-
-def _down(model: str, failed: int, error: str, how: str) -> TrouterError:
-    """The one-line error of a model found down; `how` is "first" (its first calls of the run
-    failed), "in a row" (it answered, then failed) or "all" (every call of the run failed)."""
-    from trouter.errors import ConfigError
-
-    which = {
-        "first": f"the first {failed} calls to {model!r}",
-        "in a row": f"{failed} calls in a row to {model!r}",
-        "all": f"all {failed} calls to {model!r}",
-    }[how]
-    error = error if len(error) <= 240 else error[:237] + "..."
-    return ConfigError(
-        f"{which} failed ({error or 'no error kept'}); fix its endpoint or remove it from the "
-        "pool, then rerun (the answers paid so far are kept and reused)"
-    )
 
 
 async def _gather_all(coroutines: list[Any]) -> None:
@@ -274,8 +260,10 @@ async def observe(
     code: Code,
     options: LabelOptions,
     store: Store,
-) -> Observation:
-    """One model's answer to one item, graded; failures come back as failure observations."""
+) -> tuple[Observation, str]:
+    """One model's answer to one item, graded; failures come back as failure observations.
+    Also says what became of the judge's call for it (`trouter.label.down`'s ANSWERED, CACHED
+    or FAILED; "" when the judge was not asked)."""
     from trouter.llm import LLMCallError
 
     base = Observation(
@@ -293,7 +281,7 @@ async def observe(
             **_answer_params(options),
         )
     except LLMCallError as exc:
-        return replace(base, error=str(exc), attempts=exc.attempts, retry=True)
+        return replace(base, error=str(exc), attempts=exc.attempts, retry=True), ""
     text = done.text or ""
     scorer: Scorer = scorer_for(item.answer_format, judge=judge, code=code)
     try:
@@ -308,7 +296,7 @@ async def observe(
     detail = score.detail
     if done.finish_reason == "length":
         detail = f"answer cut at max_tokens; {detail}".strip("; ")
-    return replace(
+    observation = replace(
         base,
         status=OK if score.value is not None else SCORE_FAILED,
         score=score.value,
@@ -326,6 +314,7 @@ async def observe(
         # A judge that could not be reached, or whose reply held no score, may grade next time.
         retry=score.value is None and score.retry,
     )
+    return observation, score.call
 
 
 def _latency(done: Completion, store: Store) -> float | None:

@@ -20,7 +20,7 @@ from trouter.errors import ConfigError
 from trouter.label.scorers.base import Reference, Score, Scorer, SyncScorer, score_many
 from trouter.label.scorers.choice import MultipleChoice, choice_letter
 from trouter.label.scorers.code import Code, extract_code
-from trouter.label.scorers.judge import Judge, parse_judge_score
+from trouter.label.scorers.judge import JUDGE_CALL_FAILED, Judge, parse_judge_score
 from trouter.label.scorers.numeric import Numeric, answer_number, parse_number
 from trouter.label.scorers.text import ExactMatch, final_answer, normalise
 
@@ -68,6 +68,7 @@ def scorer_for(
 
 __all__ = [
     "FORMATS",
+    "JUDGE_CALL_FAILED",
     "Code",
     "ExactMatch",
     "Judge",

@@ -41,14 +41,17 @@ class Score:
     error: str = ""
     detail: str = ""  # e.g. "3/4 tests passed", the judge's raw reply
     retry: bool = False  # no score now, but asking again may give one (a judge's failure)
+    # What became of the scorer's own LLM call (a judge's): "" for none, else one of
+    # trouter.label.down's ANSWERED, CACHED, FAILED, so the run can tell a judge that is down.
+    call: str = ""
 
     @classmethod
     def of(cls, ok: bool, extracted: str | None = None, detail: str = "") -> Score:
         return cls(1.0 if ok else 0.0, extracted, "", detail)
 
     @classmethod
-    def failure(cls, error: str, detail: str = "", *, retry: bool = False) -> Score:
-        return cls(None, None, error, detail, retry)
+    def failure(cls, error: str, detail: str = "", *, retry: bool = False, call: str = "") -> Score:
+        return cls(None, None, error, detail, retry, call)
 
 
 class Scorer(Protocol):

@@ -18,6 +18,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from trouter.label.down import ANSWERED, CACHED, FAILED
 from trouter.label.scorers.base import Reference, Score
 from trouter.label.scorers.numeric import _WORDS
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from trouter.llm import LLMClient
     from trouter.pool import ModelSpec
 
+JUDGE_CALL_FAILED = "judge call failed: "  # how a judge's failed call starts its score's error
 DEFAULT_RUBRIC = "Correct and complete with respect to the reference answer."
 _NUM = r"(-?\d+(?:\.\d+)?)"
 _OUT_OF = r"(?:\s*(?:/|out\s+of|of)\s*(\d+(?:\.\d+)?))?"
@@ -148,12 +150,15 @@ class Judge:
                 max_tokens=self.max_tokens,
             )
         except LLMCallError as exc:
-            return Score.failure(f"judge call failed: {exc}", retry=True)
+            return Score.failure(f"{JUDGE_CALL_FAILED}{exc}", retry=True, call=FAILED)
         reply = done.text or ""
         value = parse_judge_score(reply, self.scale)
+        call = CACHED if done.cached else ANSWERED  # an unusable reply is a reply all the same
         if value is None:
             # Not a verdict to replay: out of the cache, so a rerun (or a forced regrade) asks
             # the judge again instead of reading the same unusable reply.
             self.client.forget(done.key)
-            return Score.failure("the judge's reply holds no usable score", reply[:500], retry=True)
-        return Score(value, None, "", reply[:500])
+            return Score.failure(
+                "the judge's reply holds no usable score", reply[:500], retry=True, call=call
+            )
+        return Score(value, None, "", reply[:500], call=call)
