@@ -255,3 +255,9 @@ def test_a_judge_that_dies_stops_the_run_and_the_rerun_grades_from_the_cache(set
     assert requests_of(server, "strict") > strict_first
     frame = scores(tmp)
     assert len(frame) == len(items) * len(MODELS) and frame.score.notna().all()
+
+
+def test_the_help_names_the_stop_rule_with_down_after(capsys):
+    run(["label", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"A pool model, or the judge, whose calls fail {DOWN_AFTER} times in a row" in text

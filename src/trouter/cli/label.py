@@ -13,6 +13,7 @@ from rich.table import Table
 from trouter.cli.app import app, console, err_console
 from trouter.cli.synth import open_store
 from trouter.errors import ConfigError, DataError
+from trouter.label.down import DOWN_AFTER
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +72,17 @@ async def preflight_models(specs: list[ModelSpec]) -> None:
     raise_for_problems(problems)
 
 
-@app.command("label")
+LABEL_HELP = (
+    "Every pool model answers every item; each answer is graded by the scorer for the item's "
+    "answer format; writes a RoutingDataset (task = taxonomy path) and the raw observations. "
+    "Rerunning resumes: stored observations and cached answers are reused, failures retried, and "
+    "free-text answers regraded when --judge names another judge. A pool model, or the judge, "
+    f"whose calls fail {DOWN_AFTER} times in a row stops the run; what was paid is kept for the "
+    "rerun."
+)
+
+
+@app.command("label", help=LABEL_HELP)
 def label(
     items: Annotated[Path, typer.Argument(help="Items file (.jsonl/.parquet) from synthesize.")],
     pool: PoolOpt,
@@ -99,11 +110,7 @@ def label(
     ] = False,
     skip_check: SkipCheckOpt = False,
 ) -> None:
-    """Every pool model answers every item; each answer is graded by the scorer for the item's
-    answer format; writes a RoutingDataset (task = taxonomy path) and the raw observations.
-    Rerunning resumes: stored observations and cached answers are reused, failures retried, and
-    free-text answers regraded when --judge names another judge. A model whose calls fail 6
-    times in a row stops the run; what was paid is kept for the rerun."""
+    """`trouter label` (its help is `LABEL_HELP`, which takes the count from `DOWN_AFTER`)."""
     from trouter.label.runner import LabelOptions
     from trouter.llm.usage import check_budget
     from trouter.paths import OutputLock
