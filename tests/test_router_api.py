@@ -13,7 +13,7 @@ import torch
 
 from factories import toy_dataset
 from trouter.data.dataset import RoutingDataset
-from trouter.errors import ConfigError
+from trouter.errors import ConfigError, DataError
 from trouter.routers.registry import load_router, make_router, router_names
 from trouter.routers.trouter import TRouter
 
@@ -123,3 +123,19 @@ def test_fitting_on_data_without_costs_warns_nothing(name, with_tokens):
     router.fit(parts.test if router.evaluation_only else parts.train, val=parts.val)
     decisions = router.route(parts.test.queries, "balanced")
     assert all(math.isfinite(d.cost) and math.isfinite(d.quality) for d in decisions)
+
+
+@pytest.mark.parametrize("name", router_names())
+@pytest.mark.parametrize(
+    "given",
+    [[("what is 2 + 2?", "small", 1.0)], {"queries": ["hi"]}, "data.csv", None],
+    ids=["list", "dict", "path text", "None"],
+)
+def test_fit_given_anything_but_a_routing_dataset_says_how_to_make_one(name, given, split):
+    # It raised AttributeError ('list' object has no attribute 'n_queries') deep inside fit.
+    with pytest.raises(DataError, match=r"^fit takes a RoutingDataset as train, not ") as err:
+        build(name).fit(given)
+    assert "RoutingDataset.from_matrices" in str(err.value)
+    assert "load_dataset" in str(err.value)
+    with pytest.raises(DataError, match=r"^fit takes a RoutingDataset as val, not list"):
+        build(name).fit(split.train, val=[split.val])

@@ -158,6 +158,17 @@ class Estimates:
         return out
 
 
+def check_dataset(value: object, role: str, method: str = "fit") -> RoutingDataset:
+    """`value` if it is a RoutingDataset, else a DataError saying how to make one."""
+    if isinstance(value, RoutingDataset):
+        return value
+    raise DataError(
+        f"{method} takes a RoutingDataset as {role}, not {type(value).__name__}; build one with "
+        "RoutingDataset.from_matrices(query_ids=..., queries=..., models=..., scores=...) or "
+        "load one with trouter.data.loaders.load_dataset(name or path)"
+    )
+
+
 def check_queries(queries: Sequence[str] | str) -> list[str]:
     """Validate queries for routing; a clear error names the first bad one."""
     if isinstance(queries, str):
@@ -223,6 +234,9 @@ class Router(ABC):
     # ------------------------------------------------------------------ the contract
     def fit(self, train: RoutingDataset, val: RoutingDataset | None = None) -> Self:
         """Learn from `train`; `val` (optional) is for early stopping / model selection only."""
+        check_dataset(train, "train")
+        if val is not None:
+            check_dataset(val, "val")
         if train.n_queries == 0:
             raise TrouterError(f"{train.name}: cannot fit a router on an empty training set")
         if val is not None and val.models != train.models:
@@ -232,12 +246,17 @@ class Router(ABC):
             )
         self.models_: tuple[str, ...] = train.models
         self.pool_: Pool | None = train.pool
+        self._before_embedding(train)
         has_val = val is not None and val.n_queries > 0
         x = self._embed(train.queries)
         x_val = self._embed(val.queries) if has_val and val is not None else None
         self._fit(train, x, val if has_val else None, x_val)
         self._calibrate(train)
         return self
+
+    def _before_embedding(self, train: RoutingDataset) -> None:
+        """Learn what embedding the queries needs from `train` (nothing, by default)."""
+        return None
 
     def _calibrate(self, train: RoutingDataset) -> Estimates:
         """Store the estimates on a reference sample of the training queries (and return them)."""

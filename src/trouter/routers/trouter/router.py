@@ -185,6 +185,13 @@ class TRouter(Router):
 
     # ------------------------------------------------------------------ checks and inputs
     def fit(self, train: RoutingDataset, val: RoutingDataset | None = None) -> Self:
+        self._fitting = True
+        try:
+            return super().fit(train, val)
+        finally:
+            self._fitting = False
+
+    def _before_embedding(self, train: RoutingDataset) -> None:
         # The `question` view strips boilerplate learned from the training queries, so it must
         # be learned before the base class embeds them.
         if self.text_view == "question":
@@ -193,11 +200,6 @@ class TRouter(Router):
             self.__dict__.pop("boilerplate_", None)
         for key in _ADAPTATION:
             self.__dict__.pop(key, None)
-        self._fitting = True
-        try:
-            return super().fit(train, val)
-        finally:
-            self._fitting = False
 
     def _embed(self, queries: Any) -> Embeddings | None:
         return embed_view(
