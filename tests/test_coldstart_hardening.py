@@ -384,3 +384,55 @@ def test_the_dry_run_after_another_max_tokens_counts_the_answers_asked_again(job
     capsys.readouterr()
     assert planned_calls() == 0
     assert planned_calls("--max-tokens", "64") >= 4 * ITEMS_PER_LEAF * len(POOL)
+
+
+def labels_estimate(job: Job, judge: str | None = None, force: tuple[str, ...] = ()):
+    """The labels step of the plan `trouter coldstart --dry-run` prints for this job."""
+    from trouter.coldstart import Coldstart, ColdstartOptions
+
+    options = ColdstartOptions(
+        out=job.tmp / "run",
+        pool=job.cfg / "pool.yaml",
+        encoder="hashing:256",
+        judge=judge,
+        force=force,
+    )
+    planned = Coldstart(job.cfg / "profile.yaml", options)
+    try:
+        return next(s for s in planned.plan().steps if s.step == "labels")
+    finally:
+        planned.close()
+
+
+def spent_now(job: Job) -> float:
+    return float(json.loads((job.tmp / "run" / "summary.json").read_text())["spent_now_usd"])
+
+
+def test_the_dry_run_after_another_judge_prices_the_new_judges_calls_as_the_run_makes_them(
+    job, capsys
+):
+    assert run(job.args()) == 0, capsys.readouterr().err
+    graded_before = job.generator.calls.get("judge", 0)
+    estimate = labels_estimate(job, judge="generator")
+
+    assert run(job.args("run", "--judge", "generator")) == 0, capsys.readouterr().err
+    judge_calls = job.generator.calls.get("judge", 0) - graded_before
+    spent = spent_now(job)
+    # Every free-text answer is graded again by the new judge (the estimate saw the answers
+    # in the cache, so it knows which are the same request), and no pool answer is paid.
+    assert estimate.calls == judge_calls > 0
+    assert "generator" in estimate.models
+    assert 0 < spent <= estimate.cost_max
+    # The same calls, each priced from generous token counts (the prompt at 3 characters a
+    # token, a typical verdict of 80 tokens where this judge writes a few): close above.
+    assert spent <= estimate.cost <= 4 * spent
+
+
+def test_the_dry_run_prices_what_the_cache_holds_at_nothing(job, capsys):
+    assert run(job.args()) == 0, capsys.readouterr().err
+    estimate = labels_estimate(job, force=("labels",))  # every answer and verdict is cached
+
+    assert run(job.args("run", "--force", "labels")) == 0, capsys.readouterr().err
+    assert spent_now(job) == 0.0
+    assert (estimate.calls, estimate.cost, estimate.cost_max) == (0, 0.0, 0.0)
+    assert "from the cache" in estimate.note

@@ -283,7 +283,7 @@ def _print_plan(job: Coldstart, plan: RunPlan) -> None:
     )
     console.print(
         f"estimate: about ${plan.cost:.4f}, at most ${plan.cost_max:.4f}; {cap}. Token counts "
-        "are estimates; answers already in the cache cost nothing.",
+        "are estimates; answers and verdicts already in the cache are priced at $0.",
         soft_wrap=True,
         highlight=False,
     )

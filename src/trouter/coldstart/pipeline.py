@@ -319,6 +319,7 @@ class Coldstart:
                         items,
                         leaves * self.profile.items_per_leaf,
                         done,
+                        self.store() if self._store is not None or self._store_exists() else None,
                     )
                 )
             else:
@@ -333,22 +334,27 @@ class Coldstart:
     def _kept_observations(
         self, items: list[SynthItem], options: LabelOptions
     ) -> set[tuple[str, str]]:
-        """The (item, model) answers the labels step would keep: stored, not marked to retry,
-        and asked with the request this run would send (`label_items` asks again otherwise)."""
+        """The (item, model) answers the labels step would keep, decided as `label_items`
+        decides (`pending`): stored, not marked to retry, asked with the request this run
+        would send, and, when the judge changed, not an answer to a judged item (whose
+        verdict the new judge gives again)."""
         if self._store is None and not self._store_exists():
             return set()
-        from trouter.label.observations import load_observations
-        from trouter.label.runner import request_key_of
+        from trouter.label.observations import load_observations, recorded_judge
+        from trouter.label.runner import pending
+        from trouter.label.scorers import canonical_format, judge_id
 
-        by_id = {it.id: it for it in items}
-        kept = set()
-        for (item_id, model), obs in load_observations(self.store(), self.run_id).items():
-            if obs.retry or item_id not in by_id or model not in self.pool:
-                continue
-            asked = request_key_of(self.pool[model], by_id[item_id], options)
-            if not obs.request_key or obs.request_key == asked:
-                kept.add((item_id, model))
-        return kept
+        stored = load_observations(self.store(), self.run_id)
+        before = recorded_judge(self.store(), self.run_id)
+        if before is None and (record := self.state.record("labels")) is not None:
+            before = str(record.result.get("judge_id") or "") or None  # as Steps.labels adopts it
+        if before is not None and before != (judge_id(self.judge) if self.judge else ""):
+            judged = {it.id for it in items if canonical_format(it.answer_format) == "judge"}
+            stored = {k: obs for k, obs in stored.items() if k[0] not in judged}
+        unique = list({it.id: it for it in items}.values())
+        todo, _, _ = pending(unique, self.pool, stored, options)
+        asked = {(it.id, model) for model, queue in todo.items() for it in queue}
+        return {(it.id, spec.name) for it in unique for spec in self.pool} - asked
 
     def needed_models(self) -> list[ModelSpec]:
         """The models the steps still to do will call."""

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import String, Table, Text, delete, insert, select
+from sqlalchemy import String, Table, Text, delete, insert, inspect, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from trouter.paths import atomic_target
@@ -97,6 +97,17 @@ def change_judge(
         # verdicts are taken as this judge's, as they always were.
         conn.execute(insert(runs), [{"run": run, "judge": judge, "name": name}])
         return (row.name if row is not None else name), dropped
+
+
+def recorded_judge(store: Store, run: str) -> str | None:
+    """The judge recorded for `run` (its `Judge.id`, "" for none), or None when none is: the
+    one `change_judge` compares with, read without writing anything (for an estimate)."""
+    runs = cast(Table, LabelJudge.__table__)
+    with store.engine.connect() as conn:
+        if not inspect(conn).has_table(runs.name):
+            return None
+        judge = conn.execute(select(runs.c.judge).where(runs.c.run == run)).scalar()
+    return None if judge is None else str(judge)
 
 
 def adopt_judge(store: Store, run: str, judge: str, name: str) -> None:

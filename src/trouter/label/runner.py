@@ -125,22 +125,9 @@ async def label_items(
     summary.judge_before, summary.regraded = change_judge(
         store, run, judge.id if judge is not None else "", summary.judge, judged
     )
-    stored = load_observations(store, run)
-    todo: dict[str, deque[SynthItem]] = {spec.name: deque() for spec in pool}
-    for item in items:
-        for spec in pool:
-            previous = stored.get((item.id, spec.name))
-            if previous is None or (options.retry_failed and previous.retry):
-                todo[spec.name].append(item)
-            elif previous.request_key and previous.request_key != request_key_of(
-                spec, item, options
-            ):
-                # Asked with other options (max_tokens, temperature, system prompt): not an
-                # answer to this request. Ask again; an identical earlier request is cached.
-                todo[spec.name].append(item)
-                summary.changed += 1
-            else:
-                summary.reused += 1
+    todo, summary.reused, summary.changed = pending(
+        items, pool, load_observations(store, run), options
+    )
     if on_start is not None:
         on_start(sum(len(q) for q in todo.values()))
     writer = ObservationWriter(store, run, options.flush_every, options.flush_interval_s)
@@ -211,6 +198,34 @@ async def label_items(
         if total and summary.call_failures.get(model, 0) == total:
             raise down_error(model, total, summary.call_errors.get(model, ""), "all")
     return summary
+
+
+def pending(
+    items: Sequence[SynthItem],
+    pool: Pool,
+    stored: dict[tuple[str, str], Observation],
+    options: LabelOptions,
+) -> tuple[dict[str, deque[SynthItem]], int, int]:
+    """What a run with `stored` observations does: per model, the items it asks about (in item
+    order), then how many stored observations it keeps and how many it redoes because they
+    answered another request. `label_items` works through it; an estimate prices it."""
+    todo: dict[str, deque[SynthItem]] = {spec.name: deque() for spec in pool}
+    kept = changed = 0
+    for item in items:
+        for spec in pool:
+            previous = stored.get((item.id, spec.name))
+            if previous is None or (options.retry_failed and previous.retry):
+                todo[spec.name].append(item)
+            elif previous.request_key and previous.request_key != request_key_of(
+                spec, item, options
+            ):
+                # Asked with other options (max_tokens, temperature, system prompt): not an
+                # answer to this request. Ask again; an identical earlier request is cached.
+                todo[spec.name].append(item)
+                changed += 1
+            else:
+                kept += 1
+    return todo, kept, changed
 
 
 async def _gather_all(coroutines: list[Any]) -> None:

@@ -20,7 +20,7 @@ from trouter.errors import ConfigError
 from trouter.label.scorers.base import Reference, Score, Scorer, SyncScorer, score_many
 from trouter.label.scorers.choice import MultipleChoice, choice_letter
 from trouter.label.scorers.code import Code, extract_code
-from trouter.label.scorers.judge import JUDGE_CALL_FAILED, Judge, parse_judge_score
+from trouter.label.scorers.judge import JUDGE_CALL_FAILED, Judge, judge_id, parse_judge_score
 from trouter.label.scorers.numeric import Numeric, answer_number, parse_number
 from trouter.label.scorers.text import ExactMatch, final_answer, normalise
 
@@ -83,6 +83,7 @@ __all__ = [
     "choice_letter",
     "extract_code",
     "final_answer",
+    "judge_id",
     "normalise",
     "parse_judge_score",
     "parse_number",

@@ -99,6 +99,11 @@ def _json_score(text: str) -> float | None:
     return None
 
 
+def judge_id(spec: ModelSpec) -> str:
+    """Who grades, as `Judge.id` says it, from the judge's spec alone."""
+    return f"{spec.name}={spec.model}@{spec.base_url or ''}"
+
+
 class Judge:
     """Grades with `spec` through the one LLM client, at temperature 0, out of `scale`."""
 
@@ -122,7 +127,19 @@ class Judge:
     @property
     def id(self) -> str:
         """Who grades: name, model and endpoint (another one gives other verdicts)."""
-        return f"{self.spec.name}={self.spec.model}@{self.spec.base_url or ''}"
+        return judge_id(self.spec)
+
+    def request_key(self, response: str, reference: Reference) -> str:
+        """The cache key of the call `score` makes to grade `response` (an estimate prices a
+        verdict the cache holds at nothing)."""
+        from trouter.llm.cache import request_key
+        from trouter.llm.endpoint import base_url_of
+
+        body = {"messages": self.messages(response, reference), **self._params()}
+        return request_key(base_url_of(self.spec), {**body, "model": self.spec.model})
+
+    def _params(self) -> dict[str, Any]:
+        return {"temperature": 0, "max_tokens": self.max_tokens}
 
     def messages(self, response: str, reference: Reference) -> list[dict[str, Any]]:
         from trouter.prompts import load_prompt
@@ -143,11 +160,7 @@ class Judge:
             return Score.of(False, None, "empty response")
         try:
             done = await self.client.chat(
-                self.spec,
-                self.messages(response, reference),
-                purpose="judge",
-                temperature=0,
-                max_tokens=self.max_tokens,
+                self.spec, self.messages(response, reference), purpose="judge", **self._params()
             )
         except LLMCallError as exc:
             return Score.failure(f"{JUDGE_CALL_FAILED}{exc}", retry=True, call=FAILED)
