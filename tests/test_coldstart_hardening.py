@@ -305,6 +305,21 @@ def test_a_model_failing_every_call_stops_the_labels_early_with_the_cause(job, c
     assert {r["status"] for r in observations(job.tmp / "run")} <= {"ok", "score_failed"}
 
 
+def test_a_judge_failing_every_call_stops_the_labels_early_and_the_rerun_grades(job, capsys):
+    job.servers["judge"].handler = lambda req: Status(400, "judge is offline")
+    assert run(job.args()) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert "calls to the judge 'judge' failed" in line and "judge is offline" in line, line
+    assert "--judge" in line
+    asked = pool_requests(job)  # (this job is too small for the pool to stop much sooner)
+
+    job.servers["judge"].handler = job.judge  # the judge is back: what was paid is graded
+    assert run(job.args()) == 0, capsys.readouterr().err
+    assert pool_requests(job) == 4 * ITEMS_PER_LEAF * len(POOL)  # none asked twice
+    assert asked > 0
+    assert {r["status"] for r in observations(job.tmp / "run")} == {"ok"}
+
+
 def test_a_model_failing_many_calls_gets_a_warning_in_the_summary(job, capsys):
     failing = {"n": 0}
 
