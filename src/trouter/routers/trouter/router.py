@@ -47,7 +47,6 @@ then its leaf paths. The fitted taxonomy is saved with the router.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Any, Self
 
@@ -58,63 +57,48 @@ from trouter.data.dataset import RoutingDataset
 from trouter.encode import Embeddings, Encoder, sums_tokens
 from trouter.errors import ConfigError
 from trouter.routers.base import Estimates, Router
-from trouter.routers.costmodel import CostModel
 from trouter.routers.layout import Layout
-from trouter.routers.selection import make_fold
+from trouter.routers.selection import Fold, make_fold
 from trouter.routers.trouter.adapt import MIN_Z, Adaptation, feedback_scores, fit_adaptation
-from trouter.routers.trouter.config import check_params, resolve_taxonomy
-from trouter.routers.trouter.cost import (
-    CostTargets,
-    dollars,
-    raw_targets,
-    resolve_route,
+from trouter.routers.trouter.config import check_params
+from trouter.routers.trouter.cost import dollars, raw_targets
+from trouter.routers.trouter.fitting import (
+    CostHead,
+    Ensemble,
+    Inputs,
+    Parts,
+    Tasks,
+    check_mlp_residual,
+    fit_linear_residuals,
+    fit_tasks,
+    kept_residuals,
+    member_shapes,
+    train_ensemble,
+    training_record,
 )
-from trouter.routers.trouter.network import (
-    initial_parameters,
-    parameter_shapes,
-)
-from trouter.routers.trouter.residual import (
-    Residuals,
-    Stage,
-    ensemble_forward,
-    fit_residuals,
-    mixture_quality,
-    residual_inputs,
-    residual_quality,
-    routes_better,
-    types_and_quality,
-)
-from trouter.routers.trouter.structure import TaskStructure, latent_structure
-from trouter.routers.trouter.training import (
-    RESIDUAL,
-    Part,
-    Settings,
-    fit_in_stages,
-    without_residual,
-)
+from trouter.routers.trouter.persistence import pack_state, state_layout, unpack_state
+from trouter.routers.trouter.residual import ensemble_forward, residual_inputs, residual_quality
+from trouter.routers.trouter.structure import TaskStructure
 from trouter.routers.trouter.views import (
     Boilerplate,
     embed_view,
     has_question,
-    leaf_view,
     log_length,
     split_view,
 )
 from trouter.taxonomy import Taxonomy
 
 FloatMatrix = npt.NDArray[np.float64]
-#: Epochs when there is nothing to validate on (a tiny training set and no validation set).
-DEFAULT_EPOCHS = 60
-_NET = "net."
-_COST = "cost."
-_TARGETS = "cost_targets."
 #: The state `adapt` adds (and `fit` drops).
 _ADAPTATION = ("adapt_coef_", "adaptation_")
-
-
-def auto_latent_types(n_queries: int) -> int:
-    """Latent types when the data has no task labels: about sqrt(n / 10), between 2 and 24."""
-    return int(min(24, max(2, round(math.sqrt(n_queries / 10)))))
+#: The linear residuals' state: absent when they were not kept, so a refit drops it first.
+_RESIDUALS = (
+    "residual_coef_",
+    "residual_intercept_",
+    "question_coef_",
+    "question_intercept_",
+    "question_means_",
+)
 
 
 class TRouter(Router):
@@ -126,6 +110,12 @@ class TRouter(Router):
     """
 
     name = "trouter"
+    # Set only when kept on validation (see `fitting.kept_residuals`).
+    residual_coef_: FloatMatrix
+    residual_intercept_: FloatMatrix
+    question_coef_: FloatMatrix
+    question_intercept_: FloatMatrix
+    question_means_: FloatMatrix
 
     def __init__(
         self,
@@ -234,202 +224,63 @@ class TRouter(Router):
         if x is None:
             raise TypeError("TRouter needs query embeddings")
         check_params(self)
-        for stale in (
-            "residual_coef_",
-            "residual_intercept_",
-            "question_coef_",
-            "question_intercept_",
-            "question_means_",
-        ):
+        for stale in _RESIDUALS:
             self.__dict__.pop(stale, None)
         fold = make_fold(train, x, val, x_val, self.seed)
-        structure, labeller, leaf_vectors = self._structure(
-            fold.full, split_view(np.asarray(fold.x_full, np.float64), self.text_view)[0]
-        )
-        self.leaf_vectors_: FloatMatrix = leaf_vectors
-        self.taxonomy_: dict[str, Any] = structure.taxonomy.to_dict()
-        self.leaves_: list[str] = list(structure.leaves)
-        self.path_matrix_ = structure.path_matrix
-        raw = log_length(fold.full.queries)
+        tasks = self._fit_tasks(fold.full, fold.x_full)
+        self._fit_length_scale(fold.full.queries)
+        cost = self._fit_cost(fold)
+        shapes = member_shapes(self, tasks, train.n_models, cost.route)
+        inputs = Inputs(tasks, cost, self.text_view, self.prior_smoothing, self._features)
+        parts = Parts.of(fold, inputs)
+        ensemble = train_ensemble(self, shapes, tasks, parts, fold)
+        self.members_: list[dict[str, FloatMatrix]] = ensemble.members
+        residual_check = self._fit_residuals(ensemble, parts, fold)
+        if cost.targets is not None:
+            self.cost_targets_ = cost.targets
+            head = self._network(fold.full.queries, fold.x_full)[2]
+            cost.targets.calibrate(head, raw_targets(fold.full, cost.route))
+        self.training_: dict[str, Any] = training_record(fold, tasks, ensemble, residual_check)
+
+    def _fit_tasks(self, data: RoutingDataset, x: Embeddings) -> Tasks:
+        """The task structure and its leaf vectors, kept as the fitted taxonomy."""
+        tasks = fit_tasks(self, data, split_view(np.asarray(x, np.float64), self.text_view)[0])
+        self.latent_ = tasks.latent
+        self.leaf_vectors_: FloatMatrix = tasks.leaf_vectors
+        self.taxonomy_: dict[str, Any] = tasks.structure.taxonomy.to_dict()
+        self.leaves_: list[str] = list(tasks.structure.leaves)
+        self.path_matrix_ = tasks.structure.path_matrix
+        return tasks
+
+    def _fit_length_scale(self, queries: list[str]) -> None:
+        """The training queries' mean and spread of log length, to standardise `_features`."""
+        raw = log_length(queries)
         self.feature_mean_ = np.asarray([raw.mean()])
         self.feature_std_ = np.asarray([max(float(raw.std()), 1e-6)])
-        route = resolve_route(self.cost_model, fold.full)
-        self.cost_route_ = route
-        targets: CostTargets | None = None
-        if route == "direct":
-            scale = float(np.asarray(fold.full.costs).mean(axis=0).max())
-            self.cost_scale_ = np.asarray([scale if scale > 0 else 1.0])
-        elif route == "shared":
-            self.cost_model_ = CostModel.fit(fold)
-        else:
-            targets = CostTargets.fit(raw_targets(fold.full, route))
 
-        def cost_targets(data: RoutingDataset) -> FloatMatrix | None:
-            if route == "direct":
-                return np.asarray(data.costs) / self.cost_scale_[0]
-            if targets is not None:
-                return targets.transform(raw_targets(data, route))
-            return None
+    def _fit_cost(self, fold: Fold) -> CostHead:
+        """The cost route and what the cost head learns; the shared cost model, if used."""
+        cost = CostHead.fit(self.cost_model, fold)
+        self.cost_route_ = cost.route
+        if cost.route == "direct":
+            self.cost_scale_ = np.asarray([cost.scale])
+        elif cost.model is not None:
+            self.cost_model_ = cost.model
+        return cost
 
-        def part(data: RoutingDataset, xs: Embeddings) -> Part:
-            x_net, extra = split_view(np.asarray(xs, dtype=np.float64), self.text_view)
-            prior, labelled = structure.prior(labeller(data, x_net), self.prior_smoothing)
-            return Part(
-                x=x_net,
-                f=self._features(data.queries),
-                extra=extra,
-                y=np.asarray(data.scores, dtype=np.float64),
-                cost=cost_targets(data),
-                prior=prior,
-                labelled=labelled,
-            )
-
-        shapes = parameter_shapes(
-            d=leaf_vectors.shape[1],
-            k=1,
-            leaves=structure.n_leaves,
-            nodes=len(structure.nodes),
-            models=train.n_models,
-            hidden=self.hidden,
-            residual_hidden=self.residual_hidden if self.residual else 0,
-            hierarchical=self.hierarchical,
-            cost_head={"direct": "direct", "shared": "none"}.get(route, "log"),
-            cost_outputs=train.n_models * (2 if route == "tokens" else 1),
-            residual_rank=self.residual_rank,
-        )
-        fixed = {"P": structure.path_matrix}
-        if not self.latent_:
-            fixed["E"] = leaf_vectors
-        settings = Settings(
-            residual=self.residual and self.residual_hidden > 0,
-            quality_loss=self.quality_loss,
-            beta=self.beta,
-            hier_l2=self.hier_l2 if self.hierarchical else 0.0,
-            cost_weight=1.0,
-            dropout=self.dropout,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            batch_size=self.batch_size,
-            max_epochs=self.max_epochs,
-            patience=self.patience,
-        )
-        has_val = fold.val is not None and fold.x_val is not None
-        full = part(fold.full, fold.x_full)
-        train_part = part(fold.train, fold.x_train) if has_val else None
-        val_part = (
-            part(fold.val, fold.x_val) if fold.val is not None and fold.x_val is not None else None
-        )
-        self.members_: list[dict[str, FloatMatrix]] = []
-        val_members: list[dict[str, FloatMatrix]] = []
-        runs: list[dict[str, Any]] = []
-        for k in range(self.ensemble):
-            seed = self.seed + 1000 * k
-            init = initial_parameters(shapes, np.random.default_rng(seed))
-            if self.latent_:  # latent types have no text: their vectors are learned, from k-means
-                init["E"] = leaf_vectors.astype(np.float32)
-            params, info, trained = fit_in_stages(
-                init,
-                fixed,
-                settings,
-                seed,
-                full=full,
-                train=train_part,
-                val=val_part,
-                carved=fold.carved,
-                default_epochs=DEFAULT_EPOCHS,
-            )
-            runs.append(info)
-            self.members_.append({k: np.asarray(v, dtype=np.float64) for k, v in params.items()})
-            if trained is not None:
-                val_members.append({k: np.asarray(v, np.float64) for k, v in trained.items()})
-        residual_check = None
-        if val_part is not None and fold.val is not None and any("R1" in m for m in val_members):
-            residual_check = routes_better(
-                types_and_quality(self._fixed(), val_members, val_part)[1],
-                mixture_quality(self._fixed(), val_members, val_part),
-                fold.val,
-            )
-            if not residual_check["kept"]:
-                self.members_ = [without_residual(m) for m in self.members_]
-                val_members = [without_residual(m) for m in val_members]
-        linear = self.residual and self.residual_hidden == 0
-        question = self.text_view == "question"
-        if (
-            (linear or question)
-            and train_part is not None
-            and val_part is not None
-            and fold.val is not None
-        ):
-            stage = Stage(
-                self._fixed(),
-                val_members,
-                self.members_,
-                train_part,
-                val_part,
-                fold.val,
-                full if fold.carved else None,
-            )
-            residuals = fit_residuals(stage, linear, question)
-            self._keep(residuals)
-            residual_check = {**(residual_check or {}), **residuals.check}
-        if targets is not None:
-            self.cost_targets_ = targets
-            targets.calibrate(
-                self._network(fold.full.queries, fold.x_full)[2], raw_targets(fold.full, route)
-            )
-        self.training_: dict[str, Any] = {
-            "source": fold.source,
-            "leaves": structure.n_leaves,
-            **runs[0],
-        }
-        if residual_check is not None:
-            self.training_["residual_check"] = residual_check
-        if self.ensemble > 1:
-            self.training_["members"] = runs
-
-    def _keep(self, residuals: Residuals) -> None:
-        """Store the fitted linear residuals' coefficients (those not kept stay absent)."""
-        if residuals.main is not None and residuals.main.coef is not None:
-            self.residual_coef_, self.residual_intercept_ = residuals.main.coef
-        question, means = residuals.question, residuals.question_means
-        if question is not None and question.coef is not None and means is not None:
-            self.question_coef_, self.question_intercept_ = question.coef
-            self.question_means_ = means
+    def _fit_residuals(self, ensemble: Ensemble, parts: Parts, fold: Fold) -> dict[str, Any] | None:
+        """Judge the MLP residual, then fit the linear ones; what was decided (None: nothing)."""
+        check = check_mlp_residual(self._fixed(), ensemble, parts, fold)
+        self.members_ = ensemble.members
+        residuals = fit_linear_residuals(self, self._fixed(), ensemble, parts, fold)
+        if residuals is None:
+            return check
+        for key, value in kept_residuals(residuals).items():  # those not kept stay absent
+            setattr(self, key, value)
+        return {**(check or {}), **residuals.check}
 
     def _fixed(self) -> dict[str, FloatMatrix]:
         return {"E": self.leaf_vectors_, "P": self.path_matrix_}
-
-    def _structure(
-        self, data: RoutingDataset, x: FloatMatrix
-    ) -> tuple[TaskStructure, Any, FloatMatrix]:
-        """(task structure, a function giving each query's task label for the prior, leaf vectors)."""
-        taxonomy = resolve_taxonomy(self.taxonomy)
-        self.latent_ = bool(
-            taxonomy is None and (self.latent_types is not None or not data.has_tasks)
-        )
-        if self.latent_:
-            k = self.latent_types or auto_latent_types(data.n_queries)
-            structure, _, centres = latent_structure(data.queries, x, k, self.seed)
-            leaves = list(structure.leaves)
-
-            def nearest(part: RoutingDataset, xs: Embeddings) -> list[str]:
-                picks = np.argmax(np.asarray(xs, np.float64) @ centres.T, axis=1)
-                return [leaves[j] for j in picks]
-
-            return structure, nearest, centres
-        if taxonomy is None:
-            taxonomy = Taxonomy.from_task_names(data.task_names)
-        structure = TaskStructure.from_taxonomy(taxonomy)
-        if data.has_tasks and not any(structure.match(t) for t in data.task_names):
-            raise ConfigError(
-                f"trouter: none of the data's task labels (e.g. {data.task_names[0]!r}) is a path "
-                f"of the taxonomy (e.g. {structure.leaves[0]!r}); label the data with leaf paths"
-            )
-        return (
-            structure,
-            lambda part, xs: part.tasks,
-            leaf_view(self.encoder_, structure.leaf_texts(), self.text_view),
-        )
 
     # ------------------------------------------------------------------ prediction
     def _predict(self, queries: list[str], x: Embeddings | None) -> Estimates:
@@ -517,86 +368,16 @@ class TRouter(Router):
 
     # ------------------------------------------------------------------ persistence
     def _layout(self, meta: dict[str, Any], dim: int | None) -> Layout | None:
-        if dim is None:
-            return None
-        m, leaves = len(self.models_), len(meta.get("leaves_", []))
-        nodes = len(TaskStructure.from_taxonomy(Taxonomy.from_dict(meta["taxonomy_"])).nodes)
-        route = meta.get("cost_route_", "")
-        shapes = parameter_shapes(
-            d=dim,
-            k=1,
-            leaves=leaves,
-            nodes=nodes,
-            models=m,
-            hidden=self.hidden,
-            residual_hidden=self.residual_hidden if self.residual else 0,
-            hierarchical=self.hierarchical,
-            cost_head={"direct": "direct", "shared": "none"}.get(route, "log"),
-            cost_outputs=m * (2 if route == "tokens" else 1),
-            residual_rank=self.residual_rank,
-        )
-        # A scalar is saved as one element; latent types learn their vectors, E.
-        net = {k: v or (1,) for k, v in shapes.items() if k not in RESIDUAL}
-        if meta.get("latent_"):
-            net["E"] = (leaves, dim)
-        residual = {k: v for k, v in shapes.items() if k in RESIDUAL}
-        member = Layout(net, residual)
-        layout = Layout(
-            {
-                "leaf_vectors_": (leaves, dim),
-                "path_matrix_": (leaves, nodes),
-                "feature_mean_": (1,),
-                "feature_std_": (1,),
-            },
-            {
-                "residual_coef_": (None, m),
-                "residual_intercept_": (m,),
-                "question_coef_": (None, m),
-                "question_intercept_": (m,),
-                "question_means_": (leaves, None),
-                "calibration_types_": (None, leaves),
-                "adapt_coef_": (leaves, m),
-            },
-        )
-        for k in range(self.ensemble):
-            layout += member.prefixed(f"{_NET}{k}.")
-        if route == "direct":
-            layout += Layout({"cost_scale_": (1,)})
-        elif route == "shared":
-            layout += CostModel.layout(dim, m).prefixed(_COST)
-        else:
-            layout += CostTargets.layout(m * (2 if route == "tokens" else 1)).prefixed(_TARGETS)
-        return layout
+        return None if dim is None else state_layout(self, meta, dim)
 
     def _get_state(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
-        arrays, meta = super()._get_state()
-        for key in ("members_", "cost_model_", "cost_targets_"):
-            meta.pop(key, None)
-        if hasattr(self, "cost_targets_"):
-            arrays.update({_TARGETS + k: v for k, v in self.cost_targets_.to_arrays().items()})
-        for k, member in enumerate(self.members_):
-            arrays.update({f"{_NET}{k}.{name}": v for name, v in member.items()})
-        if hasattr(self, "cost_model_"):
-            cost_arrays, cost_meta = self.cost_model_.to_state()
-            arrays.update({_COST + k: v for k, v in cost_arrays.items()})
-            meta[_COST + "meta"] = cost_meta
-        return arrays, meta
+        return pack_state(self, *super()._get_state())
 
     def _set_state(self, arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any]) -> None:
-        def strip(prefix: str) -> dict[str, npt.NDArray[Any]]:
-            return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
-
-        members: dict[int, dict[str, FloatMatrix]] = {}
-        for key, value in strip(_NET).items():
-            k, _, name = key.partition(".")
-            members.setdefault(int(k), {})[name] = np.asarray(value, dtype=np.float64)
-        self.members_ = [members[k] for k in sorted(members)]
-        if _COST + "meta" in meta:
-            self.cost_model_ = CostModel.from_state(strip(_COST), meta[_COST + "meta"])
-        if any(k.startswith(_TARGETS) for k in arrays):
-            self.cost_targets_ = CostTargets.from_arrays(strip(_TARGETS))
-        rest = {k: v for k, v in arrays.items() if not k.startswith((_NET, _COST, _TARGETS))}
-        super()._set_state(rest, {k: v for k, v in meta.items() if k != _COST + "meta"})
+        parts, arrays, meta = unpack_state(arrays, meta)
+        for key, value in parts.items():
+            setattr(self, key, value)
+        super()._set_state(arrays, meta)
 
 
 class PaperTRouter(TRouter):
