@@ -139,3 +139,14 @@ def test_fit_given_anything_but_a_routing_dataset_says_how_to_make_one(name, giv
     assert "load_dataset" in str(err.value)
     with pytest.raises(DataError, match=r"^fit takes a RoutingDataset as val, not list"):
         build(name).fit(split.train, val=[split.val])
+
+
+def test_a_trouter_refitted_with_another_cost_model_saves_only_its_new_state(split, tmp_path):
+    # The first fit's cost state (the log route's target transform) was kept by the second
+    # fit, saved with it, and refused on load as an array the config does not describe.
+    router = small_trouter(cost_model="log").fit(split.train, val=split.val)
+    router.cost_model = "direct"
+    router.fit(split.train, val=split.val)
+    loaded = load_router(router.save(tmp_path / "r"))
+    queries = split.test.queries
+    assert [d.chain for d in loaded.route(queries)] == [d.chain for d in router.route(queries)]

@@ -91,13 +91,11 @@ from trouter.taxonomy import Taxonomy
 FloatMatrix = npt.NDArray[np.float64]
 #: The state `adapt` adds (and `fit` drops).
 _ADAPTATION = ("adapt_coef_", "adaptation_")
-#: The linear residuals' state: absent when they were not kept, so a refit drops it first.
-_RESIDUALS = (
-    "residual_coef_",
-    "residual_intercept_",
-    "question_coef_",
-    "question_intercept_",
-    "question_means_",
+#: State that only some fits set (the linear residuals if kept, each cost route's own): a refit
+#: drops it first, so a router saves only what its last fit made.
+_OPTIONAL_STATE = (
+    *("residual_coef_", "residual_intercept_", "question_coef_", "question_intercept_"),
+    *("question_means_", "cost_scale_", "cost_model_", "cost_targets_"),
 )
 
 
@@ -224,7 +222,7 @@ class TRouter(Router):
         if x is None:
             raise TypeError("TRouter needs query embeddings")
         check_params(self)
-        for stale in _RESIDUALS:
+        for stale in _OPTIONAL_STATE:
             self.__dict__.pop(stale, None)
         fold = make_fold(train, x, val, x_val, self.seed)
         tasks = self._fit_tasks(fold.full, fold.x_full)
