@@ -15,7 +15,14 @@ from trouter.data.dataset import RoutingDataset
 from trouter.errors import DataError
 from trouter.routers.registry import load_router
 from trouter.routers.trouter import TRouter
-from trouter.routers.trouter.adapt import _clustered_se, sequential_z
+from trouter.routers.trouter.adapt import (
+    ADAPT_GRID,
+    MIN_RELATIVE_GAIN,
+    MIN_Z,
+    _choose,
+    _clustered_se,
+    sequential_z,
+)
 from trouter.store import Store
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -137,6 +144,45 @@ def test_the_gate_counts_one_querys_scores_as_one_piece_of_evidence():
     copies = _clustered_se(np.repeat(per_query, 9), np.repeat(np.arange(40), 9))
     assert copies == pytest.approx(alone)
     assert np.repeat(per_query, 9).std() / np.sqrt(360) < alone / 2.5  # what counting rows gave
+
+
+def _gain_table(gain: float, rows: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """`_choose`'s inputs for corrections that each lower a squared error of 0.2 by `gain`,
+    give or take a little noise (the same noise whatever the gain): many standard errors clear."""
+    before = np.full(rows, 0.2)
+    after = before - gain + np.random.default_rng(0).normal(0.0, 0.002, rows)
+    shared = np.column_stack([before, *[after] * len(ADAPT_GRID)])
+    return shared, after
+
+
+def test_a_gain_clearly_above_noise_but_below_the_floor_is_not_kept():
+    # A Brier gain of 4e-6 at 2.3 standard errors on the router's own data was kept: significant
+    # and negligible. The floor is a fraction of the estimates' own Brier score on the feedback.
+    floor = MIN_RELATIVE_GAIN * 0.2
+    below, verdict = _choose(*_gain_table(0.9 * floor), np.arange(2000), MIN_Z)
+    assert below is None
+    assert verdict["floor"] == pytest.approx(floor)
+    assert verdict["baseline_brier"] == pytest.approx(0.2)
+    assert verdict["brier_gain"] > 20 * verdict["standard_error"]  # the z gate alone would pass
+    above, verdict = _choose(*_gain_table(1.1 * floor), np.arange(2000), MIN_Z)
+    assert above == ADAPT_GRID[0] and verdict["brier_gain"] >= verdict["floor"]
+
+
+def test_the_command_says_a_negligible_gain_is_below_the_floor_and_keeps_nothing(
+    fitted, tmp_path, capsys
+):
+    # Feedback that agrees with the router: with --min-z 0 any positive gain passed the z gate,
+    # and its best correction here gains 0.41% of the router's Brier score on it.
+    fitted.save(tmp_path / "r")
+    toy_dataset(n_per_task=40, seed=11).save(tmp_path / "agreeing.parquet")
+    args = ["adapt", "--router", str(tmp_path / "r"), "--data", str(tmp_path / "agreeing.parquet")]
+    assert run([*args, "--out", str(tmp_path / "a"), "--min-z", "0"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "corrected: nothing" in out
+    assert "below the floor" in out and "not kept" in out
+    step = load_router(tmp_path / "a").adaptation_[0]
+    assert step["alpha"] is None and step["models"] == []
+    assert 0 < step["cv_gain"]["brier_gain"] < step["cv_gain"]["floor"]
 
 
 def test_the_bar_rises_with_the_feedback_looked_at_again_not_with_the_count_of_looks():

@@ -49,8 +49,11 @@ def adapt_command(
         float | None,
         typer.Option(
             "--min-z",
+            # 2 and 0.5% are adapt.MIN_Z and MIN_RELATIVE_GAIN, spelt out: importing them would
+            # load numpy for every command.
             help="Standard errors of cross-validated gain a correction needs (default 2; 0 acts "
-            "on any gain, which routed worse where nothing had shifted: benchmarks/RESULTS-trouter.md). "
+            "on any gain of at least 0.5% of the router's Brier score on the feedback, which routed "
+            "worse where nothing had shifted: benchmarks/RESULTS-trouter.md). "
             "With --db, raised as feedback that changed nothing is read again with what arrived "
             "since.",
         ),
@@ -59,7 +62,7 @@ def adapt_command(
     """Adapt a trained TRouter to outcomes observed on live traffic (no retraining)."""
     from trouter.routers.registry import load_router
     from trouter.routers.trouter import TRouter
-    from trouter.routers.trouter.adapt import MIN_SCORES, MIN_Z, is_look, sequential_z
+    from trouter.routers.trouter.adapt import MIN_Z, is_look, sequential_z
 
     if (data is None) == (db is None):
         raise ConfigError(
@@ -120,11 +123,27 @@ def adapt_command(
             "reads it again with what has arrived since"
         )
         console.print(
-            "[dim]nothing changed: a correction is made only when it beats the router's own "
-            f"estimates by {round(rule, 2):g} standard errors in cross-validation on the feedback, on "
-            f"models with at least {MIN_SCORES} scores (more feedback, or it agrees with the "
-            f"router){pending if source is not None else ''}[/]"
+            f"[dim]nothing changed: {_why_not(step, rule)}{pending if source is not None else ''}[/]"
         )
+
+
+def _why_not(step: dict[str, Any], rule: float) -> str:
+    """Why an adaptation (its `check` record) kept no correction, `rule` the standard errors
+    it needed: a gain clear of noise but below the floor, or none clear of noise."""
+    from trouter.routers.trouter.adapt import MIN_SCORES
+
+    gain = step.get("cv_gain") or {}
+    if "floor" in gain and rule * gain["standard_error"] < gain["brier_gain"] < gain["floor"]:
+        return (
+            f"gain {gain['brier_gain']:.2g} below the floor {gain['floor']:.2g} "
+            f"({step['min_gain'] * 100:g}% of the router's Brier score on the feedback, "
+            f"{gain['baseline_brier']:.2g}); not kept"
+        )
+    return (
+        "a correction is made only when it beats the router's own estimates by "
+        f"{round(rule, 2):g} standard errors in cross-validation on the feedback, on models with "
+        f"at least {MIN_SCORES} scores (more feedback, or it agrees with the router)"
+    )
 
 
 def _unused_reads(model: Any, store: str) -> list[dict[str, Any]]:

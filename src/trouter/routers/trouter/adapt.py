@@ -20,7 +20,8 @@ only). Two ways of choosing the prior's precision compete:
   evidence favours, so one model's real shift does not let the others fit noise.
 
 The one with the larger cross-validated gain is made, and only if that gain is clearly above
-noise (`MIN_Z` standard errors, the scores of one query counted as one piece of evidence);
+noise (`MIN_Z` standard errors, the scores of one query counted as one piece of evidence) and
+not negligible (at least `MIN_RELATIVE_GAIN` of the estimates' own Brier score on the feedback);
 otherwise nothing changes. A model with fewer than `MIN_SCORES` scores is never corrected. On
 validation folds without a shift (benchmarks/RESULTS-trouter.md) weaker rules moved estimates on
 noise and routed worse, most of all on routed feedback, where a model is only scored on the
@@ -61,9 +62,22 @@ MIN_SCORES = 30
 #: A correction is made only if its cross-validated gain is at least this many standard errors:
 #: on validation folds without any shift, weaker rules moved estimates and routed worse.
 MIN_Z = 2.0
+#: A correction is kept only if its cross-validated Brier gain is also at least this fraction of
+#: the Brier score of the estimates as they are, on the same feedback scores: significance alone
+#: grows with the feedback, so a large round made a correction of a real but negligible effect
+#: (a gain of 4e-6 at 2.3 standard errors: 0.002% of the Brier score). On the validation folds of
+#: benchmarks/trouter_feedback.py (--protocol validation, MiniLM; every model's, the routed
+#: model's or a random model's score) the 22 corrections that cleared `MIN_Z` with the made-up
+#: shift (--shift) gained 0.75% to 6.4% of the Brier score; the smallest (routellm_evals, every
+#: model's score) is one of the cuts RESULTS-trouter.md shows gaining at least +0.06 of gap
+#: recovered each. A 1% floor would have dropped it; 0.5% keeps them all. Without a shift nothing
+#: cleared `MIN_Z` there. With pass / fail scores (Brier about 0.2) 0.5% is a gain of 0.001: a
+#: bias of 0.03 on every estimate removed, or of 0.1 on a tenth of them.
+MIN_RELATIVE_GAIN = 0.005
 
 __all__ = [
     "ADAPT_GRID",
+    "MIN_RELATIVE_GAIN",
     "MIN_SCORES",
     "MIN_Z",
     "Adaptation",
@@ -130,10 +144,13 @@ def fit_adaptation(
     scores: FloatMatrix,
     seed: int,
     min_z: float = MIN_Z,
+    *,
+    min_gain: float = MIN_RELATIVE_GAIN,
 ) -> Adaptation:
     """The correction of `quality` [n, M] that the observed `scores` [n, M] (NaN: not scored)
     ask for, on inputs `types` [n, T], if its cross-validated gain is `min_z` standard errors
-    above zero. Models with too few scores get zero weights."""
+    above zero and at least `min_gain` of the estimates' Brier score on these scores. Models
+    with too few scores get zero weights."""
     n, m = quality.shape
     coef = np.zeros((types.shape[1], m))
     folds = np.random.default_rng(seed).permutation(n) % FOLDS
@@ -143,6 +160,7 @@ def fit_adaptation(
         "queries": n,
         "scores": seen.sum(axis=0).tolist(),
         "min_z": min_z,
+        "min_gain": min_gain,
     }
     if not told:
         return Adaptation(coef, {**check, "alpha": None, "models": []})
@@ -151,7 +169,7 @@ def fit_adaptation(
     shared = np.vstack([_cv_errors(*part) for part in parts])
     own = np.concatenate([_cv_errors_per_model(*part) for part in parts])
     query_of_row = np.concatenate([np.flatnonzero(r) for r in rows.values()])
-    alpha, gain = _choose(shared, own, query_of_row, min_z)
+    alpha, gain = _choose(shared, own, query_of_row, min_z, min_gain)
     check.update(alpha=alpha, cv_gain=gain)
     for j, (x, base, y, _) in zip(told, parts, strict=True):
         if alpha == "per model":
@@ -163,19 +181,30 @@ def fit_adaptation(
 
 
 def _choose(
-    shared: FloatMatrix, own: FloatMatrix, query_of_row: npt.NDArray[np.intp], min_z: float
+    shared: FloatMatrix,
+    own: FloatMatrix,
+    query_of_row: npt.NDArray[np.intp],
+    min_z: float,
+    min_gain: float = MIN_RELATIVE_GAIN,
 ) -> tuple[float | str | None, dict[str, float]]:
     """(the shared prior precision with the largest cross-validated gain in squared error over the
     estimates as they are, or "per model" if the per-model precisions gain more, if that gain is
-    at least `min_z` standard errors; else None), with the gain and its standard error.
+    at least `min_z` standard errors and `min_gain` of the estimates' own Brier score; else
+    None), with the gain, its standard error, that Brier score and the floor it sets.
     `shared` [rows, 1 + len(ADAPT_GRID)] is `_cv_errors`' table, `own` [rows]
     `_cv_errors_per_model`'s errors, `query_of_row` the query each row scores."""
     gains = shared[:, :1] - np.column_stack([shared[:, 1:], own])
     mean = gains.mean(axis=0)
     k = int(np.argmax(mean))
     se = _clustered_se(gains[:, k], query_of_row)
-    verdict = {"brier_gain": float(mean[k]), "standard_error": se}
-    if not (mean[k] > min_z * se and mean[k] > 0):
+    baseline = float(shared[:, 0].mean())
+    verdict = {
+        "brier_gain": float(mean[k]),
+        "standard_error": se,
+        "baseline_brier": baseline,
+        "floor": min_gain * baseline,
+    }
+    if not (mean[k] > min_z * se and mean[k] > 0 and mean[k] >= verdict["floor"]):
         return None, verdict
     return (ADAPT_GRID[k] if k < len(ADAPT_GRID) else "per model"), verdict
 
