@@ -27,7 +27,7 @@ def default_routers() -> list[str]:
 
 def parse_routers(text: str | None) -> list[str]:
     """Comma-separated registry names, checked against the registry (default: all of them)."""
-    from trouter.eval.runner import check_router_names
+    from trouter.eval.arguments import check_router_names
     from trouter.routers.registry import router_class
 
     if text is None or not text.strip():
@@ -103,7 +103,7 @@ def bench(
             "--resamples",
             min=0,
             # 100 is eval.bootstrap.MIN_DRAWS, spelt out: importing it would load numpy for
-            # every command; run_benchmark's check_draws enforces it.
+            # every command; eval.arguments.check_draws enforces it.
             help="Bootstrap resamples of the test queries behind each gap's standard error and "
             "the paired comparisons (0: none; else at least 100).",
         ),
@@ -118,11 +118,12 @@ def bench(
 
     from trouter.data.loaders import load_dataset
     from trouter.encode import load_encoder
+    from trouter.eval.arguments import check_draws
     from trouter.eval.plot import plot_result
     from trouter.eval.protocols import PROTOCOLS, make_folds
     from trouter.eval.report import comparison_lines, rich_table, write_json, write_markdown
     from trouter.eval.results import BenchResult
-    from trouter.eval.runner import check_draws, run_benchmark
+    from trouter.eval.runner import run_benchmark
 
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")

@@ -19,21 +19,20 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from numbers import Integral
 from typing import Any
 
 import numpy as np
 
 from trouter.data.dataset import RoutingDataset
 from trouter.encode import Encoder, load_encoder
-from trouter.errors import ConfigError, DataError
+from trouter.errors import DataError
 from trouter.eval import bootstrap, metrics
+from trouter.eval.arguments import check_run
 from trouter.eval.protocols import Fold, make_folds
 from trouter.eval.results import (
     HEADLINE_PRESET,
     ORACLE,
     PRESETS,
-    REFERENCE_ROWS,
     ZERO,
     BenchResult,
     FoldResult,
@@ -44,9 +43,6 @@ from trouter.eval.results import (
 from trouter.routers.base import Router
 from trouter.routers.registry import make_router
 from trouter.tradeoff import Tradeoff, choose
-
-_REFERENCE_MEANING = {ZERO: "the best single model", ORACLE: "picks by the true outcomes"}
-
 
 #: Called as (fold name, router name) just before that router is fitted.
 StepCallback = Callable[[str, str], None]
@@ -256,62 +252,6 @@ def with_bootstrap(
     return tuple(out)
 
 
-def check_draws(draws: int, *, name: str = "draws") -> None:
-    """0 (no resampling) or at least `bootstrap.MIN_DRAWS` resamples; `name` is how the caller
-    spells the option in the message (the CLI's `--resamples`)."""
-    if (
-        isinstance(draws, bool)
-        or not isinstance(draws, Integral)  # numpy's integers too
-        or not (draws == 0 or draws >= bootstrap.MIN_DRAWS)
-    ):
-        given = f"{name} {draws!r}" if name.startswith("-") else f"{name}={draws!r}"
-        raise ConfigError(
-            f"{given}: give 0 (none) or at least {bootstrap.MIN_DRAWS} bootstrap "
-            "resamples; fewer cannot place the ends of a 95% interval"
-        )
-
-
-def check_router_names(routers: Sequence[str]) -> None:
-    """Each router once, and none under a reference row's name: rows are told apart by name."""
-    if isinstance(routers, str):
-        raise ConfigError(f"routers must be a list of names, e.g. [{routers!r}], not one string")
-    if taken := [n for n in routers if n in REFERENCE_ROWS]:
-        raise ConfigError(
-            f"the {taken[0]!r} row ({_REFERENCE_MEANING[taken[0]]}) is in every report already; "
-            f"leave the {taken[0]!r} router out, its row would share that name"
-        )
-    if twice := sorted({n for n in routers if list(routers).count(n) > 1}):
-        raise ConfigError(f"router {twice[0]!r} is listed twice; list each router once")
-
-
-#: Arguments every router of a run shares, given to `run_benchmark` itself, never per router.
-RUN_LEVEL = ("encoder", "seed")
-
-
-def check_router_params(
-    routers: Sequence[str], router_params: Mapping[str, Mapping[str, Any]] | None
-) -> None:
-    """Every key of `router_params` a router of the run, each value a mapping of its
-    hyper-parameters, none of them a run-level argument (`RUN_LEVEL`): params for a router not
-    in the run would be dropped unseen (a typo running the defaults)."""
-    for name, params in (router_params or {}).items():
-        if name not in routers:
-            raise ConfigError(
-                f"router_params names {name!r}, which is not in this run "
-                f"({', '.join(routers)}); fix the name or add the router to the run"
-            )
-        if not isinstance(params, Mapping):
-            raise ConfigError(
-                f"router_params[{name!r}] must map parameter names to values, "
-                f"e.g. {{'k': 10}}, not {params!r}"
-            )
-        if shared := [key for key in RUN_LEVEL if key in params]:
-            raise ConfigError(
-                f"router_params[{name!r}]: {shared[0]!r} is a run-level argument, the same for "
-                f"every router; pass run_benchmark(..., {shared[0]}=...) instead"
-            )
-
-
 def run_fold(
     fold: Fold,
     routers: Sequence[str],
@@ -326,12 +266,11 @@ def run_fold(
 ) -> FoldResult:
     """Fit and score each named router on one fold, plus the zero and oracle rows.
 
-    With `draws` > 0 every row also carries its bootstrap standard error (`with_bootstrap`).
-    `router_params` maps a router of the run to its hyper-parameters (`check_router_params`).
+    With `draws` > 0 every row also carries its bootstrap standard error (`with_bootstrap`);
+    `router_params` maps a router of the run to its hyper-parameters. The arguments are checked
+    as `run_benchmark`'s are (`arguments.check_run`).
     """
-    check_router_names(routers)
-    check_router_params(routers, router_params)
-    check_draws(draws)
+    check_run(routers, router_params, draws)
     if fold.test.n_queries == 0:
         raise DataError(f"{dataset}: fold {fold.name!r} has an empty test set")
     lams = metrics.lambda_grid(fold.test.costs)
@@ -398,11 +337,9 @@ def run_benchmark(
     keeps its finished folds. `draws`: bootstrap resamples of each fold's test queries behind
     the standard errors and paired comparisons, 0 (none) or at least `bootstrap.MIN_DRAWS`.
     `router_params` maps a router of the run to its hyper-parameters, e.g. {"knn": {"k": 10}};
-    the encoder and seed are the run's (`check_router_params`).
+    the encoder and seed are the run's (`arguments.check_router_params`).
     """
-    check_router_names(routers)
-    check_router_params(routers, router_params)
-    check_draws(draws)
+    check_run(routers, router_params, draws)
     encoder = load_encoder(encoder)  # a spec such as "minilm", as routers take, or an encoder
     if folds is None:
         folds = make_folds(dataset, protocol, seed=seed, task_level=task_level)
