@@ -131,65 +131,104 @@ def _train(
         ]
         optimiser = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
         dropout = torch.nn.Dropout(settings.dropout) if settings.dropout > 0 else None
+        objective = _Objective(torch, ops, consts, params, settings, dropout, float(len(data)))
         tensors = _tensors(data, tensor)
         val_tensors = _tensors(val, tensor) if val is not None else None
-        n_train = float(len(data))
-
-        def loss_of(batch: dict[str, Any], training: bool) -> tuple[Any, Any]:
-            p = {**consts, **params}
-            q, quality, cost = forward(
-                p,
-                batch["x"],
-                batch["f"],
-                ops,
-                residual=settings.residual,
-                dropout=dropout if training else None,
-            )
-            if settings.quality_loss == "bce":
-                fit = torch.nn.functional.binary_cross_entropy(
-                    quality.clamp(1e-6, 1 - 1e-6), batch["y"]
-                )
-            else:
-                fit = ((quality - batch["y"]) ** 2).mean()
-            error = ((quality - batch["y"]) ** 2).mean()
-            if cost is not None:
-                fit = fit + settings.cost_weight * ((cost - batch["cost"]) ** 2).mean()
-            prior = batch["prior"]
-            kl = (prior * (torch.log(prior.clamp_min(1e-12)) - torch.log(q.clamp_min(1e-12)))).sum(
-                1
-            )
-            loss = fit + settings.beta * (kl * batch["labelled"]).mean()
-            for name in ("Nq", "Nc"):
-                if name in params:
-                    loss = loss + settings.hier_l2 * (params[name] ** 2).sum() / n_train
-            return loss, error
-
-        n_epochs = settings.max_epochs if val_tensors is not None else int(epochs or 0)
-        best_error, best_epoch = float("inf"), 0
-        best_state = {k: v.detach().clone() for k, v in params.items()}
-        if val_tensors is not None:
-            with torch.no_grad():
-                best_error = float(loss_of(val_tensors, training=False)[1])
-        for epoch in range(1, n_epochs + 1):
-            for rows in torch.randperm(len(data), generator=order).split(settings.batch_size):
-                optimiser.zero_grad()
-                loss, _ = loss_of({k: v[rows] for k, v in tensors.items()}, training=True)
-                loss.backward()
-                optimiser.step()
-            if val_tensors is None:
-                continue
-            with torch.no_grad():
-                _, error_t = loss_of(val_tensors, training=False)
-            error = float(error_t)
-            if error < best_error - 1e-7:
-                best_error, best_epoch = error, epoch
-                best_state = {k: v.detach().clone() for k, v in params.items()}
-            elif epoch - best_epoch >= settings.patience:
-                break
         if val_tensors is None:
+            n_epochs = int(epochs or 0)
+            for _ in range(n_epochs):
+                _epoch(torch, objective, optimiser, tensors, order, settings.batch_size)
             best_state, best_epoch = {k: v.detach() for k, v in params.items()}, n_epochs
+            best_error = None
+        else:
+            best_state, best_epoch, best_error = _early_stopped(
+                torch, objective, optimiser, tensors, val_tensors, order, settings
+            )
         out = {**init, **{k: v.numpy().astype(np.float32) for k, v in best_state.items()}}
-    return Trained(out, best_epoch, best_error if val_tensors is not None else None)
+    return Trained(out, best_epoch, best_error)
+
+
+@dataclass(frozen=True)
+class _Objective:
+    """A batch's training loss, and the quality's squared error that early stopping watches."""
+
+    torch: Any
+    ops: TorchOps
+    consts: dict[str, Any]
+    params: dict[str, Any]
+    settings: Settings
+    dropout: Any
+    n_train: float
+
+    def __call__(self, batch: dict[str, Any], training: bool) -> tuple[Any, Any]:
+        torch, settings, params = self.torch, self.settings, self.params
+        q, quality, cost = forward(
+            {**self.consts, **params},
+            batch["x"],
+            batch["f"],
+            self.ops,
+            residual=settings.residual,
+            dropout=self.dropout if training else None,
+        )
+        if settings.quality_loss == "bce":
+            fit = torch.nn.functional.binary_cross_entropy(
+                quality.clamp(1e-6, 1 - 1e-6), batch["y"]
+            )
+        else:
+            fit = ((quality - batch["y"]) ** 2).mean()
+        error = ((quality - batch["y"]) ** 2).mean()
+        if cost is not None:
+            fit = fit + settings.cost_weight * ((cost - batch["cost"]) ** 2).mean()
+        prior = batch["prior"]
+        kl = (prior * (torch.log(prior.clamp_min(1e-12)) - torch.log(q.clamp_min(1e-12)))).sum(1)
+        loss = fit + settings.beta * (kl * batch["labelled"]).mean()
+        for name in ("Nq", "Nc"):
+            if name in params:
+                loss = loss + settings.hier_l2 * (params[name] ** 2).sum() / self.n_train
+        return loss, error
+
+
+def _epoch(
+    torch: Any,
+    objective: _Objective,
+    optimiser: Any,
+    tensors: dict[str, Any],
+    order: Any,
+    batch_size: int,
+) -> None:
+    """One pass over the data in a seeded random order."""
+    for rows in torch.randperm(len(tensors["x"]), generator=order).split(batch_size):
+        optimiser.zero_grad()
+        loss, _ = objective({k: v[rows] for k, v in tensors.items()}, training=True)
+        loss.backward()
+        optimiser.step()
+
+
+def _early_stopped(
+    torch: Any,
+    objective: _Objective,
+    optimiser: Any,
+    tensors: dict[str, Any],
+    val_tensors: dict[str, Any],
+    order: Any,
+    settings: Settings,
+) -> tuple[dict[str, Any], int, float]:
+    """(the best epoch's parameters, that epoch, its validation error), epoch 0 included: at
+    most `max_epochs`, stopping `patience` epochs after the last improvement."""
+    params = objective.params
+    best_state = {k: v.detach().clone() for k, v in params.items()}
+    with torch.no_grad():
+        best_error, best_epoch = float(objective(val_tensors, training=False)[1]), 0
+    for epoch in range(1, settings.max_epochs + 1):
+        _epoch(torch, objective, optimiser, tensors, order, settings.batch_size)
+        with torch.no_grad():
+            error = float(objective(val_tensors, training=False)[1])
+        if error < best_error - 1e-7:
+            best_error, best_epoch = error, epoch
+            best_state = {k: v.detach().clone() for k, v in params.items()}
+        elif epoch - best_epoch >= settings.patience:
+            break
+    return best_state, best_epoch, best_error
 
 
 def _tensors(part: Part, tensor: Any) -> dict[str, Any]:
