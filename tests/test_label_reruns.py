@@ -57,6 +57,7 @@ class Server:
     def __init__(self) -> None:
         self.down: dict[str, int] = {}  # model -> requests it answers before failing for good
         self.seen: dict[str, int] = {}
+        self.replies: dict[tuple[str, str], Reply | Status] = {}  # (model, query) -> reply
         self._lock = threading.Lock()
 
     def __call__(self, req: FakeRequest) -> Reply | Status:
@@ -65,6 +66,8 @@ class Server:
         if req.model in self.down and n > self.down[req.model]:
             # A 500 the client retries (Retry-After 0 keeps the test fast) until it gives up.
             return Status(500, "upstream crashed", retry_after=0.0)
+        if (req.model, req.last_user) in self.replies:
+            return self.replies[req.model, req.last_user]
         if req.model in JUDGES:
             return Reply(content=JUDGES[req.model])
         words = req.last_user.split()
@@ -253,6 +256,42 @@ def test_a_judge_that_dies_stops_the_run_and_the_rerun_grades_from_the_cache(set
     assert not set(first) & set(again)
     assert len(first) + len(again) == len(items) * len(MODELS)
     assert requests_of(server, "strict") > strict_first
+    frame = scores(tmp)
+    assert len(frame) == len(items) * len(MODELS) and frame.score.notna().all()
+
+
+@pytest.mark.parametrize(
+    "one_less",
+    [Reply(content=""), Status(400, "bad request")],
+    ids=["an empty answer, which no judge grades", "a pool call that failed"],
+)
+def test_a_judge_failing_every_call_of_a_small_run_stops_it_at_the_end(setup, capsys, one_less):
+    server, handler, tmp = setup
+    # Two free-text items, so fewer judge calls than DOWN_AFTER are planned, and one answer
+    # the judge is not asked about: the judge's calls never add up to the planned count.
+    items = make_items()[N_NUMERIC : N_NUMERIC + 2] + make_items()[:4]
+    ItemsFile(tmp / "small.jsonl").append(items)
+    args = label_args(tmp)
+    args[1] = str(tmp / "small.jsonl")
+    handler.down["strict"] = 0
+    handler.replies["dear", items[0].query] = one_less
+    assert run(args) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "all 3 calls to the judge 'strict' failed" in lines[0], lines[0]
+    assert "upstream crashed" in lines[0] and "--judge" in lines[0], lines[0]
+    assert not (tmp / "out" / "labels.parquet").exists()  # no dataset of ungraded answers
+
+    # The judge is back: the rerun grades the answers paid for from the cache and finishes.
+    handler.down.clear()
+    handler.replies.clear()
+    pool_before = {(r.model, r.last_user) for r in server.completions if r.model in MODELS}
+    seen = len(server.completions)
+    assert run(args) == 0, capsys.readouterr().err
+    again = {(r.model, r.last_user) for r in server.completions[seen:] if r.model in MODELS}
+    assert not again & (pool_before - {("dear", items[0].query)})
+    assert requests_of(server, "strict") > 0
     frame = scores(tmp)
     assert len(frame) == len(items) * len(MODELS) and frame.score.notna().all()
 

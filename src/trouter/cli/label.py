@@ -77,8 +77,8 @@ LABEL_HELP = (
     "answer format; writes a RoutingDataset (task = taxonomy path) and the raw observations. "
     "Rerunning resumes: stored observations and cached answers are reused, failures retried, and "
     "free-text answers regraded when --judge names another judge. A pool model, or the judge, "
-    f"whose calls fail {DOWN_AFTER} times in a row stops the run; what was paid is kept for the "
-    "rerun."
+    f"whose calls fail {DOWN_AFTER} times in a row stops the run, as does one whose every call "
+    "failed; what was paid is kept for the rerun."
 )
 
 

@@ -33,7 +33,9 @@ class DownWatch:
     whether the endpoint is up. With several workers a call sent before the endpoint died may
     still come back fine after some failures and reset the count; there are at most
     `workers - 1` such calls, so that only delays the stop. A name with fewer calls `planned`
-    than `after` is down when each of them failed."""
+    than `after` is down when each of them failed; as `planned` is an upper bound (a judge is
+    not asked about an empty answer, nor about a pool call that failed), the run's end checks
+    that too (`stop_if_all_failed`)."""
 
     def __init__(self, planned: Mapping[str, int], after: int = DOWN_AFTER) -> None:
         self.planned = dict(planned)
@@ -55,6 +57,17 @@ class DownWatch:
     def how(self, name: str) -> str:
         """ "in a row" when the endpoint answered earlier in the run, else "first"."""
         return "in a row" if name in self.answered else "first"
+
+
+def stop_if_all_failed(
+    name: str, calls: int, failed: int, error: str, *, judge: bool = False
+) -> None:
+    """The end-of-run rule, for the pool models and the judge alike: an endpoint every call of
+    which failed (over the run's stored observations, those kept from earlier runs included)
+    is down however few its calls were, fewer than `DOWN_AFTER` included, and `down_error`
+    ("all") is raised; `error` is one of the failures' errors."""
+    if calls and failed == calls:
+        raise down_error(name, calls, error, "all", judge=judge)
 
 
 def down_error(name: str, failed: int, error: str, how: str, *, judge: bool = False) -> ConfigError:

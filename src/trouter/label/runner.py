@@ -13,7 +13,8 @@ own workers, as many as its `max_concurrency`, so a slow or rate-limited model n
 others; the client adds per-model rate limits and retries. A call that still fails is stored as a
 failure (no score, with the error), never dropped; a response that cannot be graded is stored
 the same way. A pool model, or the judge, whose calls fail `DOWN_AFTER` times in a row stops
-the run (`trouter.label.down`); what was paid is kept for the rerun.
+the run, and so does one whose every call of the run failed, however few (`trouter.label.down`);
+what was paid is kept for the rerun.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from trouter.errors import TrouterError
-from trouter.label.down import ANSWERED, CACHED, FAILED, DownWatch, down_error
+from trouter.label.down import (
+    ANSWERED,
+    CACHED,
+    FAILED,
+    DownWatch,
+    down_error,
+    stop_if_all_failed,
+)
 from trouter.label.down import DOWN_AFTER as DOWN_AFTER  # where callers have read it
 from trouter.label.observations import (
     CALL_FAILED,
@@ -193,10 +201,24 @@ async def label_items(
         summary.judge_calls = (after.calls if after else 0) - judge_calls_before
     summary.isolation = code.last_isolation
     fill_totals(summary, load_observations(store, run), items, pool)
-    for model in summary.models:  # a model without one answer cannot be routed to or judged
-        total = summary.answers.get(model, 0)
-        if total and summary.call_failures.get(model, 0) == total:
-            raise down_error(model, total, summary.call_errors.get(model, ""), "all")
+    # A model without one answer cannot be routed to, a judge without one verdict graded
+    # nothing: down, even with fewer calls than DOWN_AFTER (whose planned count, for the
+    # judge, is an upper bound the watch above may never reach).
+    for model in summary.models:
+        stop_if_all_failed(
+            model,
+            summary.answers.get(model, 0),
+            summary.call_failures.get(model, 0),
+            summary.call_errors.get(model, ""),
+        )
+    if judge is not None:
+        stop_if_all_failed(
+            summary.judge,
+            summary.judge_asked,
+            summary.judge_failed,
+            summary.judge_error,
+            judge=True,
+        )
     return summary
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from trouter.label.observations import CALL_FAILED, SCORE_FAILED, Observation
+from trouter.label.scorers import JUDGE_CALL_FAILED, canonical_format
 
 if TYPE_CHECKING:
     from trouter.pool import Pool
@@ -40,6 +41,9 @@ class LabelSummary:
     judge_calls: int = 0
     judge: str = ""  # the judge's name ("" for none)
     judge_before: str = ""  # the judge that graded the stored observations before this run
+    judge_asked: int = 0  # stored answers the judge was asked to grade (cached verdicts too)
+    judge_failed: int = 0  # of those, the judge's call failed (graded by the next run)
+    judge_error: str = ""  # the error of one failed judge call
     regraded: int = 0  # stored verdicts of another judge, dropped to be graded again
     isolation: tuple[str, ...] = ()
 
@@ -102,14 +106,22 @@ def fill_totals(
     items: Sequence[SynthItem],
     pool: Pool,
 ) -> None:
-    """Count `summary`'s observations, failures, mean scores and $ per model from `stored`."""
+    """Count `summary`'s observations, failures, mean scores and $ per model from `stored`,
+    and the judge's calls (of `summary.judge`, when there is one)."""
     sums: dict[str, float] = {}
     counts: Counter[str] = Counter()
     for item in items:
+        judged = bool(summary.judge) and canonical_format(item.answer_format) == "judge"
         for spec in pool:
             obs = stored.get((item.id, spec.name))
             if obs is None:
                 continue
+            # The judge is asked about every answer to a judged item but an empty one.
+            if judged and obs.status != CALL_FAILED and (obs.response or "").strip():
+                summary.judge_asked += 1
+                if obs.error.startswith(JUDGE_CALL_FAILED):
+                    summary.judge_failed += 1
+                    summary.judge_error = obs.error.removeprefix(JUDGE_CALL_FAILED)
             summary.observations += 1
             summary.answers[spec.name] += 1
             if obs.status == CALL_FAILED:
