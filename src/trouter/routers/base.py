@@ -4,20 +4,13 @@ Every router follows scikit-learn's shape: the constructor only stores hyper-par
 learns state into attributes whose names end in "_", `predict` is pure. A subclass implements
 `_fit` and `_predict`; encoding, calibration, routing, and save / load are written once here.
 
-A saved router is a directory:
-
-    config.json           router name, hyper-parameters, pool, encoder, JSON state
-    weights.safetensors   every array of the fitted state, and the calibration set
-
-Loading needs no training data, and a loaded router makes exactly the same decisions.
+A saved router is a directory (see `routers.directory`): a config and the weights. Loading
+needs no training data, and a loaded router makes exactly the same decisions.
 """
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,15 +22,12 @@ import numpy.typing as npt
 
 from trouter.data.dataset import RoutingDataset
 from trouter.encode import Embeddings, Encoder, load_encoder
-from trouter.errors import ConfigError, DataError, TrouterError
-from trouter.paths import atomic_target, make_dir
+from trouter.errors import DataError, TrouterError
 from trouter.pool import Pool
+from trouter.routers.directory import read_router, write_router
 from trouter.routers.layout import Layout
 from trouter.tradeoff import Calibration, Tradeoff, choose
 
-FORMAT = "trouter-router/1"
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.safetensors"
 CALIBRATION_QUERIES = 2000
 
 FloatMatrix = npt.NDArray[np.float64]
@@ -337,103 +327,18 @@ class Router(ABC):
         are set. None: not declared, and only the calibration arrays are checked on load."""
         return None
 
-    def _weights_problem(
-        self, tensors: dict[str, npt.NDArray[Any]], config: dict[str, Any]
-    ) -> str | None:
-        """How the weights differ from what the config describes, or None if they fit."""
-        m = len(self.models_)
-        calibration = Layout({}, {"calibration.quality": (None, m), "calibration.cost": (None, m)})
-        dim = (config.get("encoder") or {}).get("dim")
-        layout = self._layout(config.get("state", {}), dim if isinstance(dim, int) else None)
-        if layout is None:
-            tensors = {k: v for k, v in tensors.items() if not k.startswith("state.")}
-            return calibration.mismatch(tensors)
-        return (calibration + layout.prefixed("state.")).mismatch(tensors)
-
     def save(self, directory: str | Path) -> Path:
         """Write the router to a directory (created if needed; files replaced atomically).
 
         The config holds the weights' SHA-256: a weights file changed on disk, or left from
         another save (a crash between the two files' writes), is refused on load.
         """
-        from safetensors.numpy import save as to_bytes
-
         self._check_fitted()
-        directory = make_dir(Path(directory), "the router directory")
-        arrays, meta = self._get_state()
-        arrays = {f"state.{k}": np.ascontiguousarray(v) for k, v in arrays.items()}
-        if hasattr(self, "calibration_"):
-            arrays["calibration.quality"] = np.ascontiguousarray(self.calibration_.quality)
-            arrays["calibration.cost"] = np.ascontiguousarray(self.calibration_.cost)
-        encoder = self.encoder_ if self.uses_encoder else None
-        weights = to_bytes(arrays)
-        config = {
-            "format": FORMAT,
-            "router": self.name,
-            "weights_sha256": hashlib.sha256(weights).hexdigest(),
-            "params": self.get_params(),
-            "models": list(self.models_),
-            "pool": self.pool_.model_dump(mode="json") if self.pool_ is not None else None,
-            "encoder": {"spec": encoder.spec, "id": encoder.id, "dim": encoder.dim}
-            if encoder
-            else None,
-            "state": meta,
-        }
-        with atomic_target(directory / WEIGHTS_FILE) as tmp:
-            tmp.write_bytes(weights)
-        with atomic_target(directory / CONFIG_FILE) as tmp:
-            tmp.write_text(json.dumps(config, indent=2, default=_json_default))
-        return directory
+        return write_router(self, directory)
 
     @classmethod
     def _from_config(cls, config: dict[str, Any], directory: Path) -> Self:
-        from safetensors import SafetensorError
-        from safetensors.numpy import load
-
-        router = cls(**config["params"])
-        try:
-            weights = (directory / WEIGHTS_FILE).read_bytes()
-            expected = config.get("weights_sha256")  # routers saved before it have none
-            if expected is not None and hashlib.sha256(weights).hexdigest() != expected:
-                raise ValueError(f"it does not match the SHA-256 in {CONFIG_FILE}")
-            tensors = load(weights)
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ConfigError(
-                f"{directory / WEIGHTS_FILE}: weights file is missing or corrupted ({exc}); "
-                "retrain or restore the router"
-            ) from None
-        arrays = {k.removeprefix("state."): v for k, v in tensors.items() if k.startswith("state.")}
-        router.models_ = tuple(config["models"])
-        router.pool_ = Pool.from_dict(config["pool"]) if config.get("pool") else None
-        # Without the SHA-256 (older saves), weights copied from another router would load
-        # and fail at the first route(): compare them with what the config describes first.
-        problem = router._weights_problem(tensors, config)
-        if problem is not None:
-            raise ConfigError(
-                f"{directory}: {WEIGHTS_FILE} does not fit the router {CONFIG_FILE} describes "
-                f"({problem}), e.g. another router's weights; retrain it with `trouter train`"
-            )
-        if "calibration.quality" in tensors:
-            router.calibration_ = Calibration(
-                tensors["calibration.quality"], tensors["calibration.cost"]
-            )
-        router._set_state(arrays, config.get("state", {}))
-        expected = (config.get("encoder") or {}).get("id")
-        if expected and router.uses_encoder and router.encoder_.id != expected:
-            loaded = router.encoder_.id
-            if expected not in getattr(router.encoder_, "earlier_ids", ()):
-                raise ConfigError(
-                    f"{directory}: router was trained with encoder {expected}, but its spec now "
-                    f"loads {loaded} (another version or other model files); retrain it with "
-                    "`trouter train`"
-                )
-            warnings.warn(
-                f"{directory}: router was trained with encoder {expected}, an earlier version of "
-                f"{loaded} whose vectors differ only by rounding; it routes, but retrain it "
-                "(`trouter train`) to match exactly",
-                stacklevel=2,
-            )
-        return router
+        return read_router(cls, config, directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> Router:
@@ -441,29 +346,3 @@ class Router(ABC):
         from trouter.routers.registry import load_router
 
         return load_router(directory)
-
-
-def read_config(directory: str | Path) -> dict[str, Any]:
-    directory = Path(directory)
-    path = directory / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(
-            f"{directory} is not a router directory (no {CONFIG_FILE}); train one with `trouter train`"
-        )
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: corrupted router config ({exc})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not a trouter router config (expected format {FORMAT})")
-    return config
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, tuple | set):
-        return list(value)
-    raise TypeError(f"cannot store {type(value).__name__} in a router config")

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from trouter.errors import ConfigError
-from trouter.routers.base import Router, read_config
+from trouter.routers.base import Router
+from trouter.routers.directory import read_config
 
 _ROUTERS: dict[str, str] = {
     "random": "trouter.routers.simple:RandomRouter",
