@@ -234,6 +234,8 @@ def test_feedback_for_an_unknown_model_or_without_scores_is_a_clear_error(fitted
             name="live",
         )
         _copy(fitted).adapt(empty)
+    with pytest.raises(DataError, match="adapt takes a RoutingDataset as feedback, not list"):
+        _copy(fitted).adapt(["a query"])  # type: ignore[arg-type]
 
 
 def test_the_adapt_command_writes_an_adapted_router_and_keeps_the_original(

@@ -56,7 +56,7 @@ import numpy.typing as npt
 from trouter.data.dataset import RoutingDataset
 from trouter.encode import Embeddings, Encoder, sums_tokens
 from trouter.errors import ConfigError
-from trouter.routers.base import Estimates, Router
+from trouter.routers.base import Estimates, Router, check_dataset
 from trouter.routers.layout import Layout
 from trouter.routers.selection import Fold, make_fold
 from trouter.routers.trouter.adapt import MIN_Z, Adaptation, feedback_scores, fit_adaptation
@@ -334,10 +334,12 @@ class TRouter(Router):
         `feedback` holds logged queries and the scores (NaN: not scored) of the models that
         answered them, e.g. only the routed model's; its models must be in this router's pool.
         A correction is made only if its cross-validated gain is `min_z` standard errors above
-        zero (trouter.routers.trouter.adapt has the rule). Pass new feedback each time: a second
-        call adds to the first.
+        zero and at least MIN_RELATIVE_GAIN of the estimates' Brier score on the feedback
+        (trouter.routers.trouter.adapt has the rule). Pass new feedback each time: a second call
+        adds to the first.
         """
         self._check_fitted()
+        check_dataset(feedback, "feedback", "adapt")
         if not min_z >= 0:
             raise ConfigError(f"min_z must be 0 or more standard errors, got {min_z}")
         scores = feedback_scores(feedback, self.models_)
