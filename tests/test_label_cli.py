@@ -143,7 +143,7 @@ def test_dry_run_prints_the_plan_and_calls_nothing(setup):
     proc = trouter(*label_args(tmp), "--dry-run", env=env)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
-    assert "labelling plan: 40 items" in output and "dear" in output
+    assert "labelling estimate: 40 items" in output and "dear" in output
     assert server.requests == []
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from trouter.data.dataset import RoutingDataset
     from trouter.label.runner import LabelOptions
     from trouter.pool import ModelSpec, Pool
+    from trouter.store import Store
     from trouter.synth.items import SynthItem
     from trouter.taxonomy import Taxonomy
 
@@ -106,7 +107,12 @@ def label(
         bool, typer.Option("--retry-failed/--keep-failed", help="Redo stored failures.")
     ] = True,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print calls and worst-case cost; call nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the calls and $ this run would make (stored observations kept, cached "
+            "answers and verdicts at $0, judge calls included); call nothing.",
+        ),
     ] = False,
     skip_check: SkipCheckOpt = False,
 ) -> None:
@@ -181,13 +187,14 @@ async def _label(
     )
 
     from trouter.label.observations import load_observations, to_dataset, write_jsonl
-    from trouter.label.runner import check_scorable, label_items, plan
+    from trouter.label.runner import check_scorable, label_items
     from trouter.label.sandbox import SandboxLimits
     from trouter.label.scorers import Code, Judge
     from trouter.llm import LLMClient
 
     if dry_run:
-        _print_plan(plan(items, pool, LLMClient(None), options), budget, len(items))
+        check_scorable(items, Judge(LLMClient(None), judge_spec) if judge_spec else None)
+        _print_estimate(items, pool, judge_spec, options, _existing_store(db, out), run, budget)
         return
     store = open_store(db, out)
     client = LLMClient(store, run=run, budget_usd=budget)
@@ -238,17 +245,64 @@ async def _label(
     console.print(f"dataset: {out} ({dataset!r}); raw observations: {raw}", highlight=False)
 
 
-def _print_plan(plan: dict[str, tuple[int, float]], budget: float | None, n_items: int) -> None:
-    table = Table("model", "calls", "at most $", title=f"labelling plan: {n_items} items")
-    for model, (calls, cost) in plan.items():
-        table.add_row(model, f"{calls:,}", f"{cost:.4f}")
-    total = sum(c for _, c in plan.values())
-    table.add_row("total", f"{sum(n for n, _ in plan.values()):,}", f"{total:.4f}", style="bold")
+def _existing_store(db: str | None, out: Path) -> Store | None:
+    """The store `open_store` would open, or None when there is none yet (a dry run makes
+    none)."""
+    from trouter.store import Store, url_for
+
+    url = url_for(out.resolve().parent / "trouter.sqlite" if db is None else db)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return None
+    return Store(url)
+
+
+def _print_estimate(
+    items: list[SynthItem],
+    pool: Pool,
+    judge: ModelSpec | None,
+    options: LabelOptions,
+    store: Store | None,
+    run: str,
+    budget: float | None,
+) -> None:
+    """What `trouter label` with these arguments would call and pay (`trouter.label.estimate`,
+    the estimate `trouter coldstart --dry-run` makes of its labels step)."""
+    from trouter.label.estimate import (
+        TYPICAL_ANSWER_TOKENS,
+        TYPICAL_JUDGE_TOKENS,
+        plan_run,
+        price,
+    )
+
+    try:
+        planned = plan_run(items, pool, judge, options, store, run)
+        cost = price(planned.todo, pool, judge, options, store)
+    finally:
+        if store is not None:
+            store.close()
+    title = f"labelling estimate: {len(items)} items x {len(pool)} models"
+    table = Table("model", "calls", "est. $", "at most $", title=title)
+    rows = list(cost.models.items())
+    if judge is not None:
+        rows.append((f"{judge.name} (judge)", cost.judge))
+    for name, part in rows:
+        table.add_row(name, f"{part.calls:,}", f"{part.cost:.4f}", f"{part.cost_max:.4f}")
+    table.add_row(
+        "total", f"{cost.calls:,}", f"{cost.cost:.4f}", f"{cost.cost_max:.4f}", style="bold"
+    )
     console.print(table)
+    done = [
+        f"{planned.kept} stored observations kept" if planned.kept else "",
+        f"{planned.changed} asked again (the request changed)" if planned.changed else "",
+        f"{planned.regraded} answers regraded by the new judge" if planned.regraded else "",
+        f"{cost.from_cache} answers and verdicts from the cache ($0)" if cost.from_cache else "",
+    ]
+    if any(done):
+        console.print("; ".join(d for d in done if d), highlight=False)
     console.print(
-        "worst case: every answer as long as --max-tokens; cached answers cost nothing; "
-        "judge calls not included"
-        + (f"; budget cap ${budget:.2f}" if budget is not None else "; no budget cap"),
+        f"est.: answers of ~{TYPICAL_ANSWER_TOKENS} tokens, verdicts of ~{TYPICAL_JUDGE_TOKENS}; "
+        "at most: every answer as long as --max-tokens and every verdict as long as the judge's "
+        "cap" + (f"; budget cap ${budget:.2f}" if budget is not None else "; no budget cap"),
         highlight=False,
     )
 

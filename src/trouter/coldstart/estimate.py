@@ -4,21 +4,20 @@ Taxonomy and synthesis reuse the synthesis planners (`trouter.synth.plan`); befo
 exists, synthesis is planned on a stand-in tree of the profile's typical shape (the mean of
 min_nodes and max_nodes children per parent) and, for the upper bound, of its largest shape.
 Labelling is estimated per pool model from the items (or, before they exist, from their expected
-number): prompt tokens from the text, output tokens `TYPICAL_ANSWER_TOKENS` typically and
-`max_tokens` at most; free-text answers add one judge call each. As the run itself: observations
-it keeps are not counted; an answer or a verdict the LLM cache holds costs nothing (and a cached
-answer gives the judge's prompt exactly); a request made twice is paid once.
+number) by `trouter.label.estimate.price`, the pricing `trouter label --dry-run` uses: as the
+run itself, observations it keeps are not counted, an answer or a verdict the LLM cache holds
+costs nothing (and a cached answer gives the judge's prompt exactly), a request made twice is
+paid once; free-text answers add one judge call each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from trouter.label.runner import LabelOptions, messages_for, reference_of, request_key_of
-from trouter.label.scorers import canonical_format
-from trouter.llm import LLMClient
+from trouter.label.estimate import price
+from trouter.label.runner import LabelOptions
 from trouter.pool import ModelSpec, Pool
 from trouter.profile import TaskProfile
 from trouter.synth.items import SynthItem
@@ -28,8 +27,6 @@ from trouter.taxonomy import Taxonomy, TaxonomyNode
 if TYPE_CHECKING:
     from trouter.store import Store
 
-TYPICAL_ANSWER_TOKENS = 300
-TYPICAL_JUDGE_TOKENS = 80
 TYPICAL_QUERY_CHARS = 400  # a synthetic query before it exists
 
 
@@ -169,111 +166,45 @@ def labels_estimate(
     cache: Store | None = None,
 ) -> StepEstimate:
     """Pool answers (and judge grades) for the items, skipping the `done` observations (those
-    the run keeps); with `cache` (the job's store), what it holds is priced at nothing."""
-    from trouter.label.scorers import Judge
-
-    sizer = LLMClient(None)  # only its cost estimator: no store, no connection
+    the run keeps); with `cache` (the job's store), what it holds is priced at nothing. The
+    pricing is `trouter.label.estimate.price`, the one `trouter label --dry-run` uses."""
     if items is None:
-        stand_in = SynthItem(
-            query="x" * TYPICAL_QUERY_CHARS,
-            reference="x",
-            answer_format="exact",
-            path="leaf",
-            generator="estimate",
-            prompt_version="estimate",
-        )
-        todo = {spec.name: [stand_in] * expected_items for spec in pool}
         free = round(expected_items * _judge_share(profile))
-        judged = {spec.name: [i < free for i in range(expected_items)] for spec in pool}
-        keys = {spec.name: [""] * expected_items for spec in pool}  # no request known yet
+        judged, plain = (
+            SynthItem(
+                query="x" * TYPICAL_QUERY_CHARS,
+                reference="x",
+                answer_format=answer_format,
+                path="leaf",
+                generator="estimate",
+                prompt_version="estimate",
+            )
+            for answer_format in ("free_text", "exact")
+        )
+        todo = {
+            spec.name: [judged if i < free else plain for i in range(expected_items)]
+            for spec in pool
+        }
+        cost = price(todo, pool, judge, options, cache, stand_ins=True)
     else:
-        todo = {spec.name: [it for it in items if (it.id, spec.name) not in done] for spec in pool}
-        judged = {m: [_is_judged(it) for it in its] for m, its in todo.items()}
-        keys = {s.name: [request_key_of(s, it, options) for it in todo[s.name]] for s in pool}
-    grader = Judge(sizer, judge) if judge is not None else None
-    stand_in_answer = "x" * (TYPICAL_ANSWER_TOKENS * 4)
-    answers = _cached_texts(cache, (k for ks in keys.values() for k in ks))
-    seen: set[str] = set()  # a request made twice is paid once (shared in flight, or cached)
-    calls = judge_calls = from_cache = 0
-    cost = cost_max = 0.0
-    grades: list[tuple[str, list[dict[str, Any]]]] = []  # (key, messages) of the judge calls
-    for spec in pool:
-        for item, needs_judge, key in zip(
-            todo[spec.name], judged[spec.name], keys[spec.name], strict=True
-        ):
-            if key and key in seen:
-                from_cache += 1
-                continue
-            seen.add(key)
-            answer = answers.get(key)
-            if answer is None:
-                body = {"messages": messages_for(item, options)}
-                typical = min(options.max_tokens, TYPICAL_ANSWER_TOKENS)
-                cost += sizer.estimate_cost(spec, {**body, "max_tokens": typical})
-                cost_max += sizer.estimate_cost(spec, {**body, "max_tokens": options.max_tokens})
-                calls += 1
-            else:
-                from_cache += 1
-            if grader is None or not needs_judge or (answer is not None and not answer.strip()):
-                continue  # no judge call: not free text, or an empty answer (scored 0 as is)
-            reference = reference_of(item)
-            if answer is None:
-                grades.append(("", grader.messages(stand_in_answer, reference)))
-            else:
-                grades.append(
-                    (grader.request_key(answer, reference), grader.messages(answer, reference))
-                )
-    verdicts = _cached_texts(cache, (k for k, _ in grades if k))
-    for key, messages in grades:
-        if key and (key in seen or key in verdicts):
-            from_cache += 1
-            continue
-        seen.add(key)
-        assert judge is not None and grader is not None
-        cost += sizer.estimate_cost(
-            judge, {"messages": messages, "max_tokens": TYPICAL_JUDGE_TOKENS}
-        )
-        cost_max += sizer.estimate_cost(
-            judge, {"messages": messages, "max_tokens": grader.max_tokens}
-        )
-        judge_calls += 1
-    calls += judge_calls
+        todo = {s.name: [it for it in items if (it.id, s.name) not in done] for s in pool}
+        cost = price(todo, pool, judge, options, cache)
     n = len(items) if items is not None else expected_items
     note = f"{n} items x {len(pool)} models"
     if done:
         note += f"; {len(done)} observations stored already"
-    if from_cache:
-        note += f"; {from_cache} answers and verdicts from the cache ($0)"
-    if judge_calls:
-        note += f"; ~{judge_calls} judge calls"
-    models = (*pool.names, *([judge.name] if judge is not None and judge_calls else []))
+    if cost.from_cache:
+        note += f"; {cost.from_cache} answers and verdicts from the cache ($0)"
+    if cost.judge.calls:
+        note += f"; ~{cost.judge.calls} judge calls"
+    models = (*pool.names, *([judge.name] if judge is not None and cost.judge.calls else []))
     return StepEstimate(
-        "labels", status, calls, calls, cost, cost_max, tuple(dict.fromkeys(models)), note
+        "labels",
+        status,
+        cost.calls,
+        cost.calls,
+        cost.cost,
+        cost.cost_max,
+        tuple(dict.fromkeys(models)),
+        note,
     )
-
-
-def _is_judged(item: SynthItem) -> bool:
-    return canonical_format(item.answer_format) == "judge"
-
-
-def _cached_texts(cache: Store | None, keys: Iterable[str]) -> dict[str, str]:
-    """The cached reply text of each of `keys` the cache holds (read only)."""
-    if cache is None:
-        return {}
-    from sqlalchemy import select
-
-    from trouter.store import LLMCacheEntry
-
-    wanted = list(dict.fromkeys(k for k in keys if k))
-    out: dict[str, str] = {}
-    with cache.engine.connect() as conn:
-        for start in range(0, len(wanted), 500):
-            rows = conn.execute(
-                select(LLMCacheEntry.key, LLMCacheEntry.response).where(
-                    LLMCacheEntry.key.in_(wanted[start : start + 500])
-                )
-            )
-            for key, response in rows:
-                choices = response.get("choices") or [{}]  # read as Completion.text reads it
-                out[key] = str((choices[0].get("message") or {}).get("content") or "")
-    return out

@@ -335,25 +335,21 @@ class Coldstart:
         self, items: list[SynthItem], options: LabelOptions
     ) -> set[tuple[str, str]]:
         """The (item, model) answers the labels step would keep, decided as `label_items`
-        decides (`pending`): stored, not marked to retry, asked with the request this run
-        would send, and, when the judge changed, not an answer to a judged item (whose
-        verdict the new judge gives again)."""
+        decides (`trouter.label.estimate.plan_run`, as `trouter label --dry-run`): stored, not
+        marked to retry, asked with the request this run would send, and, when the judge
+        changed, not an answer to a judged item (whose verdict the new judge gives again)."""
         if self._store is None and not self._store_exists():
             return set()
-        from trouter.label.observations import load_observations, recorded_judge
-        from trouter.label.runner import pending
-        from trouter.label.scorers import canonical_format, judge_id
+        from trouter.label.estimate import plan_run
 
-        stored = load_observations(self.store(), self.run_id)
-        before = recorded_judge(self.store(), self.run_id)
-        if before is None and (record := self.state.record("labels")) is not None:
-            before = str(record.result.get("judge_id") or "") or None  # as Steps.labels adopts it
-        if before is not None and before != (judge_id(self.judge) if self.judge else ""):
-            judged = {it.id for it in items if canonical_format(it.answer_format) == "judge"}
-            stored = {k: obs for k, obs in stored.items() if k[0] not in judged}
+        before = None  # a job labelled before the store recorded judges: as Steps.labels adopts
+        if (record := self.state.record("labels")) is not None:
+            before = str(record.result.get("judge_id") or "") or None
         unique = list({it.id: it for it in items}.values())
-        todo, _, _ = pending(unique, self.pool, stored, options)
-        asked = {(it.id, model) for model, queue in todo.items() for it in queue}
+        planned = plan_run(
+            unique, self.pool, self.judge, options, self.store(), self.run_id, judge_before=before
+        )
+        asked = {(it.id, model) for model, queue in planned.todo.items() for it in queue}
         return {(it.id, spec.name) for it in unique for spec in self.pool} - asked
 
     def needed_models(self) -> list[ModelSpec]:

@@ -366,17 +366,3 @@ def _latency(done: Completion, store: Store) -> float | None:
             .limit(1)
         )
     return float(latency) if latency is not None else None
-
-
-def plan(
-    items: Sequence[SynthItem], pool: Pool, client: LLMClient, options: LabelOptions
-) -> dict[str, tuple[int, float]]:
-    """Per model: (calls, worst-case $) for labelling `items`, before any call is made."""
-    out: dict[str, tuple[int, float]] = {}
-    for spec in pool:
-        total = 0.0
-        for item in items:
-            body = {"messages": messages_for(item, options), "max_tokens": options.max_tokens}
-            total += client.estimate_cost(spec, body)
-        out[spec.name] = (len(items), total)
-    return out

@@ -1,0 +1,169 @@
+"""`trouter label --dry-run` estimates the run `trouter label` would make with the same
+arguments: the calls it would make (stored observations kept, answers and verdicts the cache
+holds at $0, the judge's calls included) and what they cost, typically and at most. Checked
+against the real run's requests and spend on a local fake server, for a fresh run and for a
+rerun with another judge (which pays the new judge only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trouter.cli import run
+from trouter.synth.items import ItemsFile, SynthItem
+from trouter.testing import FakeOpenAI, FakeRequest, Reply
+
+MODELS = ("cheap", "dear")
+JUDGES = {"strict": "Score: 2/10", "lenient": "Score: 9/10"}
+N_NUMERIC, N_FREE = 12, 4
+RUN = "label:items"
+
+
+def make_items() -> list[SynthItem]:
+    numeric = [
+        SynthItem(
+            query=f"What is {i} + {i}?",
+            reference=str(2 * i),
+            answer_format="numeric",
+            path="math/arithmetic",
+            generator="gen",
+            prompt_version="test/1",
+        )
+        for i in range(N_NUMERIC)
+    ]
+    free = [
+        SynthItem(
+            query=f"Summarise: cat number {i} sat on the mat.",
+            reference=f"Cat {i} sat on a mat.",
+            answer_format="free_text",
+            path="writing/summary",
+            generator="gen",
+            prompt_version="test/1",
+        )
+        for i in range(N_FREE)
+    ]
+    return numeric + free
+
+
+def answer(req: FakeRequest) -> Reply:
+    if req.model in JUDGES:
+        return Reply(content=JUDGES[req.model])
+    words = req.last_user.split()
+    if words[0] == "What":
+        return Reply(content=f"The answer is {int(words[2]) * 2}.")
+    return Reply(content=f"A cat sat on a mat, says {req.model}.")
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    with FakeOpenAI(answer, models=(*MODELS, *JUDGES)) as server:
+        ItemsFile(tmp_path / "items.jsonl").append(make_items())
+        # Prices high enough for every figure to show in the printed 4 decimals.
+        prices = {"cheap": (100.0, 200.0), "dear": (1000.0, 3000.0)}
+        pool = {
+            "models": [
+                {"name": n, "base_url": server.url, "input_price": i, "output_price": o}
+                for n, (i, o) in prices.items()
+            ]
+        }
+        (tmp_path / "pool.yaml").write_text(yaml.safe_dump(pool))
+        judges = {
+            "models": [
+                {"name": n, "base_url": server.url, "input_price": 500.0, "output_price": 1500.0}
+                for n in JUDGES
+            ]
+        }
+        (tmp_path / "judges.yaml").write_text(yaml.safe_dump(judges))
+        yield server, tmp_path
+
+
+def label_args(tmp: Path, judge: str, *extra: str) -> list[str]:
+    return [
+        "label",
+        str(tmp / "items.jsonl"),
+        "--pool",
+        str(tmp / "pool.yaml"),
+        "--judge",
+        judge,
+        "--judge-pool",
+        str(tmp / "judges.yaml"),
+        "--out",
+        str(tmp / "out" / "labels.parquet"),
+        "--skip-check",
+        *extra,
+    ]
+
+
+def table_row(out: str, first: str) -> list[str]:
+    """The cells of the printed table's row whose first cell is `first`."""
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) > 2 and cells[1] == first:
+            return cells[1:-1]
+    raise AssertionError(f"no row {first!r} in:\n{out}")
+
+
+def dry_run(tmp: Path, judge: str, capsys) -> tuple[int, float, float]:
+    """(calls, typical $, at most $) of the total row `trouter label --dry-run` prints."""
+    assert run(label_args(tmp, judge, "--dry-run")) == 0, capsys.readouterr().err
+    total = table_row(capsys.readouterr().out, "total")
+    return int(total[1].replace(",", "")), float(total[-2]), float(total[-1])
+
+
+def spent(tmp: Path) -> float:
+    from trouter.llm.cache import CallLog
+    from trouter.store import Store, url_for
+
+    store = Store(url_for(tmp / "out" / "trouter.sqlite"))
+    try:
+        return CallLog(store, RUN).spent()
+    finally:
+        store.close()
+
+
+def test_the_dry_run_of_a_fresh_run_plans_its_calls_judge_included_and_bounds_its_spend(
+    setup, capsys
+):
+    server, tmp = setup
+    calls, typical, at_most = dry_run(tmp, "strict", capsys)
+    assert server.completions == []  # a dry run calls nobody
+    assert not (tmp / "out" / "trouter.sqlite").exists()  # and writes nothing
+
+    assert run(label_args(tmp, "strict")) == 0, capsys.readouterr().err
+    pool_calls = (N_NUMERIC + N_FREE) * len(MODELS)
+    judge_calls = N_FREE * len(MODELS)
+    assert calls == len(server.completions) == pool_calls + judge_calls
+    paid = spent(tmp)
+    assert 0 < paid <= at_most  # the worst case bounds the real spend
+    assert typical <= at_most
+
+
+def test_the_dry_run_of_a_rerun_with_another_judge_prices_only_the_new_judges_calls(setup, capsys):
+    server, tmp = setup
+    assert run(label_args(tmp, "strict")) == 0, capsys.readouterr().err
+    before, paid_before = len(server.completions), spent(tmp)
+    capsys.readouterr()
+
+    assert run(label_args(tmp, "lenient", "--dry-run")) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    for model in MODELS:  # every pool answer is stored (or cached): no pool call planned
+        assert table_row(out, model)[1:] == ["0", "0.0000", "0.0000"], out
+    total = table_row(out, "total")
+    calls, typical, at_most = int(total[1]), float(total[-2]), float(total[-1])
+    assert len(server.completions) == before
+
+    assert run(label_args(tmp, "lenient")) == 0, capsys.readouterr().err
+    asked = server.completions[before:]
+    assert {r.model for r in asked} == {"lenient"}
+    assert calls == len(asked) == N_FREE * len(MODELS)
+    paid = spent(tmp) - paid_before
+    # The judge's prompts are known exactly (the answers are in the cache); each verdict is
+    # priced at a typical 80 tokens where this judge writes 3, the prompts from generous token
+    # counts: close above the real spend.
+    assert 0 < paid <= typical <= at_most
+    assert typical <= 5 * paid
+
+    # The same judge again: nothing to do, nothing to pay.
+    assert dry_run(tmp, "lenient", capsys) == (0, 0.0, 0.0)
