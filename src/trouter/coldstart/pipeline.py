@@ -260,20 +260,26 @@ class Coldstart:
             self._store = Store(self.url)
         return self._store
 
-    def _stored_observations(self) -> int:
+    def existing_store(self) -> Store | None:
+        """The job's store when there is one already; None (and no store made) otherwise."""
         if self._store is None and not self._store_exists():
+            return None
+        return self.store()
+
+    def _stored_observations(self) -> int:
+        if (store := self.existing_store()) is None:
             return 0
         from trouter.label.observations import load_observations
 
-        return len(load_observations(self.store(), self.run_id))
+        return len(load_observations(store, self.run_id))
 
     def spent_before(self) -> float:
         """Dollars this job already spent (every earlier invocation)."""
-        if self._store is None and not self._store_exists():
+        if (store := self.existing_store()) is None:
             return 0.0
         from trouter.llm.cache import CallLog
 
-        return CallLog(self.store(), self.run_id).spent()
+        return CallLog(store, self.run_id).spent()
 
     def close(self) -> None:
         if self._store is not None:
@@ -298,12 +304,12 @@ class Coldstart:
             elif step == "taxonomy":
                 plan.steps.append(est.taxonomy_estimate(self.profile, self.generator, status))
             elif step == "items":
-                have = len(self._read_items()) if taxonomy is not None else 0
+                have = len(self.read_items()) if taxonomy is not None else 0
                 plan.steps.append(
                     est.items_estimate(self.profile, self.generator, status, taxonomy, have)
                 )
             elif step == "labels":
-                items = self._read_items() if items_done else None
+                items = self.read_items() if items_done else None
                 leaves = len((taxonomy or est.shaped_taxonomy(self.profile)).leaf_paths())
                 done: set[tuple[str, str]] = set()
                 options = LabelOptions(max_tokens=self.options.max_tokens)
@@ -319,14 +325,15 @@ class Coldstart:
                         items,
                         leaves * self.profile.items_per_leaf,
                         done,
-                        self.store() if self._store is not None or self._store_exists() else None,
+                        self.existing_store(),
                     )
                 )
             else:
                 plan.steps.append(est.StepEstimate(step, status, note="no LLM calls"))
         return plan
 
-    def _read_items(self) -> list[SynthItem]:
+    def read_items(self) -> list[SynthItem]:
+        """The items written so far (as written: an id written twice is read twice)."""
         from trouter.synth.items import ItemsFile
 
         return ItemsFile(self.paths.items).read()
@@ -338,7 +345,7 @@ class Coldstart:
         decides (`trouter.label.estimate.plan_run`, as `trouter label --dry-run`): stored, not
         marked to retry, asked with the request this run would send, and, when the judge
         changed, not an answer to a judged item (whose verdict the new judge gives again)."""
-        if self._store is None and not self._store_exists():
+        if (store := self.existing_store()) is None:
             return set()
         from trouter.label.estimate import plan_run
 
@@ -347,7 +354,7 @@ class Coldstart:
             before = str(record.result.get("judge_id") or "") or None
         unique = list({it.id: it for it in items}.values())
         planned = plan_run(
-            unique, self.pool, self.judge, options, self.store(), self.run_id, judge_before=before
+            unique, self.pool, self.judge, options, store, self.run_id, judge_before=before
         )
         asked = {(it.id, model) for model, queue in planned.todo.items() for it in queue}
         return {(it.id, spec.name) for it in unique for spec in self.pool} - asked
@@ -446,7 +453,7 @@ class Coldstart:
                 outputs = ", ".join(p.name for p in self.paths.outputs(step))
                 lines.append(f"{step}: done ({outputs})")
         if self.current == "items" and self.paths.items.is_file():
-            lines.append(f"items: {len(self._read_items())} written so far in {self.paths.items}")
+            lines.append(f"items: {len(self.read_items())} written so far in {self.paths.items}")
         if self.current == "labels":
             lines.append(f"labels: {self._stored_observations()} observations stored in the store")
         lines.append(f"every answer paid for is cached in {self.url}")
