@@ -1,4 +1,6 @@
-"""The cost estimate of a cold start, for every step still to do, before any call is made.
+"""The cost estimate of a cold start, for every step still to do, before any call is made:
+`plan_job` (what `Coldstart.plan` and `trouter coldstart --dry-run` show) from each step's status
+and estimate.
 
 Taxonomy and synthesis reuse the synthesis planners (`trouter.synth.plan`); before the taxonomy
 exists, synthesis is planned on a stand-in tree of the profile's typical shape (the mean of
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from trouter.coldstart.state import STEPS
 from trouter.label.estimate import price
 from trouter.label.runner import LabelOptions
 from trouter.pool import ModelSpec, Pool
@@ -25,6 +28,7 @@ from trouter.synth.plan import Plan, plan_synthesis, plan_taxonomy
 from trouter.taxonomy import Taxonomy, TaxonomyNode
 
 if TYPE_CHECKING:
+    from trouter.coldstart.pipeline import Coldstart
     from trouter.store import Store
 
 TYPICAL_QUERY_CHARS = 400  # a synthetic query before it exists
@@ -208,3 +212,65 @@ def labels_estimate(
         tuple(dict.fromkeys(models)),
         note,
     )
+
+
+def plan_job(job: Coldstart) -> RunPlan:
+    """Every step's status and cost estimate of `job` (`Coldstart.plan`); calls nothing and
+    writes nothing."""
+    plan = RunPlan([], job.cap, job.spent_before())
+    statuses = {step: (status, reason) for step, status, reason in job.statuses()}
+    tax_done = statuses["taxonomy"][0] == "done"
+    items_done = statuses["items"][0] == "done"
+    taxonomy = Taxonomy.load(job.paths.taxonomy) if tax_done else None
+    for step in STEPS:
+        status, reason = statuses[step]
+        if status == "done":
+            plan.steps.append(StepEstimate(step, status, note=reason))
+        elif step == "taxonomy":
+            plan.steps.append(taxonomy_estimate(job.profile, job.generator, status))
+        elif step == "items":
+            have = len(job.read_items()) if taxonomy is not None else 0
+            plan.steps.append(items_estimate(job.profile, job.generator, status, taxonomy, have))
+        elif step == "labels":
+            items = job.read_items() if items_done else None
+            leaves = len((taxonomy or shaped_taxonomy(job.profile)).leaf_paths())
+            done: set[tuple[str, str]] = set()
+            options = LabelOptions(max_tokens=job.options.max_tokens)
+            if items is not None and statuses["labels"][1] != "forced":
+                done = _kept_observations(job, items, options)
+            plan.steps.append(
+                labels_estimate(
+                    job.profile,
+                    job.pool,
+                    job.judge,
+                    options,
+                    status,
+                    items,
+                    leaves * job.profile.items_per_leaf,
+                    done,
+                    job.existing_store(),
+                )
+            )
+        else:
+            plan.steps.append(StepEstimate(step, status, note="no LLM calls"))
+    return plan
+
+
+def _kept_observations(
+    job: Coldstart, items: list[SynthItem], options: LabelOptions
+) -> set[tuple[str, str]]:
+    """The (item, model) answers the labels step would keep, decided as `label_items`
+    decides (`trouter.label.estimate.plan_run`, as `trouter label --dry-run`): stored, not
+    marked to retry, asked with the request this run would send, and, when the judge
+    changed, not an answer to a judged item (whose verdict the new judge gives again)."""
+    if (store := job.existing_store()) is None:
+        return set()
+    from trouter.label.estimate import plan_run
+
+    before = None  # a job labelled before the store recorded judges: as Steps.labels adopts
+    if (record := job.state.record("labels")) is not None:
+        before = str(record.result.get("judge_id") or "") or None
+    unique = list({it.id: it for it in items}.values())
+    planned = plan_run(unique, job.pool, job.judge, options, store, job.run_id, judge_before=before)
+    asked = {(it.id, model) for model, queue in planned.todo.items() for it in queue}
+    return {(it.id, spec.name) for it in unique for spec in job.pool} - asked

@@ -39,7 +39,6 @@ from trouter.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     from trouter.coldstart.estimate import RunPlan
-    from trouter.label.runner import LabelOptions
     from trouter.llm import Completion, LLMCallError, LLMClient
     from trouter.store import Store
     from trouter.synth.items import SynthItem
@@ -288,76 +287,17 @@ class Coldstart:
 
     # ------------------------------------------------------------------ before any call
     def plan(self) -> RunPlan:
-        """Every step's status and cost estimate; calls nothing and writes nothing."""
-        from trouter.coldstart import estimate as est
-        from trouter.label.runner import LabelOptions
+        """Every step's status and cost estimate; calls nothing and writes nothing
+        (`trouter.coldstart.estimate.plan_job`)."""
+        from trouter.coldstart.estimate import plan_job
 
-        plan = est.RunPlan([], self.cap, self.spent_before())
-        statuses = {step: (status, reason) for step, status, reason in self.statuses()}
-        tax_done = statuses["taxonomy"][0] == "done"
-        items_done = statuses["items"][0] == "done"
-        taxonomy = Taxonomy.load(self.paths.taxonomy) if tax_done else None
-        for step in STEPS:
-            status, reason = statuses[step]
-            if status == "done":
-                plan.steps.append(est.StepEstimate(step, status, note=reason))
-            elif step == "taxonomy":
-                plan.steps.append(est.taxonomy_estimate(self.profile, self.generator, status))
-            elif step == "items":
-                have = len(self.read_items()) if taxonomy is not None else 0
-                plan.steps.append(
-                    est.items_estimate(self.profile, self.generator, status, taxonomy, have)
-                )
-            elif step == "labels":
-                items = self.read_items() if items_done else None
-                leaves = len((taxonomy or est.shaped_taxonomy(self.profile)).leaf_paths())
-                done: set[tuple[str, str]] = set()
-                options = LabelOptions(max_tokens=self.options.max_tokens)
-                if items is not None and statuses["labels"][1] != "forced":
-                    done = self._kept_observations(items, options)
-                plan.steps.append(
-                    est.labels_estimate(
-                        self.profile,
-                        self.pool,
-                        self.judge,
-                        options,
-                        status,
-                        items,
-                        leaves * self.profile.items_per_leaf,
-                        done,
-                        self.existing_store(),
-                    )
-                )
-            else:
-                plan.steps.append(est.StepEstimate(step, status, note="no LLM calls"))
-        return plan
+        return plan_job(self)
 
     def read_items(self) -> list[SynthItem]:
         """The items written so far (as written: an id written twice is read twice)."""
         from trouter.synth.items import ItemsFile
 
         return ItemsFile(self.paths.items).read()
-
-    def _kept_observations(
-        self, items: list[SynthItem], options: LabelOptions
-    ) -> set[tuple[str, str]]:
-        """The (item, model) answers the labels step would keep, decided as `label_items`
-        decides (`trouter.label.estimate.plan_run`, as `trouter label --dry-run`): stored, not
-        marked to retry, asked with the request this run would send, and, when the judge
-        changed, not an answer to a judged item (whose verdict the new judge gives again)."""
-        if (store := self.existing_store()) is None:
-            return set()
-        from trouter.label.estimate import plan_run
-
-        before = None  # a job labelled before the store recorded judges: as Steps.labels adopts
-        if (record := self.state.record("labels")) is not None:
-            before = str(record.result.get("judge_id") or "") or None
-        unique = list({it.id: it for it in items}.values())
-        planned = plan_run(
-            unique, self.pool, self.judge, options, store, self.run_id, judge_before=before
-        )
-        asked = {(it.id, model) for model, queue in planned.todo.items() for it in queue}
-        return {(it.id, spec.name) for it in unique for spec in self.pool} - asked
 
     def needed_models(self) -> list[ModelSpec]:
         """The models the steps still to do will call."""
