@@ -337,6 +337,7 @@ class Coldstart:
             return await self._run_locked()
 
     async def _run_locked(self) -> Summary:
+        from trouter.coldstart import step_lines
         from trouter.coldstart.steps import Steps
         from trouter.llm import LLMClient
 
@@ -365,7 +366,7 @@ class Coldstart:
                 result: BaseModel = await steps.run(step, forced, ran)
                 self.state.mark(step, fingerprint, result)
                 ran.setdefault(step, "ran")
-                self.reporter.done(step, steps.lines(step, result))
+                self.reporter.done(step, step_lines.lines(step, result))
             self.current = None
         finally:
             client.on_call = None
