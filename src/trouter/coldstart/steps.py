@@ -22,8 +22,9 @@ from trouter.coldstart.results import (
     Summary,
     TaxonomyResult,
 )
+from trouter.coldstart.stray import set_aside_stray
 from trouter.errors import DataError
-from trouter.paths import atomic_target, atomic_write_text
+from trouter.paths import atomic_write_text
 from trouter.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class Steps:
         leaves = taxonomy.leaf_paths()
         if forced and self.paths.items.is_file():
             os.replace(self.paths.items, self.paths.out / "items.previous.jsonl")
-        stray = self._set_aside_stray(set(leaves))
+        stray = set_aside_stray(self.paths, job.profile, set(leaves), self.report)
         need = job.profile.items_per_leaf
         have = Counter(it.path for it in ItemsFile(self.paths.items).read())
         self.report.progress(
@@ -145,55 +146,6 @@ class Steps:
             structured_failures=report.structured_failures,
             stray=stray,
         )
-
-    def _set_aside_stray(self, leaves: set[str]) -> int:
-        """Move the items the profile and taxonomy no longer ask for to items.stray.jsonl (kept,
-        never deleted): those of leaves no longer in the taxonomy (a hand edit), of answer
-        formats no longer in `answer_formats`, and those past a lowered `items_per_leaf` (the
-        earliest written are kept). The items step then writes whatever is missing."""
-        from trouter.synth.items import ItemsFile
-
-        profile = self.job.profile
-        formats = set(profile.synthesis.answer_formats)
-        journal = ItemsFile(self.paths.items)
-        journal.repair()
-        items = journal.read()
-        keep: list[SynthItem] = []
-        aside: list[SynthItem] = []
-        why: Counter[str] = Counter()
-        per_leaf: Counter[str] = Counter()
-        seen: set[str] = set()
-        repeated = 0
-        for it in items:
-            if it.id in seen:  # written twice (e.g. by two runs at once): keep one
-                repeated += 1
-                continue
-            seen.add(it.id)
-            if it.path not in leaves:
-                why["of leaves no longer in the taxonomy"] += 1
-            elif it.answer_format not in formats:
-                why[f"of answer formats no longer asked for ({it.answer_format})"] += 1
-            elif per_leaf[it.path] >= profile.items_per_leaf:
-                why[f"past items_per_leaf ({profile.items_per_leaf})"] += 1
-            else:
-                per_leaf[it.path] += 1
-                keep.append(it)
-                continue
-            aside.append(it)
-        if len(keep) == len(items):
-            return 0
-        ItemsFile(self.paths.stray_items).append(aside)
-        with atomic_target(self.paths.items) as tmp:
-            ItemsFile(tmp).append(keep)
-        if why:
-            reasons = "; ".join(f"{n} {reason}" for reason, n in why.items())
-            self.report.message(
-                f"{len(aside)} items set aside in {self.paths.stray_items}: {reasons}",
-                warning=True,
-            )
-        if repeated:
-            self.report.message(f"{repeated} repeated items dropped from {self.paths.items}")
-        return len(aside)
 
     # ------------------------------------------------------------------ 3. labels
     async def labels(self, forced: bool) -> LabelsResult:
