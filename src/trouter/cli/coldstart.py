@@ -96,7 +96,10 @@ class RichReporter:
         self.bar, self.task = None, None
 
 
-@app.command("coldstart")
+@app.command(
+    "coldstart",
+    short_help="From a task profile to a trained router: taxonomy, items, labels, router, report.",
+)
 def coldstart(
     profile: Annotated[Path, typer.Argument(help="The task profile YAML (see examples/).")],
     out: Annotated[

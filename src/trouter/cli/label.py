@@ -83,7 +83,11 @@ LABEL_HELP = (
 )
 
 
-@app.command("label", help=LABEL_HELP)
+@app.command(
+    "label",
+    help=LABEL_HELP,
+    short_help="Every pool model answers every item and each answer is graded: a routing dataset.",
+)
 def label(
     items: Annotated[Path, typer.Argument(help="Items file (.jsonl/.parquet) from synthesize.")],
     pool: PoolOpt,
@@ -310,7 +314,9 @@ def _print_estimate(
 # ---------------------------------------------------------------------------------- annotate
 
 
-@app.command("annotate")
+@app.command(
+    "annotate", short_help="Label real queries with taxonomy paths, one LLM choice per level."
+)
 def annotate(
     queries: Annotated[
         Path, typer.Argument(help="Queries: a RoutingDataset Parquet, or CSV / JSONL / Parquet.")
