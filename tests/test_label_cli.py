@@ -12,48 +12,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
+from trouter.label.testing import LabelAnswerer, arithmetic_items, summary_item, write_pool
+from trouter.label.testing import label_args as label_command
 from trouter.synth.items import ItemsFile, SynthItem
-from trouter.testing import FakeOpenAI, FakeRequest, Reply
+from trouter.testing import FakeOpenAI, FakeRequest
 
 N_ITEMS = 40
 MODELS = ("cheap", "mid", "dear")
 
 
 def make_items() -> list[SynthItem]:
-    items = [
-        SynthItem(
-            query=f"What is {i} + {i}?",
-            reference=str(2 * i),
-            answer_format="numeric",
-            path="math/arithmetic",
-            generator="gen",
-            prompt_version="test/1",
-        )
-        for i in range(N_ITEMS - 1)
-    ]
-    items.append(
-        SynthItem(
-            query="Summarise: the cat sat on the mat.",
-            reference="A cat sat on a mat.",
-            answer_format="free_text",
-            path="writing/summary",
-            generator="gen",
-            prompt_version="test/1",
-        )
-    )
-    return items
-
-
-def answer(req: FakeRequest) -> Reply:
-    if req.model == "judge":
-        return Reply(content="Score: 8/10")
-    words = req.last_user.split()
-    if words[0] == "What":
-        total = int(words[2]) * 2 + (1 if req.model == "cheap" else 0)  # cheap is off by one
-        return Reply(content=f"The answer is {total}.", delay=0.03)
-    return Reply(content="The cat sat on the mat.", delay=0.03)
+    the_cat = summary_item("Summarise: the cat sat on the mat.", "A cat sat on a mat.")
+    return [*arithmetic_items(N_ITEMS - 1), the_cat]
 
 
 def trouter(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -68,40 +39,19 @@ def trouter(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
 
 @pytest.fixture
 def setup(tmp_path):
+    # The judge gives 8/10 to every answer; cheap is off by one on arithmetic.
+    answer = LabelAnswerer({"judge": "Score: 8/10"}, off_by={"cheap": 1}, delay=0.03)
     with FakeOpenAI(answer, models=(*MODELS, "judge")) as server:
         ItemsFile(tmp_path / "items.jsonl").append(make_items())
-        pool = {
-            "models": [
-                {
-                    "name": name,
-                    "base_url": server.url,
-                    "input_price": price,
-                    "output_price": 2 * price,
-                    "max_concurrency": 2,
-                }
-                for name, price in zip(MODELS, (0.1, 1.0, 10.0), strict=True)
-            ]
-        }
-        (tmp_path / "pool.yaml").write_text(yaml.safe_dump(pool))
-        judge = {"models": [{"name": "judge", "base_url": server.url}]}
-        (tmp_path / "judge.yaml").write_text(yaml.safe_dump(judge))
+        prices = {n: (p, 2 * p) for n, p in zip(MODELS, (0.1, 1.0, 10.0), strict=True)}
+        write_pool(tmp_path / "pool.yaml", server.url, prices, max_concurrency=2)
+        write_pool(tmp_path / "judge.yaml", server.url, ["judge"])
         env = {**os.environ, "TROUTER_HOME": str(tmp_path / "home")}
         yield server, tmp_path, env
 
 
 def label_args(tmp: Path) -> list[str]:
-    return [
-        "label",
-        str(tmp / "items.jsonl"),
-        "--pool",
-        str(tmp / "pool.yaml"),
-        "--judge",
-        "judge",
-        "--judge-pool",
-        str(tmp / "judge.yaml"),
-        "--out",
-        str(tmp / "out" / "labels.parquet"),
-    ]
+    return label_command(tmp, judge="judge", judge_pool="judge.yaml", skip_check=False)
 
 
 def chat_requests(server: FakeOpenAI) -> list[FakeRequest]:

@@ -9,11 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from trouter.cli import run
+from trouter.label.testing import (
+    LabelAnswerer,
+    arithmetic_items,
+    label_args,
+    summary_items,
+    write_pool,
+)
 from trouter.synth.items import ItemsFile, SynthItem
-from trouter.testing import FakeOpenAI, FakeRequest, Reply
+from trouter.testing import FakeOpenAI
 
 MODELS = ("cheap", "dear")
 JUDGES = {"strict": "Score: 2/10", "lenient": "Score: 9/10"}
@@ -22,78 +28,18 @@ RUN = "label:items"
 
 
 def make_items() -> list[SynthItem]:
-    numeric = [
-        SynthItem(
-            query=f"What is {i} + {i}?",
-            reference=str(2 * i),
-            answer_format="numeric",
-            path="math/arithmetic",
-            generator="gen",
-            prompt_version="test/1",
-        )
-        for i in range(N_NUMERIC)
-    ]
-    free = [
-        SynthItem(
-            query=f"Summarise: cat number {i} sat on the mat.",
-            reference=f"Cat {i} sat on a mat.",
-            answer_format="free_text",
-            path="writing/summary",
-            generator="gen",
-            prompt_version="test/1",
-        )
-        for i in range(N_FREE)
-    ]
-    return numeric + free
-
-
-def answer(req: FakeRequest) -> Reply:
-    if req.model in JUDGES:
-        return Reply(content=JUDGES[req.model])
-    words = req.last_user.split()
-    if words[0] == "What":
-        return Reply(content=f"The answer is {int(words[2]) * 2}.")
-    return Reply(content=f"A cat sat on a mat, says {req.model}.")
+    return arithmetic_items(N_NUMERIC) + summary_items(N_FREE)
 
 
 @pytest.fixture
 def setup(tmp_path: Path):
-    with FakeOpenAI(answer, models=(*MODELS, *JUDGES)) as server:
+    with FakeOpenAI(LabelAnswerer(JUDGES), models=(*MODELS, *JUDGES)) as server:
         ItemsFile(tmp_path / "items.jsonl").append(make_items())
         # Prices high enough for every figure to show in the printed 4 decimals.
         prices = {"cheap": (100.0, 200.0), "dear": (1000.0, 3000.0)}
-        pool = {
-            "models": [
-                {"name": n, "base_url": server.url, "input_price": i, "output_price": o}
-                for n, (i, o) in prices.items()
-            ]
-        }
-        (tmp_path / "pool.yaml").write_text(yaml.safe_dump(pool))
-        judges = {
-            "models": [
-                {"name": n, "base_url": server.url, "input_price": 500.0, "output_price": 1500.0}
-                for n in JUDGES
-            ]
-        }
-        (tmp_path / "judges.yaml").write_text(yaml.safe_dump(judges))
+        write_pool(tmp_path / "pool.yaml", server.url, prices)
+        write_pool(tmp_path / "judges.yaml", server.url, dict.fromkeys(JUDGES, (500.0, 1500.0)))
         yield server, tmp_path
-
-
-def label_args(tmp: Path, judge: str, *extra: str) -> list[str]:
-    return [
-        "label",
-        str(tmp / "items.jsonl"),
-        "--pool",
-        str(tmp / "pool.yaml"),
-        "--judge",
-        judge,
-        "--judge-pool",
-        str(tmp / "judges.yaml"),
-        "--out",
-        str(tmp / "out" / "labels.parquet"),
-        "--skip-check",
-        *extra,
-    ]
 
 
 def table_row(out: str, first: str) -> list[str]:
@@ -107,7 +53,7 @@ def table_row(out: str, first: str) -> list[str]:
 
 def dry_run(tmp: Path, judge: str, capsys) -> tuple[int, float, float]:
     """(calls, typical $, at most $) of the total row `trouter label --dry-run` prints."""
-    assert run(label_args(tmp, judge, "--dry-run")) == 0, capsys.readouterr().err
+    assert run(label_args(tmp, "--dry-run", judge=judge)) == 0, capsys.readouterr().err
     total = table_row(capsys.readouterr().out, "total")
     return int(total[1].replace(",", "")), float(total[-2]), float(total[-1])
 
@@ -131,7 +77,7 @@ def test_the_dry_run_of_a_fresh_run_plans_its_calls_judge_included_and_bounds_it
     assert server.completions == []  # a dry run calls nobody
     assert not (tmp / "out" / "trouter.sqlite").exists()  # and writes nothing
 
-    assert run(label_args(tmp, "strict")) == 0, capsys.readouterr().err
+    assert run(label_args(tmp, judge="strict")) == 0, capsys.readouterr().err
     pool_calls = (N_NUMERIC + N_FREE) * len(MODELS)
     judge_calls = N_FREE * len(MODELS)
     assert calls == len(server.completions) == pool_calls + judge_calls
@@ -142,11 +88,11 @@ def test_the_dry_run_of_a_fresh_run_plans_its_calls_judge_included_and_bounds_it
 
 def test_the_dry_run_of_a_rerun_with_another_judge_prices_only_the_new_judges_calls(setup, capsys):
     server, tmp = setup
-    assert run(label_args(tmp, "strict")) == 0, capsys.readouterr().err
+    assert run(label_args(tmp, judge="strict")) == 0, capsys.readouterr().err
     before, paid_before = len(server.completions), spent(tmp)
     capsys.readouterr()
 
-    assert run(label_args(tmp, "lenient", "--dry-run")) == 0, capsys.readouterr().err
+    assert run(label_args(tmp, "--dry-run", judge="lenient")) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     for model in MODELS:  # every pool answer is stored (or cached): no pool call planned
         assert table_row(out, model)[1:] == ["0", "0.0000", "0.0000"], out
@@ -154,7 +100,7 @@ def test_the_dry_run_of_a_rerun_with_another_judge_prices_only_the_new_judges_ca
     calls, typical, at_most = int(total[1]), float(total[-2]), float(total[-1])
     assert len(server.completions) == before
 
-    assert run(label_args(tmp, "lenient")) == 0, capsys.readouterr().err
+    assert run(label_args(tmp, judge="lenient")) == 0, capsys.readouterr().err
     asked = server.completions[before:]
     assert {r.model for r in asked} == {"lenient"}
     assert calls == len(asked) == N_FREE * len(MODELS)

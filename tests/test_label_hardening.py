@@ -10,54 +10,25 @@ import pytest
 import yaml
 
 from trouter.cli import run
-from trouter.synth.items import ItemsFile, SynthItem
-from trouter.testing import FakeOpenAI, FakeRequest, Reply
+from trouter.label.testing import LabelAnswerer, arithmetic_items, write_pool
+from trouter.label.testing import label_args as label_command
+from trouter.synth.items import ItemsFile
+from trouter.testing import FakeOpenAI
 
 MODELS = ("cheap", "dear")
 
 
-def answer(req: FakeRequest) -> Reply:
-    if req.model == "judge":
-        return Reply(content="Score: 8/10")
-    words = req.last_user.split()
-    return Reply(content=f"The answer is {int(words[2]) * 2}.")
-
-
 @pytest.fixture
 def setup(tmp_path: Path):
+    answer = LabelAnswerer({"judge": "Score: 8/10"})
     with FakeOpenAI(answer, models=(*MODELS, "judge")) as server:
-        items = [
-            SynthItem(
-                query=f"What is {i} + {i}?",
-                reference=str(2 * i),
-                answer_format="numeric",
-                path="math/arithmetic",
-                generator="gen",
-                prompt_version="test/1",
-            )
-            for i in range(5)
-        ]
-        ItemsFile(tmp_path / "items.jsonl").append(items)
-        pool = {
-            "models": [
-                {"name": n, "base_url": server.url, "input_price": 1.0, "output_price": 2.0}
-                for n in MODELS
-            ]
-        }
-        (tmp_path / "pool.yaml").write_text(yaml.safe_dump(pool))
+        ItemsFile(tmp_path / "items.jsonl").append(arithmetic_items(5))
+        write_pool(tmp_path / "pool.yaml", server.url, dict.fromkeys(MODELS, (1.0, 2.0)))
         yield server, tmp_path
 
 
 def label_args(tmp: Path, *extra: str) -> list[str]:
-    return [
-        "label",
-        str(tmp / "items.jsonl"),
-        "--pool",
-        str(tmp / "pool.yaml"),
-        "--out",
-        str(tmp / "out" / "labels.parquet"),
-        *extra,
-    ]
+    return label_command(tmp, *extra, skip_check=False)
 
 
 @pytest.mark.parametrize(

@@ -6,17 +6,23 @@ soon, and the rerun grades the answers paid so far from the cache."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from trouter.cli import run
 from trouter.label.runner import DOWN_AFTER
+from trouter.label.testing import (
+    LabelAnswerer,
+    arithmetic_items,
+    label_args,
+    summary_item,
+    summary_items,
+    write_pool,
+)
 from trouter.synth.items import ItemsFile, SynthItem
-from trouter.testing import FakeOpenAI, FakeRequest, Reply
+from trouter.testing import FakeOpenAI, Reply
 from trouter.testing.fake_openai import Status
 
 MODELS = ("cheap", "dear")
@@ -25,95 +31,20 @@ N_NUMERIC, N_FREE = 30, 4
 
 
 def make_items() -> list[SynthItem]:
-    numeric = [
-        SynthItem(
-            query=f"What is {i} + {i}?",
-            reference=str(2 * i),
-            answer_format="numeric",
-            path="math/arithmetic",
-            generator="gen",
-            prompt_version="test/1",
-        )
-        for i in range(N_NUMERIC)
-    ]
-    free = [
-        SynthItem(
-            query=f"Summarise: cat number {i} sat on the mat.",
-            reference=f"Cat {i} sat on a mat.",
-            answer_format="free_text",
-            path="writing/summary",
-            generator="gen",
-            prompt_version="test/1",
-        )
-        for i in range(N_FREE)
-    ]
-    return numeric + free
-
-
-class Server:
-    """Pool models that answer arithmetic right, judges with a fixed verdict, and a switch that
-    makes a model (or a judge) fail every call after its first requests."""
-
-    def __init__(self) -> None:
-        self.down: dict[str, int] = {}  # model -> requests it answers before failing for good
-        self.seen: dict[str, int] = {}
-        self.replies: dict[tuple[str, str], Reply | Status] = {}  # (model, query) -> reply
-        self._lock = threading.Lock()
-
-    def __call__(self, req: FakeRequest) -> Reply | Status:
-        with self._lock:
-            self.seen[req.model] = n = self.seen.get(req.model, 0) + 1
-        if req.model in self.down and n > self.down[req.model]:
-            # A 500 the client retries (Retry-After 0 keeps the test fast) until it gives up.
-            return Status(500, "upstream crashed", retry_after=0.0)
-        if (req.model, req.last_user) in self.replies:
-            return self.replies[req.model, req.last_user]
-        if req.model in JUDGES:
-            return Reply(content=JUDGES[req.model])
-        words = req.last_user.split()
-        if words[0] == "What":
-            return Reply(content=f"The answer is {int(words[2]) * 2}.")
-        return Reply(content=f"A cat sat on a mat, says {req.model}.")
+    return arithmetic_items(N_NUMERIC) + summary_items(N_FREE)
 
 
 @pytest.fixture
 def setup(tmp_path: Path):
-    handler = Server()
+    # Pool models that answer arithmetic right, judges with a fixed verdict, and a switch
+    # (handler.down) that makes a model (or a judge) fail every call after its first requests.
+    handler = LabelAnswerer(JUDGES)
     with FakeOpenAI(handler, models=(*MODELS, *JUDGES)) as server:
         ItemsFile(tmp_path / "items.jsonl").append(make_items())
-        pool = {
-            "models": [
-                {
-                    "name": n,
-                    "base_url": server.url,
-                    "input_price": 1.0,
-                    "output_price": 2.0,
-                    "max_concurrency": 2,
-                }
-                for n in MODELS
-            ]
-        }
-        (tmp_path / "pool.yaml").write_text(yaml.safe_dump(pool))
-        judges = {"models": [{"name": n, "base_url": server.url} for n in JUDGES]}
-        (tmp_path / "judges.yaml").write_text(yaml.safe_dump(judges))
+        prices = dict.fromkeys(MODELS, (1.0, 2.0))
+        write_pool(tmp_path / "pool.yaml", server.url, prices, max_concurrency=2)
+        write_pool(tmp_path / "judges.yaml", server.url, list(JUDGES))
         yield server, handler, tmp_path
-
-
-def label_args(tmp: Path, judge: str = "strict", *extra: str) -> list[str]:
-    return [
-        "label",
-        str(tmp / "items.jsonl"),
-        "--pool",
-        str(tmp / "pool.yaml"),
-        "--judge",
-        judge,
-        "--judge-pool",
-        str(tmp / "judges.yaml"),
-        "--out",
-        str(tmp / "out" / "labels.parquet"),
-        "--skip-check",
-        *extra,
-    ]
 
 
 def requests_of(server: FakeOpenAI, *models: str) -> int:
@@ -126,7 +57,7 @@ def scores(tmp: Path) -> pd.DataFrame:
 
 def test_a_rerun_with_only_another_judge_regrades_the_free_text_answers(setup, capsys):
     server, _, tmp = setup
-    assert run(label_args(tmp, "strict")) == 0, capsys.readouterr().err
+    assert run(label_args(tmp, judge="strict")) == 0, capsys.readouterr().err
     frame = scores(tmp)
     free = frame[frame.task == "writing/summary"]
     assert set(free.score) == {0.2}
@@ -134,7 +65,7 @@ def test_a_rerun_with_only_another_judge_regrades_the_free_text_answers(setup, c
     assert pool_before == (N_NUMERIC + N_FREE) * len(MODELS)
     capsys.readouterr()
 
-    assert run(label_args(tmp, "lenient")) == 0, capsys.readouterr().err
+    assert run(label_args(tmp, judge="lenient")) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     frame = scores(tmp)
     free = frame[frame.task == "writing/summary"]
@@ -145,11 +76,11 @@ def test_a_rerun_with_only_another_judge_regrades_the_free_text_answers(setup, c
     assert f"the judge changed (strict -> lenient): {N_FREE * len(MODELS)} answers" in out
 
     # The same judge again: nothing is regraded or asked.
-    assert run(label_args(tmp, "lenient")) == 0, capsys.readouterr().err
+    assert run(label_args(tmp, judge="lenient")) == 0, capsys.readouterr().err
     assert requests_of(server, *MODELS) == pool_before
     assert requests_of(server, "lenient") == N_FREE * len(MODELS)
     # And back to the first judge: its verdicts come from the cache, the pool is not asked.
-    assert run(label_args(tmp, "strict")) == 0, capsys.readouterr().err
+    assert run(label_args(tmp, judge="strict")) == 0, capsys.readouterr().err
     assert set(scores(tmp)[lambda f: f.task == "writing/summary"].score) == {0.2}
     assert requests_of(server, *MODELS) == pool_before
     assert requests_of(server, "strict") == N_FREE * len(MODELS)
@@ -158,7 +89,7 @@ def test_a_rerun_with_only_another_judge_regrades_the_free_text_answers(setup, c
 def test_a_model_that_dies_part_way_stops_the_run_and_the_rerun_resumes(setup, capsys):
     server, handler, tmp = setup
     handler.down["dear"] = 10  # answers 10 requests, then every call fails after retries
-    assert run(label_args(tmp)) == 2
+    assert run(label_args(tmp, judge="strict")) == 2
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -183,7 +114,7 @@ def test_a_model_that_dies_part_way_stops_the_run_and_the_rerun_resumes(setup, c
     first_run = len(server.completions)
     cheap_before = requests_of(server, "cheap")
     handler.down.clear()
-    assert run(label_args(tmp)) == 0, capsys.readouterr().err
+    assert run(label_args(tmp, judge="strict")) == 0, capsys.readouterr().err
     again = {(r.model, r.last_user) for r in server.completions[first_run:]}
     by_id = {it.id: it.query for it in make_items()}
     assert not {(model, by_id[item_id]) for item_id, model in answered} & again
@@ -198,7 +129,7 @@ def test_answers_read_from_the_cache_do_not_reset_a_models_failure_count(setup, 
     # Every other item is labelled once under another run, so its answers are in the cache.
     items = make_items()
     ItemsFile(tmp / "half.jsonl").append(items[::2])
-    half = label_args(tmp, "strict", "--run", "half")
+    half = label_args(tmp, "--run", "half", judge="strict")
     half[1] = str(tmp / "half.jsonl")
     assert run(half) == 0, capsys.readouterr().err
     dear_asked = requests_of(server, "dear")
@@ -207,7 +138,7 @@ def test_answers_read_from_the_cache_do_not_reset_a_models_failure_count(setup, 
     # Then dear's endpoint dies. Its queue alternates a cached answer and a call that fails:
     # the cached answers say nothing about the endpoint, so the failures still add up.
     handler.down["dear"] = 0
-    assert run(label_args(tmp)) == 2
+    assert run(label_args(tmp, judge="strict")) == 2
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -221,19 +152,12 @@ def test_a_judge_that_dies_stops_the_run_and_the_rerun_grades_from_the_cache(set
     server, handler, tmp = setup
     # More free-text items, and first, so that the judge is needed from the start of the run.
     more = [
-        SynthItem(
-            query=f"Summarise: dog number {i} ran in the park.",
-            reference=f"Dog {i} ran in a park.",
-            answer_format="free_text",
-            path="writing/summary",
-            generator="gen",
-            prompt_version="test/1",
-        )
+        summary_item(f"Summarise: dog number {i} ran in the park.", f"Dog {i} ran in a park.")
         for i in range(8)
     ]
     items = more + make_items()[N_NUMERIC:] + make_items()[:N_NUMERIC]
     ItemsFile(tmp / "free_first.jsonl").append(items)
-    args = label_args(tmp)
+    args = label_args(tmp, judge="strict")
     args[1] = str(tmp / "free_first.jsonl")
     handler.down["strict"] = 1  # grades one answer, then every call fails after retries
     assert run(args) == 2
@@ -271,7 +195,7 @@ def test_a_judge_failing_every_call_of_a_small_run_stops_it_at_the_end(setup, ca
     # the judge is not asked about: the judge's calls never add up to the planned count.
     items = make_items()[N_NUMERIC : N_NUMERIC + 2] + make_items()[:4]
     ItemsFile(tmp / "small.jsonl").append(items)
-    args = label_args(tmp)
+    args = label_args(tmp, judge="strict")
     args[1] = str(tmp / "small.jsonl")
     handler.down["strict"] = 0
     handler.replies["dear", items[0].query] = one_less

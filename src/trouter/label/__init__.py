@@ -5,4 +5,5 @@
 - `trouter.label.sandbox`: the confined subprocess that runs model-written code.
 - `trouter.label.runner`: `label_items(...)`, the resumable labelling run behind `trouter label`.
 - `trouter.label.annotate`: top-down taxonomy labelling of real queries (`trouter annotate`).
+- `trouter.label.testing`: items, a fake pool and judge, and the files of a run, for tests.
 """
