@@ -224,3 +224,16 @@ def test_the_help_names_the_stop_rule_with_down_after(capsys):
     run(["label", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert f"A pool model, or the judge, whose calls fail {DOWN_AFTER} times in a row" in text
+
+
+def test_the_summary_counts_the_judge_calls_that_failed(setup, capsys):
+    _, handler, tmp = setup
+    # The judge grades its first 3 answers, then every call fails: 5 failures in a row, fewer
+    # than DOWN_AFTER, and not all of the run's, so the run finishes and prints its summary.
+    handler.down["strict"] = 3
+    assert run(label_args(tmp, judge="strict")) == 0, capsys.readouterr().err
+    out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    judged = N_FREE * len(MODELS)
+    assert f"judge calls: {judged}, {judged - 3} of them failed" in out, out
+    assert f"{judged - 3} answers could not be scored" in out, out
+    assert f"{judged - 3} of them because the judge's call failed" in out, out

@@ -141,7 +141,9 @@ async def label_items(
     writer = ObservationWriter(store, run, options.flush_every, options.flush_interval_s)
     spent_before = client.usage.cost_usd
     judge_before = client.usage.per_model.get(judge.spec.name) if judge else None
+    # The client counts a call that failed after its retries apart from the answered ones.
     judge_calls_before = judge_before.calls if judge_before else 0
+    judge_failures_before = judge_before.failures if judge_before else 0
 
     stopped: list[TrouterError] = []
     # A pool model is down once DOWN_AFTER of its calls in a row failed, and so is the judge
@@ -198,7 +200,9 @@ async def label_items(
     summary.spent_usd = client.usage.cost_usd - spent_before
     if judge is not None:
         after = client.usage.per_model.get(judge.spec.name)
-        summary.judge_calls = (after.calls if after else 0) - judge_calls_before
+        failures = (after.failures if after else 0) - judge_failures_before
+        summary.judge_call_failures = failures
+        summary.judge_calls = (after.calls if after else 0) - judge_calls_before + failures
     summary.isolation = code.last_isolation
     fill_totals(summary, load_observations(store, run), items, pool)
     # A model without one answer cannot be routed to, a judge without one verdict graded

@@ -38,7 +38,8 @@ class LabelSummary:
     call_errors: dict[str, str] = field(default_factory=dict)  # a failed call's error per model
     cost_usd: dict[str, float] = field(default_factory=dict)  # $ of the dataset's answers
     spent_usd: float = 0.0  # paid by this run, judge calls included
-    judge_calls: int = 0
+    judge_calls: int = 0  # made by this run, the failed ones included
+    judge_call_failures: int = 0  # of those, failed after the client's retries
     judge: str = ""  # the judge's name ("" for none)
     judge_before: str = ""  # the judge that graded the stored observations before this run
     judge_asked: int = 0  # stored answers the judge was asked to grade (cached verdicts too)
@@ -84,7 +85,13 @@ class LabelSummary:
             + (f", {self.changed} redone because the request changed" if self.changed else "")
             + ")",
             f"failures: {sum(self.call_failures.values())} calls failed after retries, "
-            f"{sum(self.score_failures.values())} answers could not be scored (stored, no score)",
+            f"{sum(self.score_failures.values())} answers could not be scored (stored, no score"
+            + (
+                f"; {self.judge_failed} of them because the judge's call failed"
+                if self.judge_failed
+                else ""
+            )
+            + ")",
         ]
         for model in self.models:
             mean = self.mean_score.get(model, math.nan)
@@ -94,7 +101,12 @@ class LabelSummary:
                 f"{self.score_failures.get(model, 0)} scoring failures"
             )
         out.extend(f"warning: {line}" for line in self.shaky())
-        out.append(f"spent now: ${self.spent_usd:.4f} (judge calls: {self.judge_calls})")
+        failed = self.judge_call_failures
+        out.append(
+            f"spent now: ${self.spent_usd:.4f} (judge calls: {self.judge_calls}"
+            + (f", {failed} of them failed" if failed else "")
+            + ")"
+        )
         if self.isolation:
             out.append(f"code sandbox: {', '.join(self.isolation)}")
         return out
