@@ -50,6 +50,16 @@ async def chat_completions(gw: Gateway, request: Request) -> Response:
         gw.metrics.request(exc.status, 0.0)
         return exc.response()
     trace = Trace(requested="", client=client, stream=False)
+    try:
+        return await _answer(gw, request, trace)
+    except asyncio.CancelledError:
+        # Cancelled before it answered: uvicorn cancels a request only when the gateway is
+        # forced to stop (a client leaving does not cancel it), so the row is written now.
+        _cancelled(gw, trace, "before the request was answered")
+        raise
+
+
+async def _answer(gw: Gateway, request: Request, trace: Trace) -> Response:
     deadline = time.monotonic() + gw.config.deadline_s
     try:
         chat = parse_chat_request(await read_body(request, gw.config.max_body_bytes))
@@ -244,13 +254,25 @@ async def _relay(
 def _cut(gw: Gateway, trace: Trace, messages: list[dict[str, Any]]) -> None:
     """Log a stream cut short by the client leaving, or by a forced shutdown of the gateway
     (the only other way its task is cancelled). Cannot await: the task is being cancelled."""
+    _cancelled(gw, trace, "during the stream", messages)
+
+
+def _cancelled(
+    gw: Gateway, trace: Trace, when: str, messages: list[dict[str, Any]] | None = None
+) -> None:
+    """Log a request whose task was cancelled `when` (unless its row is queued already);
+    `messages`: a stream had begun, so its prompt is charged. Cannot await."""
+    if trace.logged:
+        return
     if gw.forced_shutdown:
-        trace.fail(
-            SHUT_DOWN, "the gateway was shut down (forced) during the stream", status="shutdown"
-        )
-    else:
+        trace.fail(SHUT_DOWN, f"the gateway was shut down (forced) {when}", status="shutdown")
+    elif messages is not None:
         trace.fail(CLIENT_CLOSED, "the client closed the stream", status="client_closed")
-    _charge_prompt(gw, trace, messages)
+    else:
+        trace.fail(CLIENT_CLOSED, f"cancelled {when}", status="client_closed")
+    if messages is not None:
+        _charge_prompt(gw, trace, messages)
+    trace.logged = True
     gw.decision_log.write_nowait(trace.row(gw.config.log_queries))
     gw.metrics.request(trace.http_status, trace.elapsed_s())
 
@@ -339,5 +361,6 @@ def _charge(gw: Gateway, trace: Trace) -> None:
 
 async def _finish(gw: Gateway, trace: Trace) -> None:
     """Commit the row (durably) and count the request, before the client sees the end."""
+    trace.logged = True  # queued at once: cancelled while waiting, it must not be logged twice
     await gw.decision_log.write(trace.row(gw.config.log_queries))
     gw.metrics.request(trace.http_status, trace.elapsed_s())

@@ -63,6 +63,7 @@ class Trace:
     tokens_out: int = 0
     cost: float = 0.0
     error: str = ""
+    logged: bool = False  # its row is queued: a row per request, never two
 
     @property
     def fallbacks(self) -> int:
