@@ -7,12 +7,14 @@ The router is a `single` router that always picks `small` (chain small -> medium
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from datetime import UTC, datetime
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from factories import toy_dataset
 from trouter.routers.base import Estimates
@@ -208,6 +210,44 @@ def test_the_writer_still_answers_every_waiter_when_a_row_fails(tmp_path):
     assert time.monotonic() - started < 5
     with store.session() as s:
         assert [r.request_id for r in s.query(DecisionLog)] == ["b" * 32]
+
+
+def test_a_database_refusing_every_write_is_not_asked_again_row_by_row(tmp_path):
+    # Another process holds the log's write lock past the busy timeout. The batch fails after
+    # one wait, and so would each of its rows after the same wait (up to 512 of them, 30 s each
+    # by default, with every request waiting for its commit): once a row fails because of the
+    # database rather than itself, the rest of the batch is given up without asking again.
+    path = tmp_path / "log.sqlite"
+    store = Store(f"sqlite:///{path}")
+
+    @event.listens_for(store.engine, "connect")
+    def _short_wait(dbapi_conn, _record) -> None:  # after the store's own 30 s
+        dbapi_conn.execute("PRAGMA busy_timeout=50")
+
+    store.engine.dispose()
+    inserts: list[str] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def _count(_conn, _cursor, statement, *_args) -> None:
+        if statement.startswith("INSERT"):
+            inserts.append(statement)
+
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    writer = DecisionWriter(store)
+    for _ in range(20):  # queued before the thread starts: one batch
+        writer.write_nowait(_row(uuid.uuid4().hex))
+    writer.start()
+    writer.close()
+    assert writer.failed_writes == 20
+    assert len(inserts) == 2  # the batch, then its first row
+    holder.rollback()
+    holder.close()
+    writer = DecisionWriter(store).start()  # the lock is gone: rows are written again
+    writer.write_nowait(_row("c" * 32))
+    writer.close()
+    with store.session() as s:
+        assert [r.request_id for r in s.query(DecisionLog)] == ["c" * 32]
 
 
 IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}

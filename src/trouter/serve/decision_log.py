@@ -8,7 +8,8 @@ load. With SQLite in WAL mode a committed transaction survives the process being
 
 If the database fails, the request still completes: the error is counted and logged, and
 availability wins over log completeness. A batch the database refuses is written again row by
-row, so a row it cannot take (say, text that is not valid UTF-8) costs only that row.
+row, so a row it cannot take (say, text that is not valid UTF-8) costs only that row; a row
+refused because the database itself fails (locked, full, unreachable) ends the retry there.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ import threading
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from trouter.store import DecisionLog, Store
 
 log = logging.getLogger("trouter.serve")
 
 _STOP = object()
+#: Failures of the database itself (locked, full, unreachable), not of one row it was given.
+_DATABASE_DOWN = (OperationalError, InterfaceError)
 _Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 
 
@@ -94,11 +98,18 @@ class DecisionWriter:
                 self._lost(rows[0], exc)
             else:
                 # One row the database refuses must not cost its batch-mates theirs.
-                for row in rows:
+                for i, row in enumerate(rows):
                     try:
                         self._insert([row])
                     except Exception as row_exc:
                         self._lost(row, row_exc)
+                        if isinstance(row_exc, _DATABASE_DOWN):
+                            # The database, not the row: asking row by row would repeat its
+                            # wait (a lock's busy timeout, a lost server's connect timeout)
+                            # once per row while every request waits for its commit.
+                            for rest in rows[i + 1 :]:
+                                self._lost(rest, row_exc)
+                            break
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for _, waiter in batch:
             if waiter is not None:
