@@ -113,3 +113,29 @@ def test_the_dry_run_of_a_rerun_with_another_judge_prices_only_the_new_judges_ca
 
     # The same judge again: nothing to do, nothing to pay.
     assert dry_run(tmp, "lenient", capsys) == (0, 0.0, 0.0)
+
+
+def test_the_dry_run_warns_when_its_estimate_is_over_what_the_budget_has_left(setup, capsys):
+    _, tmp = setup
+    _, typical, _ = dry_run(tmp, "strict", capsys)
+    over = f"{typical / 2:.4f}"
+    assert run(label_args(tmp, "--dry-run", "--budget", over, judge="strict")) == 0
+    printed = capsys.readouterr()
+    err = " ".join(printed.err.split())  # the console wraps long lines
+    assert f"warning: the estimate (${typical:.4f}) is above what the budget has left" in err
+    assert f"budget cap ${float(over):.2f} for this run (spent before: $0.0000)" in " ".join(
+        printed.out.split()
+    )
+    assert run(label_args(tmp, "--dry-run", "--budget", f"{2 * typical}", judge="strict")) == 0
+    assert "above what the budget has left" not in capsys.readouterr().err
+
+    # A rerun's budget counts what the run already spent, as the run's own budget guard does.
+    assert run(label_args(tmp, judge="strict")) == 0, capsys.readouterr().err
+    paid = spent(tmp)
+    capsys.readouterr()
+    _, regrade, _ = dry_run(tmp, "lenient", capsys)
+    budget = f"{paid + regrade / 2:.6f}"
+    assert run(label_args(tmp, "--dry-run", "--budget", budget, judge="lenient")) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    left = float(budget) - paid
+    assert f"the estimate (${regrade:.4f}) is above what the budget has left (${left:.4f})" in err

@@ -274,13 +274,17 @@ def _print_estimate(
     from trouter.label.estimate import (
         TYPICAL_ANSWER_TOKENS,
         TYPICAL_JUDGE_TOKENS,
+        over_budget,
         plan_run,
         price,
     )
+    from trouter.llm.cache import CallLog
 
     try:
         planned = plan_run(items, pool, judge, options, store, run)
         cost = price(planned.todo, pool, judge, options, store)
+        # The run's budget guard counts what the run spent before against --budget: so does this.
+        spent_before = CallLog(store, run).spent() if store is not None else 0.0
     finally:
         if store is not None:
             store.close()
@@ -306,9 +310,16 @@ def _print_estimate(
     console.print(
         f"est.: answers of ~{TYPICAL_ANSWER_TOKENS} tokens, verdicts of ~{TYPICAL_JUDGE_TOKENS}; "
         "at most: every answer as long as --max-tokens and every verdict as long as the judge's "
-        "cap" + (f"; budget cap ${budget:.2f}" if budget is not None else "; no budget cap"),
+        "cap"
+        + (
+            f"; budget cap ${budget:.2f} for this run (spent before: ${spent_before:.4f})"
+            if budget is not None
+            else "; no budget cap"
+        ),
         highlight=False,
     )
+    if (warning := over_budget(cost.cost, budget, spent_before)) is not None:
+        err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
 
 
 # ---------------------------------------------------------------------------------- annotate

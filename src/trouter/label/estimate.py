@@ -173,6 +173,27 @@ def price(
     return out
 
 
+def over_budget(cost: float, budget_usd: float | None, spent_before_usd: float = 0.0) -> str | None:
+    """The warning a dry run gives when its estimate `cost` is above what the budget cap has
+    left after `spent_before_usd` (the client's budget guard counts a run's earlier spend), or
+    None when it is not (or there is no cap). One text for `trouter label` and `coldstart`.
+
+    >>> over_budget(2.0, 1.5, spent_before_usd=0.5)[:58]
+    'the estimate ($2.0000) is above what the budget has left ('
+    >>> over_budget(0.5, 1.5) is None
+    True
+    """
+    if budget_usd is None:
+        return None
+    remaining = max(0.0, budget_usd - spent_before_usd)
+    if cost <= remaining:
+        return None
+    return (
+        f"the estimate (${cost:.4f}) is above what the budget has left (${remaining:.4f}); the "
+        "run will stop at the cap, and a rerun with a larger --budget resumes it"
+    )
+
+
 def is_judged(item: SynthItem) -> bool:
     """Whether the judge grades answers to `item` (a free-text format, by its scorer family)."""
     return canonical_format(item.answer_format) == "judge"
