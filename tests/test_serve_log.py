@@ -90,6 +90,20 @@ def test_logs_summarises_spend_model_mix_fallbacks_and_errors(router, fake, tmp_
     assert run(["logs", "--db", str(db), "--since", "yesterday"]) == 2
 
 
+def test_a_store_is_found_by_its_sqlite_url_however_it_is_written(tmp_path, capsys):
+    db = tmp_path / "log.sqlite"
+    Store(f"sqlite:///{db}").close()
+    # An existing store reached by a URL with driver options is read, not called missing.
+    assert run(["logs", "--db", f"sqlite:///{db}?timeout=5"]) == 0
+    assert "no requests logged" in capsys.readouterr().err
+    read_only = f"sqlite:///file:{db}?mode=ro&uri=true"
+    assert run(["logs", "--db", read_only]) == 0
+    # A typo behind a URL naming its driver is refused like a plain path, and makes no file.
+    typo = tmp_path / "typo.sqlite"
+    assert run(["logs", "--db", f"sqlite+pysqlite:///{typo}"]) == 2
+    assert "no store at" in capsys.readouterr().err and not typo.exists()
+
+
 def test_since_accepts_spans_and_dates():
     now = datetime(2025, 6, 1, 12, tzinfo=UTC)
     assert parse_since("30m", now) == now - timedelta(minutes=30)

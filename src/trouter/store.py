@@ -154,13 +154,12 @@ class Store:
         """`must_exist`: a SQLite file that is not there is an error, not a new empty store (for
         commands that only read what a gateway or a run wrote: a typo must not look empty)."""
         self.url = url or default_url()
-        if must_exist and self.url.startswith("sqlite:///"):
-            path = Path(self.url.removeprefix("sqlite:///"))
-            if not path.is_file():
-                raise ConfigError(
-                    f"no store at {path}; give --db the file the gateway or run wrote "
-                    "(`trouter serve --db ...`), or its database URL"
-                )
+        path = sqlite_file(self.url) if must_exist else None
+        if path is not None and not path.is_file():
+            raise ConfigError(
+                f"no store at {path}; give --db the file the gateway or run wrote "
+                "(`trouter serve --db ...`), or its database URL"
+            )
         self.engine = make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
@@ -201,9 +200,24 @@ class Store:
         self.engine.dispose()
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names, whatever its driver or options (`sqlite+pysqlite:///x.db`,
+    `sqlite:///x.db?timeout=5`); None for another database, memory, or a `uri=true` URL (SQLite
+    reads that one itself)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if str(parsed.query.get("uri", "")).lower() in ("true", "1"):
+        return None
+    return Path(parsed.database)
+
+
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if (path := sqlite_file(url)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = create_engine(url, future=True)
     except Exception as exc:  # a malformed URL or a missing driver
