@@ -90,6 +90,24 @@ def test_logs_summarises_spend_model_mix_fallbacks_and_errors(router, fake, tmp_
     assert run(["logs", "--db", str(db), "--since", "yesterday"]) == 2
 
 
+def test_logs_of_a_gateway_that_answered_nothing_show_no_made_up_latency(
+    router, fake, tmp_path, capsys
+):
+    db = tmp_path / "log.sqlite"
+    app = create_app(
+        router, pool_at(router.pool_, fake.url), GatewayConfig(), Store(f"sqlite:///{db}")
+    )
+    with GatewayServer(app) as gw:
+        fake.script(Status(500), Status(500), Status(500))
+        body = {"model": "trouter", "messages": HELLO}
+        assert httpx.post(f"{gw.url}/chat/completions", json=body).status_code == 502
+    assert run(["logs", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "1 requests" in out and "errors 1 (100.0%)" in out and "HTTP statuses: 502: 1" in out
+    assert "no request was answered" in out
+    assert "latency" not in out and "answered" not in out.split("no request was answered")[1]
+
+
 def test_a_store_is_found_by_its_sqlite_url_however_it_is_written(tmp_path, capsys):
     db = tmp_path / "log.sqlite"
     Store(f"sqlite:///{db}").close()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from trouter.cli.app import app, console, err_console
+
+if TYPE_CHECKING:
+    from trouter.serve.log_summary import LogSummary
 
 
 @app.command("logs")
@@ -35,14 +38,32 @@ def logs(
         )
         return
     span = f"{s.first:%Y-%m-%d %H:%M} .. {s.last:%Y-%m-%d %H:%M}" if s.first and s.last else ""
+    # Latency is that of answered requests: with none, there is no figure to show (not 0 ms).
+    latency = (
+        f"latency p50 {s.p50_latency_ms:.1f} ms, p95 {s.p95_latency_ms:.1f} ms   "
+        if s.models
+        else ""
+    )
     console.print(
         f"[bold]{s.requests}[/] requests {span}   spend [bold]${_money(s.spend)}[/]   "
         f"tokens {s.tokens_in} in / {s.tokens_out} out\n"
         f"errors {s.errors} ({s.error_rate:.1%})   requests with fallbacks {s.fallback_requests} "
-        f"({s.fallbacks} fallbacks)   latency p50 {s.p50_latency_ms:.1f} ms, p95 {s.p95_latency_ms:.1f} ms   "
+        f"({s.fallbacks} fallbacks)   {latency}"
         f"router overhead mean {s.mean_overhead_ms:.2f} ms",
         highlight=False,
     )
+    if s.models:
+        console.print(_model_table(s))
+    else:
+        console.print("no request was answered", highlight=False)
+    console.print(
+        "HTTP statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(s.statuses.items())),
+        highlight=False,
+    )
+
+
+def _model_table(s: LogSummary) -> Table:
+    """One row per model that answered: its share, spend, tokens, latency and scores."""
     table = Table(
         "model",
         "answered",
@@ -68,11 +89,7 @@ def logs(
             str(m.scored),
             "" if m.mean_score is None else f"{m.mean_score:.3f}",
         )
-    console.print(table)
-    console.print(
-        "HTTP statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(s.statuses.items())),
-        highlight=False,
-    )
+    return table
 
 
 def _money(dollars: float) -> str:
