@@ -290,14 +290,10 @@ def _print_plan(job: Coldstart, plan: RunPlan) -> None:
         soft_wrap=True,
         highlight=False,
     )
-    remaining = plan.remaining_usd
-    if remaining is not None and plan.cost > remaining:
-        err_console.print(
-            f"[yellow]warning:[/] the estimate (${plan.cost:.4f}) is above what the budget has "
-            f"left (${remaining:.4f}); the run will stop at the cap, and a rerun with a larger "
-            "--budget resumes it",
-            soft_wrap=True,
-        )
+    from trouter.label.estimate import over_budget
+
+    if (warning := over_budget(plan.cost, plan.budget_usd, plan.spent_before_usd)) is not None:
+        err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
 
 
 def _print_summary(s: Summary) -> None:

@@ -69,12 +69,6 @@ class RunPlan:
     def calls(self) -> int:
         return sum(s.calls for s in self.steps)
 
-    @property
-    def remaining_usd(self) -> float | None:
-        if self.budget_usd is None:
-            return None
-        return max(0.0, self.budget_usd - self.spent_before_usd)
-
     def pending(self) -> list[str]:
         return [s.step for s in self.steps if s.status != "done"]
 
