@@ -109,6 +109,35 @@ def test_a_model_paced_past_the_deadline_falls_back_or_is_a_429(router, tmp_path
     assert 50 <= int(named.headers["retry-after"]) <= 60
 
 
+def test_a_model_with_both_limits_turns_away_at_once_a_request_its_pacing_cannot_start(
+    router, tmp_path
+):
+    # small: one request at a time, one start per 1.5 s; the deadline is 2.2 s. A starts at
+    # once; B takes the next turn (1.5 s on) and holds small's only slot while it waits for it;
+    # C's earliest turn is 3 s on, past its deadline, which is known at once: C goes straight
+    # to medium instead of waiting for B's slot to learn it, with less time left to fall back.
+    arrivals = Arrivals()
+    with (
+        FakeOpenAI(arrivals) as fake,
+        served(
+            router, fake, tmp_path, deadline=2.2, max_concurrency=1, requests_per_minute=40
+        ) as gw,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        lane = gw.app.state.gateway.forwarder.admission.lanes["small"]
+        assert ask(gw, "trouter").headers["x-trouter-model"] == "small"  # A
+        b = pool.submit(ask, gw, "trouter")
+        until = time.monotonic() + 10
+        while lane.next_start - time.monotonic() < 2.0:  # B has taken the next turn
+            assert time.monotonic() < until, "B never reached small's pacing"
+            time.sleep(0.01)
+        c = ask(gw, "trouter")
+        assert not b.done()  # B is still waiting for its turn
+        assert (c.status_code, c.headers["x-trouter-model"]) == (200, "medium")
+        assert b.result().headers["x-trouter-model"] == "small"
+    assert [model for model, _ in arrivals.times] == ["small-id", "medium-id", "small-id"]
+
+
 def test_a_stream_holds_its_slot_until_it_ends(router, tmp_path):
     arrivals = Arrivals()
     with (

@@ -3,9 +3,10 @@
 
 A request waits for a free slot of its model, within its deadline, and holds it until its
 response is read (a stream: until the stream is closed). A model's pacing is known in advance,
-so a request it would start after the deadline is turned away at once, and the forwarder falls
-back to the next model with the time that is left; a request that waited for a slot until the
-deadline is turned away then. The forwarder counts both as a 429 of that model.
+so a request it would start after the deadline is turned away at once (before any wait for a
+slot), and the forwarder falls back to the next model with the time that is left; a request
+that waited for a slot until the deadline is turned away then. The forwarder counts both as a
+429 of that model.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ class Admission:
         lane = self.lanes.get(name)
         if lane is None:
             return None
+        # Its pacing turn is no sooner than the next free one: if even that is past the
+        # deadline, say so now rather than after waiting for a slot (the wait would only use
+        # up the time the next model of the chain could have had).
+        if (late := _paced_past(name, lane, deadline)) is not None:
+            return late
         semaphore = lane.semaphore
         if semaphore.locked():
             try:
@@ -70,15 +76,9 @@ class Admission:
         else:
             await semaphore.acquire()  # a free slot: returns without waiting
         if lane.interval > 0:
-            now = time.monotonic()
-            wait = max(now, lane.next_start) - now
-            if now + wait > deadline:
+            if (late := _paced_past(name, lane, deadline)) is not None:
                 semaphore.release()
-                return NoSlot(
-                    f"{name}'s requests_per_minute lets a request start in {wait:.3g} s, "
-                    "after the deadline",
-                    retry_after=str(max(1, math.ceil(wait))),
-                )
+                return late
             try:
                 await lane.pace()
             except BaseException:  # cancelled while paced: the slot is not used
@@ -90,3 +90,18 @@ class Admission:
         lane = self.lanes.get(name)
         if lane is not None:
             lane.semaphore.release()
+
+
+def _paced_past(name: str, lane: Lane, deadline: float) -> NoSlot | None:
+    """Why `name` cannot start a request before `deadline`: its next pacing turn is after it
+    (None when it is not, or the model is not paced)."""
+    if lane.interval <= 0:
+        return None
+    now = time.monotonic()
+    wait = max(now, lane.next_start) - now
+    if now + wait <= deadline:
+        return None
+    return NoSlot(
+        f"{name}'s requests_per_minute lets a request start in {wait:.3g} s, after the deadline",
+        retry_after=str(max(1, math.ceil(wait))),
+    )
