@@ -44,6 +44,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from trouter.errors import ConfigError
 from trouter.paths import home
 
+#: What SQLite and Postgres say when a CREATE finds its table or index made meanwhile.
+_RACED = ("already exists", "duplicate")
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -173,7 +176,19 @@ class Store:
             ) from None
 
     def create_all(self) -> None:
-        Base.metadata.create_all(self.engine)
+        # Processes opening a fresh database together (replicas starting at once) race to
+        # create its tables: a CREATE that finds its table or index just made by another is no
+        # failure, and the next pass skips what is there. Each lost race means another made
+        # progress, so the passes are bounded by the number of things to create.
+        passes = 2 * len(Base.metadata.tables) + 1
+        for n in range(passes):
+            try:
+                Base.metadata.create_all(self.engine)
+                break
+            except SQLAlchemyError as exc:
+                reason = str(getattr(exc, "orig", None) or exc).lower()
+                if n == passes - 1 or not any(word in reason for word in _RACED):
+                    raise
         self.identity()  # made with the store, so copies of it share it
 
     def identity(self) -> str:
