@@ -132,7 +132,7 @@ def test_answers_read_from_the_cache_do_not_reset_a_models_failure_count(setup, 
     half = label_args(tmp, "--run", "half", judge="strict")
     half[1] = str(tmp / "half.jsonl")
     assert run(half) == 0, capsys.readouterr().err
-    dear_asked = requests_of(server, "dear")
+    before = len(server.completions)
     capsys.readouterr()
 
     # Then dear's endpoint dies. Its queue alternates a cached answer and a call that fails:
@@ -144,7 +144,7 @@ def test_answers_read_from_the_cache_do_not_reset_a_models_failure_count(setup, 
     assert len(lines) == 1 and "Traceback" not in err, err
     assert f"first {DOWN_AFTER} calls to 'dear' failed" in lines[0], lines[0]
     uncached = len(items) - len(items[::2])
-    asked = {r.last_user for r in server.completions[dear_asked:] if r.model == "dear"}
+    asked = {r.last_user for r in server.completions[before:] if r.model == "dear"}
     assert len(asked) < uncached  # stopped before asking about every item the cache lacks
 
 
