@@ -43,6 +43,7 @@ COMMAND_MODULES = (
     "trouter.cli.data",
     "trouter.cli.synth",
     "trouter.cli.label",
+    "trouter.cli.annotate",
     "trouter.cli.coldstart",
 )
 EXIT_USER_ERROR = 2
