@@ -9,6 +9,7 @@ The router is a `single` router that always picks `small` (chain small -> medium
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import time
@@ -23,7 +24,7 @@ from trouter.routers.registry import make_router
 from trouter.serve import GatewayConfig, create_app
 from trouter.serve.admission import Admission
 from trouter.serve.testing import GatewayServer, pool_at
-from trouter.store import Store
+from trouter.store import DecisionLog, Store
 from trouter.testing import FakeOpenAI, Reply
 
 HELLO = [{"role": "user", "content": "hello"}]
@@ -136,6 +137,57 @@ def test_a_model_with_both_limits_turns_away_at_once_a_request_its_pacing_cannot
         assert (c.status_code, c.headers["x-trouter-model"]) == (200, "medium")
         assert b.result().headers["x-trouter-model"] == "small"
     assert [model for model, _ in arrivals.times] == ["small-id", "medium-id", "small-id"]
+
+
+def test_a_client_that_leaves_while_waiting_for_a_slot_gives_up_its_turn(router, tmp_path):
+    # small takes one request at a time and A holds it for 0.8 s. Five clients give up after
+    # 0.2 s, while waiting for that slot: their requests must not take their turns later (an
+    # upstream call each, paid, that nobody reads), nor make the next client wait behind them.
+    arrivals = Arrivals(delay=0.8)
+    hello = {"model": "small", "messages": HELLO}
+    with (
+        FakeOpenAI(arrivals) as fake,
+        served(router, fake, tmp_path, deadline=10.0, max_concurrency=1) as gw,
+        ThreadPoolExecutor(6) as pool,
+    ):
+        a = pool.submit(ask, gw)
+        until = time.monotonic() + 10
+        while not arrivals.times:  # A holds the slot
+            assert time.monotonic() < until, "A never reached the upstream"
+            time.sleep(0.01)
+
+        def leave_early(_: int) -> None:
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(f"{gw.url}/chat/completions", json=hello, timeout=0.2)
+
+        list(pool.map(leave_early, range(5)))
+        assert a.result().status_code == 200
+        b = ask(gw)
+        assert b.status_code == 200
+    assert len(arrivals.times) == 2  # A and B only
+    with Store(f"sqlite:///{tmp_path / 'log.sqlite'}").session() as s:
+        rows = s.query(DecisionLog).all()
+    left = [r for r in rows if r.status == "client_closed"]
+    assert len(rows) == 7 and len(left) == 5
+    assert all(r.http_status == 499 and r.cost == 0 and "left" in r.error for r in left)
+
+
+async def test_a_client_leaving_a_paced_wait_frees_the_slot_but_not_the_turn():
+    admission = Admission.for_pool(
+        Pool.of([ModelSpec(name="m", max_concurrency=1, requests_per_minute=60)])
+    )
+    lane, deadline = admission.lanes["m"], time.monotonic() + 30
+    assert await admission.enter("m", deadline) is None  # starts now; the next turn in 1 s
+    admission.leave("m")
+    gone = asyncio.Event()
+    waiting = asyncio.create_task(admission.enter("m", deadline, gone.wait))
+    await asyncio.sleep(0.05)
+    assert lane.semaphore.locked()  # held while it waits for its turn
+    gone.set()
+    refused = await waiting
+    assert refused is not None and refused.client_left and not lane.semaphore.locked()
+    # The turn it gave up stays taken: the next request starts one interval later.
+    assert lane.next_start - time.monotonic() > 1.5
 
 
 def test_a_stream_holds_its_slot_until_it_ends(router, tmp_path):

@@ -6,7 +6,8 @@ response is read (a stream: until the stream is closed). A model's pacing is kno
 so a request it would start after the deadline is turned away at once (before any wait for a
 slot), and the forwarder falls back to the next model with the time that is left; a request
 that waited for a slot until the deadline is turned away then. The forwarder counts both as a
-429 of that model.
+429 of that model. A client that goes away while its request waits ends the wait (logged as
+client-closed), so an answer nobody will read takes no one's turn.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from trouter.llm.limits import Lane
@@ -30,6 +32,11 @@ class NoSlot:
     message: str
     retry_after: str | None = None  # seconds, when the pacing tells when it could start
     deadline_hit: bool = False
+    client_left: bool = False  # the client went away while the request waited
+
+
+#: Returns once the request's client has gone away (e.g. its connection closed).
+ClientLeft = Callable[[], Awaitable[object]]
 
 
 class Admission:
@@ -52,9 +59,14 @@ class Admission:
             }
         )
 
-    async def enter(self, name: str, deadline: float) -> NoSlot | None:
+    async def enter(
+        self, name: str, deadline: float, left: ClientLeft | None = None
+    ) -> NoSlot | None:
         """Take a slot of `name` and its pacing turn (None), or say why not before `deadline`
-        (`time.monotonic()` seconds). Every None must be matched by one `leave(name)`."""
+        (`time.monotonic()` seconds). Every None must be matched by one `leave(name)`.
+
+        `left`: while the request waits (for a slot or its turn), a client that goes away ends
+        the wait, so a request nobody will read takes no one's turn at the model."""
         lane = self.lanes.get(name)
         if lane is None:
             return None
@@ -65,10 +77,10 @@ class Admission:
             return late
         semaphore = lane.semaphore
         if semaphore.locked():
-            try:
-                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    await semaphore.acquire()
-            except TimeoutError:
+            waited = await _wait(semaphore.acquire(), deadline, left, undo=semaphore.release)
+            if waited == _LEFT:
+                return _gone(name)
+            if waited == _LATE:
                 return NoSlot(
                     f"{name} had no free slot of its max_concurrency before the deadline",
                     deadline_hit=True,
@@ -79,11 +91,21 @@ class Admission:
             if (late := _paced_past(name, lane, deadline)) is not None:
                 semaphore.release()
                 return late
-            try:
-                await lane.pace()
-            except BaseException:  # cancelled while paced: the slot is not used
-                semaphore.release()
-                raise
+            # The turn is taken now, as `Lane.pace` takes it, in the step that checked it; a
+            # turn given up (the client left, or cancelled) stays taken: the pacing never lets
+            # more requests start than it promises, only fewer.
+            now = time.monotonic()
+            start = max(now, lane.next_start)
+            lane.next_start = start + lane.interval
+            if start > now:
+                try:
+                    waited = await _wait(asyncio.sleep(start - now), None, left)
+                except BaseException:  # cancelled while paced: the slot is not used
+                    semaphore.release()
+                    raise
+                if waited == _LEFT:
+                    semaphore.release()
+                    return _gone(name)
         return None
 
     def leave(self, name: str) -> None:
@@ -105,3 +127,54 @@ def _paced_past(name: str, lane: Lane, deadline: float) -> NoSlot | None:
         f"{name}'s requests_per_minute lets a request start in {wait:.3g} s, after the deadline",
         retry_after=str(max(1, math.ceil(wait))),
     )
+
+
+_DONE, _LATE, _LEFT = "done", "late", "left"
+
+
+async def _wait(
+    step: Awaitable[object],
+    deadline: float | None,
+    left: ClientLeft | None,
+    undo: Callable[[], None] | None = None,
+) -> str:
+    """Await `step` until it is done, the `deadline` passes, or the client leaves; `undo`
+    gives back what `step` took when it finished but its result is not used."""
+    task = asyncio.ensure_future(step)
+    watch = asyncio.ensure_future(left()) if left is not None else None
+    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+    try:
+        await asyncio.wait(
+            {task} if watch is None else {task, watch},
+            timeout=timeout,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    except BaseException:  # cancelled: nothing taken may be kept
+        _drop(task, undo)
+        if watch is not None:
+            watch.cancel()
+        raise
+    if watch is not None:
+        watch.cancel()
+        if watch.done() and not watch.cancelled():
+            watch.exception()  # retrieved: a watch that failed, failed with the connection
+            _drop(task, undo)
+            return _LEFT
+    if task.done() and not task.cancelled():
+        task.result()  # a failed step raises here
+        return _DONE
+    _drop(task, undo)
+    return _LATE
+
+
+def _drop(task: asyncio.Future[object], undo: Callable[[], None] | None) -> None:
+    """Stop `task`; if it already finished, give back what it took. (A semaphore's `acquire`
+    cancelled before it resumes gives its slot back itself.)"""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled() and task.exception() is None and undo is not None:
+        undo()
+
+
+def _gone(name: str) -> NoSlot:
+    return NoSlot(f"the client left while the request waited for {name}", client_left=True)

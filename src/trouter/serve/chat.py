@@ -9,6 +9,7 @@ get it (its other chunks carry `"usage": null`, which OpenAI clients ignore). Th
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -66,8 +67,8 @@ async def _answer(gw: Gateway, request: Request, trace: Trace) -> Response:
         trace.requested, trace.stream = chat.model, chat.stream
         chain = await _decide(gw, chat, trace)
         if chat.stream:
-            return await _stream(gw, chat, chain, deadline, trace)
-        return await _complete(gw, chat, chain, deadline, trace)
+            return await _stream(gw, request, chat, chain, deadline, trace)
+        return await _complete(gw, request, chat, chain, deadline, trace)
     except GatewayError as exc:
         trace.fail(exc.status, exc.message)
         await _finish(gw, trace)
@@ -113,9 +114,16 @@ async def _decide(gw: Gateway, chat: ChatRequest, trace: Trace) -> tuple[str, ..
 
 
 async def _complete(
-    gw: Gateway, chat: ChatRequest, chain: tuple[str, ...], deadline: float, trace: Trace
+    gw: Gateway,
+    request: Request,
+    chat: ChatRequest,
+    chain: tuple[str, ...],
+    deadline: float,
+    trace: Trace,
 ) -> Response:
-    outcome = await gw.forwarder.complete(chat.body, chain, deadline, trace.attempts)
+    outcome = await gw.forwarder.complete(
+        chat.body, chain, deadline, trace.attempts, functools.partial(_client_left, request)
+    )
     _count_failures(gw, trace.attempts)
     if isinstance(outcome, Answer):
         trace.final_model = outcome.model
@@ -127,11 +135,18 @@ async def _complete(
         )
     if isinstance(outcome, Refusal):
         return await _refused(gw, trace, outcome)
+    if trace.attempts.client_left:
+        return await _left(gw, trace)
     raise _exhausted(trace.attempts)
 
 
 async def _stream(
-    gw: Gateway, chat: ChatRequest, chain: tuple[str, ...], deadline: float, trace: Trace
+    gw: Gateway,
+    request: Request,
+    chat: ChatRequest,
+    chain: tuple[str, ...],
+    deadline: float,
+    trace: Trace,
 ) -> Response:
     body = chat.body
     hide_usage = False
@@ -139,13 +154,17 @@ async def _stream(
         options = body.get("stream_options") or {}
         body = {**body, "stream_options": {**options, "include_usage": True}}
         hide_usage = True
-    opened = await gw.forwarder.open_stream(body, chain, deadline, trace.attempts)
+    opened = await gw.forwarder.open_stream(
+        body, chain, deadline, trace.attempts, functools.partial(_client_left, request)
+    )
     _count_failures(gw, trace.attempts)
     if isinstance(opened, OpenStream):
         trace.final_model = opened.model
         return _Relayed(gw, trace, opened, hide_usage, chat.body["messages"])
     if isinstance(opened, Refusal):
         return await _refused(gw, trace, opened)
+    if trace.attempts.client_left:
+        return await _left(gw, trace)
     raise _exhausted(trace.attempts)
 
 
@@ -315,6 +334,28 @@ async def _refused(gw: Gateway, trace: Trace, refusal: Refusal) -> Response:
     await _finish(gw, trace)
     return Response(
         refusal.body, refusal.status, headers=trace.headers(), media_type=refusal.content_type
+    )
+
+
+async def _client_left(request: Request) -> None:
+    """Returns once the client has closed its connection (its body is read by then, so the
+    server has nothing else to tell)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _left(gw: Gateway, trace: Trace) -> Response:
+    """The client went away while its request waited for a model's admission: logged as
+    client-closed, with nothing asked of any upstream since."""
+    trace.fail(
+        CLIENT_CLOSED,
+        "the client left while the request waited for a model's max_concurrency or "
+        "requests_per_minute",
+        status="client_closed",
+    )
+    await _finish(gw, trace)
+    return GatewayError(trace.http_status, trace.error, kind=UPSTREAM_ERROR).response(
+        trace.headers()
     )
 
 

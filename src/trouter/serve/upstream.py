@@ -30,7 +30,7 @@ import aiohttp
 from trouter.llm.endpoint import resolve_endpoint
 from trouter.llm.errors import ErrorKind, kind_of_status
 from trouter.pool import Pool
-from trouter.serve.admission import Admission
+from trouter.serve.admission import Admission, ClientLeft
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,7 @@ class Attempts:
 
     failures: list[Failure] = field(default_factory=list)
     deadline_hit: bool = False
+    client_left: bool = False  # the client went away while the request waited for a model
 
 
 def falls_back(status: int) -> bool:
@@ -176,14 +177,19 @@ class Forwarder:
         self.session = session
         self.admission = admission
 
-    async def _admit(self, name: str, deadline: float, attempts: Attempts) -> bool:
+    async def _admit(
+        self, name: str, deadline: float, attempts: Attempts, left: ClientLeft | None
+    ) -> bool:
         """Whether a request may start at `name` now (then `_release(name)` after); if not,
-        the 429-like failure is recorded."""
+        the 429-like failure is recorded (or that the client left, which is no failure)."""
         if self.admission is None:
             return True
-        refused = await self.admission.enter(name, deadline)
+        refused = await self.admission.enter(name, deadline, left)
         if refused is None:
             return True
+        if refused.client_left:
+            attempts.client_left = True
+            return False
         attempts.deadline_hit = attempts.deadline_hit or refused.deadline_hit
         attempts.failures.append(
             Failure(name, RATE_LIMIT, refused.message, status=429, retry_after=refused.retry_after)
@@ -204,15 +210,19 @@ class Forwarder:
         deadline: float,
         attempts: Attempts,
         once: Callable[[str], Awaitable[_Outcome]],
+        left: ClientLeft | None,
     ) -> _Outcome | None:
         """`once(name)` at each model of `chain` in turn, each within its admission, until one
-        gives an outcome; None when every model failed or time ran out. An open stream keeps
-        its model's slot until it is closed; any other outcome gives it back at once."""
+        gives an outcome; None when every model failed, time ran out, or the client left while
+        waiting for a model. An open stream keeps its model's slot until it is closed; any
+        other outcome gives it back at once."""
         for name in chain:
             if deadline - time.monotonic() <= 0:
                 attempts.deadline_hit = True
                 return None
-            if not await self._admit(name, deadline, attempts):
+            if not await self._admit(name, deadline, attempts, left):
+                if attempts.client_left:
+                    return None
                 continue
             try:
                 outcome = await once(name)
@@ -228,14 +238,20 @@ class Forwarder:
         return None
 
     async def complete(
-        self, body: dict[str, Any], chain: Sequence[str], deadline: float, attempts: Attempts
+        self,
+        body: dict[str, Any],
+        chain: Sequence[str],
+        deadline: float,
+        attempts: Attempts,
+        left: ClientLeft | None = None,
     ) -> Answer | Refusal | None:
-        """The first usable answer along `chain`; None when every model failed or time ran out."""
+        """The first usable answer along `chain`; None when every model failed or time ran out
+        (or, `left` given, the client left while the request waited for a model's admission)."""
 
         async def once(name: str) -> Answer | Refusal | None:
             return await self._complete_once(name, body, deadline, attempts)
 
-        return await self._along(chain, deadline, attempts, once)
+        return await self._along(chain, deadline, attempts, once, left)
 
     async def _complete_once(
         self, name: str, body: dict[str, Any], deadline: float, attempts: Attempts
@@ -283,7 +299,12 @@ class Forwarder:
         )
 
     async def open_stream(
-        self, body: dict[str, Any], chain: Sequence[str], deadline: float, attempts: Attempts
+        self,
+        body: dict[str, Any],
+        chain: Sequence[str],
+        deadline: float,
+        attempts: Attempts,
+        left: ClientLeft | None = None,
     ) -> OpenStream | Refusal | None:
         """Like `complete`, for `stream: true`: succeeds once the first body bytes arrive.
         The stream holds its model's slot until it is closed."""
@@ -291,7 +312,7 @@ class Forwarder:
         async def once(name: str) -> OpenStream | Refusal | None:
             return await self._open_once(name, body, deadline, attempts)
 
-        return await self._along(chain, deadline, attempts, once)
+        return await self._along(chain, deadline, attempts, once, left)
 
     async def _open_once(
         self, name: str, body: dict[str, Any], deadline: float, attempts: Attempts
