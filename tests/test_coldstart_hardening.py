@@ -402,6 +402,16 @@ def test_the_dry_run_after_another_max_tokens_counts_the_answers_asked_again(job
     assert planned_calls("--max-tokens", "64") >= 4 * ITEMS_PER_LEAF * len(POOL)
 
 
+def test_the_dry_run_finds_the_store_whatever_its_sqlite_url_says(job, capsys):
+    db = ("--db", f"sqlite:///{job.tmp / 'elsewhere.sqlite'}?timeout=5")
+    assert run(job.args("run", *db)) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    # A forced labels step is answered from the store's cache: nothing to pay, if it is found.
+    assert run(job.args("run", "--dry-run", "--force", "labels", *db)) == 0
+    out = capsys.readouterr().out
+    assert int(re.search(r"total\s*│\s*│\s*(\d+)", out).group(1)) == 0, out
+
+
 def labels_estimate(job: Job, judge: str | None = None, force: tuple[str, ...] = ()):
     """The labels step of the plan `trouter coldstart --dry-run` prints for this job."""
     from trouter.coldstart import Coldstart, ColdstartOptions

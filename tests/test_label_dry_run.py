@@ -139,3 +139,13 @@ def test_the_dry_run_warns_when_its_estimate_is_over_what_the_budget_has_left(se
     err = " ".join(capsys.readouterr().err.split())
     left = float(budget) - paid
     assert f"the estimate (${regrade:.4f}) is above what the budget has left (${left:.4f})" in err
+
+
+def test_the_dry_run_finds_the_store_whatever_its_sqlite_url_says(setup, capsys):
+    _, tmp = setup
+    db = f"sqlite:///{tmp / 'elsewhere.sqlite'}?timeout=5"  # options after the file name
+    assert run(label_args(tmp, "--db", db, judge="strict")) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert run(label_args(tmp, "--dry-run", "--db", db, judge="strict")) == 0
+    total = table_row(capsys.readouterr().out, "total")
+    assert total[1:] == ["0", "0.0000", "0.0000"]  # everything stored: nothing to pay

@@ -248,10 +248,11 @@ async def _label(
 def _existing_store(db: str | None, out: Path) -> Store | None:
     """The store `open_store` would open, or None when there is none yet (a dry run makes
     none)."""
-    from trouter.store import Store, url_for
+    from trouter.store import Store, sqlite_file, url_for
 
     url = url_for(out.resolve().parent / "trouter.sqlite" if db is None else db)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+    path = sqlite_file(url)  # None: another database, held by its server
+    if path is not None and not path.is_file():
         return None
     return Store(url)
 

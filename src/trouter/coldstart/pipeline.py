@@ -247,9 +247,10 @@ class Coldstart:
 
     # ------------------------------------------------------------------ store
     def _store_exists(self) -> bool:
-        if not self.url.startswith("sqlite:///"):
-            return True
-        return Path(self.url.removeprefix("sqlite:///")).is_file()
+        from trouter.store import sqlite_file
+
+        path = sqlite_file(self.url)  # None: another database, held by its server
+        return path is None or path.is_file()
 
     def store(self) -> Store:
         """The job's store (opened, and created, on first use)."""
