@@ -24,7 +24,7 @@ from trouter.serve import GatewayConfig
 from trouter.serve.testing import logged, pool_at, serving
 from trouter.store import DecisionLog, Store
 from trouter.testing import FakeOpenAI, Malformed, Reply
-from trouter.tokens import estimate_message_tokens
+from trouter.tokens import estimate_message_tokens, estimate_tokens
 
 KEY = "sk-client-test-key"
 AUTH = {"authorization": f"Bearer {KEY}"}
@@ -121,42 +121,95 @@ def wait_for_row(store, request_id, timeout=5.0):
     raise AssertionError(f"no row for {request_id}")
 
 
-def prompt_cost(model: str, tokens: int) -> float:
+def cost(model: str, tokens_in: int, tokens_out: int) -> float:
     from factories import TOY_PRICES
 
-    return tokens * TOY_PRICES[model][0] / 1e6
+    return (tokens_in * TOY_PRICES[model][0] + tokens_out * TOY_PRICES[model][1]) / 1e6
 
 
-def test_a_stream_the_client_left_is_charged_its_prompt(gateway, fake, store):
+def _metric(gateway, line_start: str) -> float:
+    text = httpx.get(gateway.url.removesuffix("/v1") + "/metrics", headers=AUTH).text
+    return next(
+        float(x.removeprefix(line_start)) for x in text.splitlines() if x.startswith(line_start)
+    )
+
+
+def _spend(gateway, model: str) -> float:
+    return _metric(gateway, f'trouter_spend_dollars_total{{model="{model}"}} ')
+
+
+def _tokens(gateway, model: str, direction: str) -> float:
+    return _metric(gateway, f'trouter_tokens_total{{direction="{direction}",model="{model}"}} ')
+
+
+def _relayed_text(sse: bytes) -> str:
+    """The content of the whole chunks among `sse` (a cut stream's relayed bytes)."""
+    text = ""
+    for event in sse.decode().split("\n\n")[:-1]:
+        data = event.removeprefix("data: ")
+        if data.startswith("{"):
+            chunk = json.loads(data)
+            text += "".join(c["delta"].get("content") or "" for c in chunk.get("choices", []))
+    return text
+
+
+def test_a_stream_the_client_left_is_charged_its_prompt_and_the_output_relayed(
+    gateway, fake, store
+):
+    # Cut before the usage chunk: the upstream was still paid for the words it had sent, so
+    # the row charges the prompt and those words (estimated), not the prompt alone.
     fake.script(Reply(content="w " * 50, chunk_delay=0.05), model="small-id")
+    before = _spend(gateway, "small"), _tokens(gateway, "small", "output")
+    seen = b""
     with (
         httpx.Client(base_url=gateway.url) as c,
         c.stream("POST", "/chat/completions", json=STREAM, headers=AUTH) as r,
     ):
-        next(r.iter_raw())
+        for raw in r.iter_raw():
+            seen += raw
+            if "w" in _relayed_text(seen):
+                break  # the client leaves once it has read some of the answer
         request_id = r.headers["x-trouter-request-id"]
     row = wait_for_row(store, request_id)
     tokens = estimate_message_tokens(STREAM["messages"])
     assert (row.status, row.http_status, row.tokens_in) == ("client_closed", 499, tokens)
-    assert row.cost == pytest.approx(prompt_cost("small", tokens)) and row.cost > 0
-    assert "estimated prompt tokens" in row.error
+    assert row.tokens_out >= estimate_tokens(_relayed_text(seen)) >= 1
+    assert row.tokens_out <= estimate_tokens("w " * 50)
+    assert row.cost == pytest.approx(cost("small", tokens, row.tokens_out))
+    assert "estimated prompt tokens" in row.error and "estimated output tokens" in row.error
+    # Prometheus counts what the log charges.
+    assert _spend(gateway, "small") - before[0] == pytest.approx(row.cost)
+    assert _tokens(gateway, "small", "output") - before[1] == row.tokens_out
 
 
-def _spend(gateway, model: str) -> float:
-    text = httpx.get(gateway.url.removesuffix("/v1") + "/metrics", headers=AUTH).text
-    line = f'trouter_spend_dollars_total{{model="{model}"}} '
-    return next(float(x.removeprefix(line)) for x in text.splitlines() if x.startswith(line))
-
-
-def test_a_stream_failing_mid_way_is_charged_its_prompt(gateway, fake, store):
+def test_a_stream_failing_mid_way_is_charged_its_prompt_and_the_output_relayed(
+    gateway, fake, store
+):
+    # The role chunk, "a " and "b " are relayed, then the upstream drops the connection.
     fake.script(Reply(content="a b c d e f", drop_after_chunks=3), model="small-id")
-    before = _spend(gateway, "small")
+    before = _spend(gateway, "small"), _tokens(gateway, "small", "output")
     r = httpx.post(f"{gateway.url}/chat/completions", json=STREAM, headers=AUTH, timeout=10)
     row = logged(store, r.headers["x-trouter-request-id"])
     assert (row.status, row.http_status) == ("error", 502)
-    assert row.tokens_in == estimate_message_tokens(STREAM["messages"]) and row.cost > 0
-    # Prometheus' spend counts it too, as the log does (it counted answered requests only).
-    assert _spend(gateway, "small") - before == pytest.approx(row.cost)
+    assert _relayed_text(r.content) == "a b "
+    tokens_in, tokens_out = estimate_message_tokens(STREAM["messages"]), estimate_tokens("a b ")
+    assert (row.tokens_in, row.tokens_out) == (tokens_in, tokens_out)
+    assert row.cost == pytest.approx(cost("small", tokens_in, tokens_out))
+    # Prometheus' spend and tokens count it too, as the log does.
+    assert _spend(gateway, "small") - before[0] == pytest.approx(row.cost)
+    assert _tokens(gateway, "small", "output") - before[1] == tokens_out
+
+
+def test_a_stream_cut_after_its_usage_chunk_is_charged_by_that_usage(gateway, fake, store):
+    # An answer chunk and the usage chunk arrive; [DONE] never does.
+    answer = '{"id": "x", "choices": [{"index": 0, "delta": {"content": "a b c"}}]}'
+    usage = '{"id": "x", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 7}}'
+    fake.script(Malformed(f"{answer}\n\ndata: {usage}"), model="small-id")
+    r = httpx.post(f"{gateway.url}/chat/completions", json=STREAM, headers=AUTH, timeout=10)
+    row = logged(store, r.headers["x-trouter-request-id"])
+    assert (row.status, row.http_status, row.tokens_in, row.tokens_out) == ("error", 502, 5, 7)
+    assert row.cost == pytest.approx(cost("small", 5, 7))
+    assert "estimated" not in row.error
 
 
 @pytest.mark.slow
@@ -202,4 +255,5 @@ def test_a_forced_shutdown_mid_stream_is_logged_as_a_shutdown(router, fake, tmp_
             proc.wait(10)
     row = logged(Store(f"sqlite:///{db}"), request_id)
     assert (row.status, row.http_status) == ("shutdown", 503), row.error
-    assert "shut down" in row.error and row.tokens_in > 0 and row.cost > 0
+    assert "shut down" in row.error and row.tokens_in > 0 and row.tokens_out > 0
+    assert row.cost == pytest.approx(cost("small", row.tokens_in, row.tokens_out))

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from trouter.serve.cut import RelayedOutput, charge_cut
 from trouter.serve.errors import (
     SERVER_ERROR,
     UPSTREAM_ERROR,
@@ -31,7 +32,6 @@ from trouter.serve.errors import (
 from trouter.serve.request import ChatRequest, parse_chat_request, read_body
 from trouter.serve.trace import Trace
 from trouter.serve.upstream import Answer, Attempts, OpenStream, Refusal
-from trouter.tokens import estimate_message_tokens
 
 if TYPE_CHECKING:
     from trouter.serve.app import Gateway
@@ -182,6 +182,7 @@ class _Relayed(StreamingResponse):
         messages: list[dict[str, Any]],
     ) -> None:
         self.gw, self.trace, self.opened, self.messages = gw, trace, opened, messages
+        self.output = RelayedOutput()  # what was relayed, to charge if the stream is cut
         self.started = False
         super().__init__(
             _relay(gw, trace, opened, hide_usage, self),
@@ -195,7 +196,7 @@ class _Relayed(StreamingResponse):
         finally:
             self.opened.close()
             if not self.started:
-                _cut(self.gw, self.trace, self.messages)
+                _cut(self.gw, self.trace, self)
 
 
 async def _relay(
@@ -229,6 +230,8 @@ async def _relay(
                     continue  # the usage chunk this client did not ask for
                 else:
                     out.append(event + b"\n\n")
+                    if not trace.usage_seen:
+                        relayed.output.add(data)
             if out:
                 yield b"".join(out)
             if broken:
@@ -249,14 +252,14 @@ async def _relay(
         yield b"data: " + failure.body() + b"\n\n"
         return
     except (asyncio.CancelledError, GeneratorExit):
-        _cut(gw, trace, relayed.messages)
+        _cut(gw, trace, relayed)
         raise
     finally:
         opened.close()  # frees the model's slot now, before the row is written
     if broken:
         message = f"upstream model {opened.model!r} {broken}"
         trace.fail(502, message)
-        _charge_prompt(gw, trace, relayed.messages)
+        charge_cut(gw, trace, relayed.messages, relayed.output)
         gw.metrics.failure(opened.model, "mid_stream", fell_back=False)
         await _finish(gw, trace)
         yield (
@@ -270,42 +273,28 @@ async def _relay(
     yield DONE + b"\n\n"
 
 
-def _cut(gw: Gateway, trace: Trace, messages: list[dict[str, Any]]) -> None:
+def _cut(gw: Gateway, trace: Trace, relayed: _Relayed) -> None:
     """Log a stream cut short by the client leaving, or by a forced shutdown of the gateway
     (the only other way its task is cancelled). Cannot await: the task is being cancelled."""
-    _cancelled(gw, trace, "during the stream", messages)
+    _cancelled(gw, trace, "during the stream", relayed)
 
 
-def _cancelled(
-    gw: Gateway, trace: Trace, when: str, messages: list[dict[str, Any]] | None = None
-) -> None:
+def _cancelled(gw: Gateway, trace: Trace, when: str, relayed: _Relayed | None = None) -> None:
     """Log a request whose task was cancelled `when` (unless its row is queued already);
-    `messages`: a stream had begun, so its prompt is charged. Cannot await."""
+    `relayed`: a stream had begun, so its prompt and relayed output are charged. Cannot await."""
     if trace.logged:
         return
     if gw.forced_shutdown:
         trace.fail(SHUT_DOWN, f"the gateway was shut down (forced) {when}", status="shutdown")
-    elif messages is not None:
+    elif relayed is not None:
         trace.fail(CLIENT_CLOSED, "the client closed the stream", status="client_closed")
     else:
         trace.fail(CLIENT_CLOSED, f"cancelled {when}", status="client_closed")
-    if messages is not None:
-        _charge_prompt(gw, trace, messages)
+    if relayed is not None:
+        charge_cut(gw, trace, relayed.messages, relayed.output)
     trace.logged = True
     gw.decision_log.write_nowait(trace.row(gw.config.log_queries))
     gw.metrics.request(trace.http_status, trace.elapsed_s())
-
-
-def _charge_prompt(gw: Gateway, trace: Trace, messages: list[dict[str, Any]]) -> None:
-    """A stream that did not finish still cost its prompt (and what was generated): charge
-    what the usage said, or else the prompt's estimated tokens (said so in the row's error)."""
-    counted = trace.cost > 0  # `_charge` counted it already (cancelled in the final write)
-    if not trace.tokens_in:
-        trace.tokens_in = estimate_message_tokens(messages)
-        trace.error += f"; cost of {trace.tokens_in} estimated prompt tokens charged"
-    trace.cost = gw.pool[trace.final_model].call_cost(trace.tokens_in, trace.tokens_out)
-    if not counted:
-        gw.metrics.spent(trace.final_model, trace.tokens_in, trace.tokens_out, trace.cost)
 
 
 def _data_of(event: bytes) -> bytes | None:

@@ -62,6 +62,7 @@ class Trace:
     tokens_in: int = 0
     tokens_out: int = 0
     cost: float = 0.0
+    usage_seen: bool = False  # the upstream's usage arrived (else a cut stream's are estimated)
     error: str = ""
     logged: bool = False  # its row is queued: a row per request, never two
 
@@ -74,6 +75,7 @@ class Trace:
 
     def set_usage(self, usage: dict[str, Any] | None) -> None:
         if usage:
+            self.usage_seen = True
             self.tokens_in = _int(usage.get("prompt_tokens"))
             self.tokens_out = _int(usage.get("completion_tokens"))
 
