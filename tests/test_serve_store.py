@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from sqlalchemy import Engine, create_engine, event
 
+from trouter.errors import ConfigError
 from trouter.store import Base, Store
 
 
@@ -42,3 +44,12 @@ def test_a_store_written_by_an_older_trouter_gets_an_identity_it_keeps(tmp_path)
     assert Store(f"sqlite:///{path}", must_exist=True).identity() == first
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM store_info").fetchall() == [(first,)]
+
+
+def test_a_postgres_url_says_how_to_write_it_for_sqlalchemy():
+    # postgres:// (as Heroku and many hosts print it) is no SQLAlchemy dialect name.
+    with pytest.raises(ConfigError) as error:
+        Store("postgres://gateway:secret@127.0.0.1:1/trouter")
+    message = str(error.value)
+    assert "postgresql+psycopg://gateway:***@127.0.0.1:1/trouter" in message
+    assert "pip install 'trouter[postgres]'" in message and "secret" not in message

@@ -230,13 +230,28 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def _postgres_hint(url: str) -> str:
+    """What to write instead, for a Postgres URL SQLAlchemy cannot load: `postgres://` (as
+    hosts print it) is no SQLAlchemy dialect name, and the driver comes with an extra."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return ""
+    if not parsed.drivername.startswith("postgres"):
+        return ""
+    fixed = shown_url(parsed.set(drivername="postgresql+psycopg").render_as_string(False))
+    return f"; write it {fixed} (with the driver: pip install 'trouter[postgres]')"
+
+
 def make_engine(url: str) -> Engine:
     if (path := sqlite_file(url)) is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = create_engine(url, future=True)
     except Exception as exc:  # a malformed URL or a missing driver
-        raise ConfigError(f"cannot open the store at {shown_url(url)!r}: {exc}") from None
+        raise ConfigError(
+            f"cannot open the store at {shown_url(url)!r}: {exc}{_postgres_hint(url)}"
+        ) from None
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
