@@ -173,3 +173,5 @@ def test_the_terminal_table_keeps_every_digit_at_80_columns(toy_file, tmp_path, 
     assert "…" not in out
     for row in report["rows"]:
         assert f"{row['aiq']:.4f}" in out
+    # and a router name as long as "trouter-paper" keeps one line ("trouter-pa" / "per")
+    assert any(line.startswith("trouter-paper ") for line in out.splitlines()), out

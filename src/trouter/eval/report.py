@@ -81,14 +81,16 @@ HEADERS = (
     "score",
     "$/query",
 )
-SHORT_HEADERS = ("router", "AIQ", "gap", "Rq", "Rb", "Rc", "best Rb", "score", "$/q")
-SE_HEADER = "± s.e."
+# The terminal's headers are no wider than their numbers, so that at 80 columns a router name
+# as long as "trouter-paper" keeps one line.
+SHORT_HEADERS = ("router", "AIQ", "gap", "Rq", "Rb", "Rc", "Rb*", "score", "$/q")
+SE_HEADER, SHORT_SE_HEADER = "± s.e.", "s.e."
 
 
-def _with_se(headers: Sequence[str], shown: bool) -> list[str]:
+def _with_se(headers: Sequence[str], shown: bool, se_header: str = SE_HEADER) -> list[str]:
     """The headers with the gap's standard-error column right after "gap", when there is one."""
     at = list(headers).index("gap") + 1
-    return [*headers[:at], SE_HEADER, *headers[at:]] if shown else list(headers)
+    return [*headers[:at], se_header, *headers[at:]] if shown else list(headers)
 
 
 def _has_se(rows: Sequence[ResultRow | SummaryRow]) -> bool:
@@ -128,14 +130,14 @@ def rich_table(result: BenchResult) -> Table:
     se = _has_se(rows)
     two = _two_model(rows)
     cells = [_cells(row, se) + ([_f(row.apgr)] if two else []) for row in rows]
-    headers = _with_se(SHORT_HEADERS, se) + (["APGR"] if two else [])
+    headers = _with_se(SHORT_HEADERS, se, SHORT_SE_HEADER) + (["APGR"] if two else [])
     table = Table(
         title=title,
         title_justify="left",
         caption="gap: AIQ gap recovered"
-        + (" (± its bootstrap standard error over the test queries)" if se else "")
+        + (" (s.e.: its bootstrap standard error over the test queries)" if se else "")
         + " · Rq/Rb/Rc: reward at the quality/balanced/cost preset · "
-        "best Rb: best balanced reward on the sweep · score, $/q at balanced (see report.md)",
+        "Rb*: best balanced reward on the sweep · score, $/q at balanced (see report.md)",
         caption_justify="left",
         box=box.SIMPLE_HEAD,
         padding=(0, 1, 0, 0),
