@@ -190,6 +190,35 @@ async def test_a_client_leaving_a_paced_wait_frees_the_slot_but_not_the_turn():
     assert lane.next_start - time.monotonic() > 1.5
 
 
+async def test_a_paced_turn_too_close_to_the_deadline_is_not_taken():
+    # One start per 0.5 s; with the gateway's default deadline a turn needs 1 s left to be
+    # worth taking (a request starting later could rarely get its first byte before the end).
+    admission = Admission.for_pool(Pool.of([ModelSpec(name="m", requests_per_minute=120)]))
+    lane = admission.lanes["m"]
+    assert await admission.enter("m", time.monotonic() + 30) is None  # the next turn in 0.5 s
+    admission.leave("m")
+    turn = lane.next_start
+    # Its turn would leave it 0.7 s: turned away at once (as past the deadline), and the turn
+    # stays free for a request that can use it.
+    refused = await admission.enter("m", turn + 0.7)
+    assert refused is not None and not refused.client_left and "deadline" in refused.message
+    assert refused.retry_after is not None and lane.next_start == turn
+    # Nor is a turn that is due now taken with too little time left.
+    fresh = Admission.for_pool(Pool.of([ModelSpec(name="n", requests_per_minute=120)]))
+    assert await fresh.enter("n", time.monotonic() + 0.5) is not None
+    assert fresh.lanes["n"].next_start == 0.0
+
+
+def test_a_short_deadline_still_uses_its_paced_turns():
+    # The minimum is a share of the deadline when that is short: 0.1 x 2 s = 0.2 s here.
+    admission = Admission.for_pool(
+        Pool.of([ModelSpec(name="m", requests_per_minute=120)]), deadline_s=2.0
+    )
+    assert admission.min_time_left_s == pytest.approx(0.2)
+    paced = Pool.of([ModelSpec(name="m", requests_per_minute=120)])
+    assert Admission.for_pool(paced, deadline_s=120.0).min_time_left_s == 1.0
+
+
 def test_a_stream_holds_its_slot_until_it_ends(router, tmp_path):
     arrivals = Arrivals()
     with (

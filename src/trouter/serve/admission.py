@@ -4,8 +4,10 @@
 A request waits for a free slot of its model, within its deadline, and holds it until its
 response is read (a stream: until the stream is closed). A model's pacing is known in advance,
 so a request it would start after the deadline is turned away at once (before any wait for a
-slot), and the forwarder falls back to the next model with the time that is left; a request
-that waited for a slot until the deadline is turned away then. The forwarder counts both as a
+slot), and the forwarder falls back to the next model with the time that is left; so is a
+request whose turn would leave it less than `min_time_left_s` (see `for_pool`), which would
+use up a turn of the model without reaching it in time. A request that waited for a slot until
+the deadline is turned away then. The forwarder counts both as a
 429 of that model. A client that goes away while its request waits ends the wait (logged as
 client-closed), so an answer nobody will read takes no one's turn.
 """
@@ -23,6 +25,13 @@ from trouter.pool import Pool
 
 #: The slots of a model that sets `requests_per_minute` but no `max_concurrency`.
 UNBOUNDED = 1_000_000
+
+#: A paced turn is taken only with at least the smaller of these left before the deadline.
+#: Less is too little for an upstream to send even its first byte (time to first token is
+#: often 0.3-1 s, more under load), so the turn would be used up and the request fail anyway;
+#: the share keeps a short deadline (a few seconds) from losing most of its turns to the rule.
+MIN_TIME_LEFT_S = 1.0
+MIN_TIME_LEFT_SHARE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +51,18 @@ ClientLeft = Callable[[], Awaitable[object]]
 class Admission:
     """The lanes of a pool's models; create it inside the running event loop."""
 
-    def __init__(self, lanes: dict[str, Lane]) -> None:
+    def __init__(self, lanes: dict[str, Lane], min_time_left_s: float = MIN_TIME_LEFT_S) -> None:
         self.lanes = lanes
+        self.min_time_left_s = min_time_left_s
 
     @classmethod
-    def for_pool(cls, pool: Pool) -> Admission:
-        """Lanes for the models whose pool entry sets a limit; the others are not held back."""
+    def for_pool(cls, pool: Pool, deadline_s: float | None = None) -> Admission:
+        """Lanes for the models whose pool entry sets a limit; the others are not held back.
+        `deadline_s`: the gateway's per-request deadline, which sets the least time a paced
+        turn must leave (`MIN_TIME_LEFT_S`, or `MIN_TIME_LEFT_SHARE` of a short deadline)."""
+        least = MIN_TIME_LEFT_S
+        if deadline_s is not None:
+            least = min(MIN_TIME_LEFT_S, MIN_TIME_LEFT_SHARE * deadline_s)
         return cls(
             {
                 spec.name: Lane(
@@ -56,7 +71,8 @@ class Admission:
                 )
                 for spec in pool
                 if spec.max_concurrency is not None or spec.requests_per_minute is not None
-            }
+            },
+            least,
         )
 
     async def enter(
@@ -71,9 +87,9 @@ class Admission:
         if lane is None:
             return None
         # Its pacing turn is no sooner than the next free one: if even that is past the
-        # deadline, say so now rather than after waiting for a slot (the wait would only use
-        # up the time the next model of the chain could have had).
-        if (late := _paced_past(name, lane, deadline)) is not None:
+        # deadline (or too close to it), say so now rather than after waiting for a slot (the
+        # wait would only use up the time the next model of the chain could have had).
+        if (late := self._paced_past(name, lane, deadline)) is not None:
             return late
         semaphore = lane.semaphore
         if semaphore.locked():
@@ -88,7 +104,7 @@ class Admission:
         else:
             await semaphore.acquire()  # a free slot: returns without waiting
         if lane.interval > 0:
-            if (late := _paced_past(name, lane, deadline)) is not None:
+            if (late := self._paced_past(name, lane, deadline)) is not None:
                 semaphore.release()
                 return late
             # The turn is taken now, as `Lane.pace` takes it, in the step that checked it; a
@@ -113,20 +129,27 @@ class Admission:
         if lane is not None:
             lane.semaphore.release()
 
-
-def _paced_past(name: str, lane: Lane, deadline: float) -> NoSlot | None:
-    """Why `name` cannot start a request before `deadline`: its next pacing turn is after it
-    (None when it is not, or the model is not paced)."""
-    if lane.interval <= 0:
-        return None
-    now = time.monotonic()
-    wait = max(now, lane.next_start) - now
-    if now + wait <= deadline:
-        return None
-    return NoSlot(
-        f"{name}'s requests_per_minute lets a request start in {wait:.3g} s, after the deadline",
-        retry_after=str(max(1, math.ceil(wait))),
-    )
+    def _paced_past(self, name: str, lane: Lane, deadline: float) -> NoSlot | None:
+        """Why `name` cannot start a request in time: its next pacing turn is after the
+        deadline, or leaves less than `min_time_left_s` (None when it does not, or the model
+        is not paced); the turn is not taken then."""
+        if lane.interval <= 0:
+            return None
+        now = time.monotonic()
+        wait = max(now, lane.next_start) - now
+        left = deadline - (now + wait)
+        if left >= self.min_time_left_s:
+            return None
+        when = (
+            "after the deadline"
+            if left < 0
+            else f"only {left:.3g} s before the deadline (an attempt gets at least "
+            f"{self.min_time_left_s:.3g} s)"
+        )
+        return NoSlot(
+            f"{name}'s requests_per_minute lets a request start in {wait:.3g} s, {when}",
+            retry_after=str(max(1, math.ceil(wait))),
+        )
 
 
 _DONE, _LATE, _LEFT = "done", "late", "left"

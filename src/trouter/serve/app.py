@@ -83,7 +83,9 @@ class Gateway:
     async def start(self) -> None:
         self.decision_log.start()
         self._session = new_session(self.config.upstream_connections)
-        self._forwarder = Forwarder(self.endpoints, self._session, Admission.for_pool(self.pool))
+        self._forwarder = Forwarder(
+            self.endpoints, self._session, Admission.for_pool(self.pool, self.config.deadline_s)
+        )
         await anyio.to_thread.run_sync(self.routing.warm_up, self.config.tradeoff)
         self.started_at = time.time()
 
