@@ -21,6 +21,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import (
     JSON,
@@ -31,14 +32,16 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Table,
     Text,
     create_engine,
     event,
     func,
+    inspect,
     select,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from trouter.errors import ConfigError
@@ -154,28 +157,60 @@ class Store:
     """
 
     def __init__(self, url: str | None = None, *, must_exist: bool = False) -> None:
-        """`must_exist`: a SQLite file that is not there is an error, not a new empty store (for
-        commands that only read what a gateway or a run wrote: a typo must not look empty)."""
+        """`must_exist`: open a store to read what a gateway or a run wrote (`trouter logs`,
+        `trouter adapt --db`). A SQLite file that is not there is an error, not a new empty
+        store (a typo must not look empty), and opening writes nothing, so a read-only copy
+        can be read: missing tables are not created (`has_table` tells readers), and the
+        identity is made only when asked for."""
         self.url = url or default_url()
-        path = sqlite_file(self.url) if must_exist else None
+        self.engine, self._tables = self._open(must_exist)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _open(self, reading: bool) -> tuple[Engine, set[str] | None]:
+        """The engine, and when `reading` the tables there are (else all are created)."""
+        path = sqlite_file(self.url) if reading else None
         if path is not None and not path.is_file():
             raise ConfigError(
                 f"no store at {path}; give --db the file the gateway or run wrote "
                 "(`trouter serve --db ...`), or its database URL"
             )
-        self.engine = make_engine(self.url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        try:
-            self.create_all()  # the first connection: a bad file or server shows up here
+        engine = make_engine(self.url)
+        try:  # the first connection: a bad file or server shows up here
+            if not reading:
+                self._create_all(engine)
+                return engine, None
+            try:
+                return engine, set(inspect(engine).get_table_names())
+            except OperationalError:
+                # A WAL-mode SQLite file in a directory this user cannot write cannot be read
+                # the usual way (SQLite would create its WAL index beside it). With no WAL file
+                # there, nothing is being written to it, so it is read as the immutable file.
+                if path is None or path.with_name(path.name + "-wal").exists():
+                    raise
+                engine.dispose()
+                file = quote(str(path.resolve()))
+                engine = make_engine(f"sqlite:///file:{file}?mode=ro&immutable=1&uri=true")
+                return engine, set(inspect(engine).get_table_names())
         except SQLAlchemyError as exc:
-            self.engine.dispose()
+            engine.dispose()
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise ConfigError(
                 f"cannot open the store at {shown_url(self.url)}: {reason}; check --db (a "
                 "SQLite file trouter wrote, or a reachable database URL)"
             ) from None
 
+    def has_table(self, name: str) -> bool:
+        """Whether the store has table `name` (a store opened to read, written by an older
+        trouter, may lack the newer ones; any other store has them all)."""
+        return self._tables is None or name in self._tables
+
     def create_all(self) -> None:
+        """Create the tables that are missing (and the identity)."""
+        self._create_all(self.engine)
+        self._tables = None
+
+    @staticmethod
+    def _create_all(engine: Engine, tables: list[Table] | None = None) -> None:
         # Processes opening a fresh database together (replicas starting at once) race to
         # create its tables: a CREATE that finds its table or index just made by another is no
         # failure, and the next pass skips what is there. Each lost race means another made
@@ -183,36 +218,50 @@ class Store:
         passes = 2 * len(Base.metadata.tables) + 1
         for n in range(passes):
             try:
-                Base.metadata.create_all(self.engine)
+                Base.metadata.create_all(engine, tables=tables)
                 break
             except SQLAlchemyError as exc:
                 reason = str(getattr(exc, "orig", None) or exc).lower()
                 if n == passes - 1 or not any(word in reason for word in _RACED):
                     raise
-        self.identity()  # made with the store, so copies of it share it
+        if tables is None:
+            _identity(engine)  # made with the store, so copies of it share it
 
     def identity(self) -> str:
         """A random id made once per store. It travels with a copied SQLite file and differs
         between stores, so a note of what was read from a store (the feedback ids `trouter
-        adapt --db` used) applies to that store only, whatever URL reaches it."""
-        with self.session() as session:
-            if (row := session.get(StoreInfo, "id")) is not None:
-                return row.value
-            session.add(StoreInfo(key="id", value=uuid.uuid4().hex))
-            try:
-                session.commit()
-            except IntegrityError:  # another process made it first
-                session.rollback()
-        with self.session() as session:
-            row = session.get(StoreInfo, "id")
-            assert row is not None
-            return row.value
+        adapt --db` used) applies to that store only, whatever URL reaches it.
+
+        A store opened to read that an older trouter wrote has none yet: it is made now (the
+        first write to that store), so marks made from the store's feedback can name it."""
+        if not self.has_table(StoreInfo.__tablename__):
+            self._create_all(self.engine, [Base.metadata.tables[StoreInfo.__tablename__]])
+            assert self._tables is not None
+            self._tables.add(StoreInfo.__tablename__)
+        return _identity(self.engine)
 
     def session(self) -> Session:
         return self._sessions()
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _identity(engine: Engine) -> str:
+    """The store's identity, made if it has none yet (see `Store.identity`)."""
+    sessions = sessionmaker(engine)
+    with sessions() as session:
+        if (row := session.get(StoreInfo, "id")) is not None:
+            return row.value
+        session.add(StoreInfo(key="id", value=uuid.uuid4().hex))
+        try:
+            session.commit()
+        except IntegrityError:  # another process made it first
+            session.rollback()
+    with sessions() as session:
+        row = session.get(StoreInfo, "id")
+        assert row is not None
+        return row.value
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -111,8 +111,10 @@ def feedback_dataset(
         .where(Feedback.id.in_(Feedback.latest(after, since)), DecisionLog.status == "ok")
         .order_by(Feedback.id)
     )
-    with store.session() as session:
-        rows = session.execute(query).all()
+    rows = []
+    if store.has_table(Feedback.__tablename__) and store.has_table(DecisionLog.__tablename__):
+        with store.session() as session:
+            rows = list(session.execute(query).all())
     if not rows:
         raise DataError(
             "no new feedback in the gateway's store"

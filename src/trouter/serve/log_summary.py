@@ -78,6 +78,21 @@ def summarise(store: Store, since: datetime | None = None) -> LogSummary:
     """Aggregate the decision log (all of it, or rows created at or after `since`)."""
     t = DecisionLog
     where = [t.created_at >= since] if since is not None else []
+    if not store.has_table(t.__tablename__):  # a store read as it is, that no gateway wrote
+        return LogSummary(
+            requests=0,
+            errors=0,
+            fallback_requests=0,
+            fallbacks=0,
+            spend=0.0,
+            tokens_in=0,
+            tokens_out=0,
+            p50_latency_ms=0.0,
+            p95_latency_ms=0.0,
+            mean_overhead_ms=0.0,
+            first=None,
+            last=None,
+        )
     with store.session() as s:
         totals = s.execute(
             select(
@@ -117,15 +132,19 @@ def summarise(store: Store, since: datetime | None = None) -> LogSummary:
                 .group_by(t.chosen_model)
             ).all()
         )
-        scores = {
-            r[0]: (int(r[1]), float(r[2]))
-            for r in s.execute(
-                select(t.final_model, func.count(), func.avg(Feedback.score))
-                .join(Feedback, Feedback.request_id == t.request_id)
-                .where(Feedback.id.in_(Feedback.latest()), t.status == "ok", *where)
-                .group_by(t.final_model)
-            ).all()
-        }
+        scores = (
+            {
+                r[0]: (int(r[1]), float(r[2]))
+                for r in s.execute(
+                    select(t.final_model, func.count(), func.avg(Feedback.score))
+                    .join(Feedback, Feedback.request_id == t.request_id)
+                    .where(Feedback.id.in_(Feedback.latest()), t.status == "ok", *where)
+                    .group_by(t.final_model)
+                ).all()
+            }
+            if store.has_table(Feedback.__tablename__)  # older stores have no feedback table
+            else {}
+        )
         latencies = np.asarray(
             s.scalars(select(t.latency_ms).where(t.status == "ok", *where)).all(), dtype=np.float64
         )
