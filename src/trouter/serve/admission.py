@@ -2,14 +2,15 @@
 `requests_per_minute`, with the batch client's own `Lane` (a semaphore and a pacer) per model.
 
 A request waits for a free slot of its model, within its deadline, and holds it until its
-response is read (a stream: until the stream is closed). A model's pacing is known in advance,
-so a request it would start after the deadline is turned away at once (before any wait for a
-slot), and the forwarder falls back to the next model with the time that is left; so is a
-request whose turn would leave it less than `min_time_left_s` (see `for_pool`), which would
-use up a turn of the model without reaching it in time. A request that waited for a slot until
-the deadline is turned away then. The forwarder counts both as a
-429 of that model. A client that goes away while its request waits ends the wait (logged as
-client-closed), so an answer nobody will read takes no one's turn.
+response is read (a stream: until the stream is closed). One rule says when a start is still
+worth it, for slots and pacing turns alike (`latest_start`): it must leave the attempt at least
+`min_time_left_s` (see `for_pool`); a slot or turn taken later would be used up by a request
+that cannot reach the model in time. So a request that finds a free slot with less time left,
+or has waited for one until then, is turned away; and as a model's pacing is known in
+advance, a request whose turn would come too late is turned away at once (before any wait for
+a slot). The forwarder counts each as a 429 of that model and falls back to the next model
+with the time that is left. A client that goes away while its request waits ends the wait
+(logged as client-closed), so an answer nobody will read takes no one's turn.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from trouter.pool import Pool
 #: The slots of a model that sets `requests_per_minute` but no `max_concurrency`.
 UNBOUNDED = 1_000_000
 
-#: A paced turn is taken only with at least the smaller of these left before the deadline.
-#: Less is too little for an upstream to send even its first byte (time to first token is
-#: often 0.3-1 s, more under load), so the turn would be used up and the request fail anyway;
+#: A slot or paced turn is taken only with at least the smaller of these left before the
+#: deadline. Less is too little for an upstream to send even its first byte (time to first
+#: token is often 0.3-1 s, more under load), so the slot or turn would be used up and the
+#: request fail anyway;
 #: the share keeps a short deadline (a few seconds) from losing most of its turns to the rule.
 MIN_TIME_LEFT_S = 1.0
 MIN_TIME_LEFT_SHARE = 0.1
@@ -58,8 +60,9 @@ class Admission:
     @classmethod
     def for_pool(cls, pool: Pool, deadline_s: float | None = None) -> Admission:
         """Lanes for the models whose pool entry sets a limit; the others are not held back.
-        `deadline_s`: the gateway's per-request deadline, which sets the least time a paced
-        turn must leave (`MIN_TIME_LEFT_S`, or `MIN_TIME_LEFT_SHARE` of a short deadline)."""
+        `deadline_s`: the gateway's per-request deadline, which sets the least time a slot or
+        paced turn must leave (`MIN_TIME_LEFT_S`, or `MIN_TIME_LEFT_SHARE` of a short
+        deadline)."""
         least = MIN_TIME_LEFT_S
         if deadline_s is not None:
             least = min(MIN_TIME_LEFT_S, MIN_TIME_LEFT_SHARE * deadline_s)
@@ -91,16 +94,26 @@ class Admission:
         # wait would only use up the time the next model of the chain could have had).
         if (late := self._paced_past(name, lane, deadline)) is not None:
             return late
+        # A slot is worth taking only with the time an attempt needs, as a turn is.
+        if (short := self._short_of_time(name, "could start a request", deadline)) is not None:
+            return short
         semaphore = lane.semaphore
         if semaphore.locked():
-            waited = await _wait(semaphore.acquire(), deadline, left, undo=semaphore.release)
+            # Waits no longer than a slot is worth having: one freed later is left to others.
+            latest = self.latest_start(deadline)
+            waited = await _wait(semaphore.acquire(), latest, left, undo=semaphore.release)
             if waited == _LEFT:
                 return _gone(name)
             if waited == _LATE:
                 return NoSlot(
-                    f"{name} had no free slot of its max_concurrency before the deadline",
+                    f"{name} had no free slot of its max_concurrency in time (an attempt gets "
+                    f"at least {self.min_time_left_s:.3g} s before the deadline)",
                     deadline_hit=True,
                 )
+            # A slot freed just as the wait ended (the loop slow to resume) can still be late.
+            if (short := self._short_of_time(name, "had a slot free", deadline)) is not None:
+                semaphore.release()
+                return short
         else:
             await semaphore.acquire()  # a free slot: returns without waiting
         if lane.interval > 0:
@@ -129,25 +142,42 @@ class Admission:
         if lane is not None:
             lane.semaphore.release()
 
+    def latest_start(self, deadline: float) -> float:
+        """The last moment (`time.monotonic()` seconds) a request may start at a model and
+        still have `min_time_left_s` before `deadline`: the one rule for slots and turns."""
+        return deadline - self.min_time_left_s
+
+    def _short_of_time(self, name: str, what: str, deadline: float) -> NoSlot | None:
+        """Why starting at `name` now leaves too little time before `deadline` (None when
+        it does not)."""
+        now = time.monotonic()
+        if now <= self.latest_start(deadline):
+            return None
+        return NoSlot(f"{name} {what} {self._too_late(deadline - now)}", deadline_hit=True)
+
+    def _too_late(self, left: float) -> str:
+        """Where a start `left` seconds before the deadline falls (less than the rule asks)."""
+        if left < 0:
+            return "after the deadline"
+        return (
+            f"only {left:.3g} s before the deadline (an attempt gets at least "
+            f"{self.min_time_left_s:.3g} s)"
+        )
+
     def _paced_past(self, name: str, lane: Lane, deadline: float) -> NoSlot | None:
-        """Why `name` cannot start a request in time: its next pacing turn is after the
-        deadline, or leaves less than `min_time_left_s` (None when it does not, or the model
-        is not paced); the turn is not taken then."""
+        """Why `name` cannot start a request in time: its next pacing turn is after
+        `latest_start(deadline)` (None when it is not, or the model is not paced); the turn
+        is not taken then."""
         if lane.interval <= 0:
             return None
         now = time.monotonic()
-        wait = max(now, lane.next_start) - now
-        left = deadline - (now + wait)
-        if left >= self.min_time_left_s:
+        start = max(now, lane.next_start)
+        if start <= self.latest_start(deadline):
             return None
-        when = (
-            "after the deadline"
-            if left < 0
-            else f"only {left:.3g} s before the deadline (an attempt gets at least "
-            f"{self.min_time_left_s:.3g} s)"
-        )
+        wait = start - now
         return NoSlot(
-            f"{name}'s requests_per_minute lets a request start in {wait:.3g} s, {when}",
+            f"{name}'s requests_per_minute lets a request start in {wait:.3g} s, "
+            f"{self._too_late(deadline - start)}",
             retry_after=str(max(1, math.ceil(wait))),
         )
 
