@@ -458,7 +458,9 @@ class LabelObservation(Base):
     """One pool model's answer to one item and its grade (`trouter label`), keyed by run, item
     and model so a resumed run can neither duplicate nor lose an observation. `status` is ok,
     call_failed (no answer after retries) or score_failed (an answer that could not be graded);
-    `retry` marks rows the next run redoes."""
+    `retry` marks rows the next run redoes. `judge_call` is what became of the judge's call for
+    the answer (`trouter.label.down`'s answered, cached, failed), "" when no judge was asked or
+    the row was written before trouter stored it (its error text then tells a failed call)."""
 
     __tablename__ = "label_observations"
 
@@ -482,6 +484,7 @@ class LabelObservation(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     request_key: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    judge_call: Mapped[str] = mapped_column(String(20), default="", server_default="")
 
 
 class Feedback(Base):

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import String, Table, Text, delete, insert, inspect, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from trouter.label.down import FAILED
+from trouter.label.scorers.judge import JUDGE_CALL_FAILED
 from trouter.paths import atomic_target
 from trouter.store import Base, LabelObservation, Store
 
@@ -57,6 +59,22 @@ class Observation:
     attempts: int = 0
     request_key: str = ""
     retry: bool = False  # redo this one on the next run (e.g. the call failed)
+    # What became of the judge's call for this answer (trouter.label.down's ANSWERED, CACHED,
+    # FAILED); "" when no judge was asked, or in a row stored before trouter kept it.
+    judge_call: str = ""
+
+
+def judge_call_failed(observation: Observation) -> bool:
+    """Whether the judge's call for this answer failed (after the client's retries): its
+    `judge_call`, or for a row stored before trouter kept that, its error's prefix."""
+    if observation.judge_call:
+        return observation.judge_call == FAILED
+    return observation.error.startswith(JUDGE_CALL_FAILED)
+
+
+def judge_call_error(observation: Observation) -> str:
+    """The error of the judge's failed call, without the prefix the judge gives it."""
+    return observation.error.removeprefix(JUDGE_CALL_FAILED)
 
 
 class LabelJudge(Base):
@@ -186,13 +204,14 @@ def _table() -> Table:
 
 
 def load_observations(store: Store, run: str) -> dict[tuple[str, str], Observation]:
-    """Every stored observation of `run`, keyed by (item id, model)."""
+    """Every stored observation of `run`, keyed by (item id, model). A store opened to read that
+    an older trouter wrote may lack newer columns: they read as their defaults."""
     fields = list(Observation.__dataclass_fields__)
     table = _table()
     out: dict[tuple[str, str], Observation] = {}
     with store.engine.connect() as conn:
         result = conn.execute(
-            select(*(table.c[f] for f in fields)).where(table.c.run == run)
+            select(*store.columns(table, fields)).where(table.c.run == run)
         ).mappings()
         for row in result:
             obs = Observation(**dict(row))

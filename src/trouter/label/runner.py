@@ -44,10 +44,11 @@ from trouter.label.observations import (
     Observation,
     ObservationWriter,
     change_judge,
+    judge_call_error,
+    judge_call_failed,
     load_observations,
 )
 from trouter.label.scorers import (
-    JUDGE_CALL_FAILED,
     Code,
     Judge,
     Reference,
@@ -156,29 +157,28 @@ async def label_items(
         {summary.judge: sum(it.id in to_judge for q in todo.values() for it in q)}
     )
 
-    def watch(spec: ModelSpec, observation: Observation, judge_call: str) -> None:
+    def watch(spec: ModelSpec, observation: Observation) -> None:
         """Count the calls behind one observation; stop the run when an endpoint is down."""
         failed = observation.status == CALL_FAILED
         pool_call = FAILED if failed else CACHED if observation.cached else ANSWERED
         if pool_down.record(spec.name, pool_call) and not stopped:
             n, how = pool_down.streak[spec.name], pool_down.how(spec.name)
             stopped.append(down_error(spec.name, n, observation.error, how))
+        judge_call = observation.judge_call
         if judge_call and judge_down.record(summary.judge, judge_call) and not stopped:
             n, how = judge_down.streak[summary.judge], judge_down.how(summary.judge)
-            error = observation.error.removeprefix(JUDGE_CALL_FAILED)
+            error = judge_call_error(observation)
             stopped.append(down_error(summary.judge, n, error, how, judge=True))
 
     async def worker(spec: ModelSpec, queue: deque[SynthItem]) -> None:
         while queue and not stopped:
             item = queue.popleft()
             try:
-                observation, judge_call = await observe(
-                    client, spec, item, judge, code, options, store
-                )
+                observation = await observe(client, spec, item, judge, code, options, store)
             except TrouterError as exc:  # budget reached, key missing: stop taking new work
                 stopped.append(exc)
                 return
-            watch(spec, observation, judge_call)
+            watch(spec, observation)
             writer.add(observation)
             summary.observed += 1
             summary.cache_hits += observation.cached
@@ -240,7 +240,9 @@ def pending(
     for item in items:
         for spec in pool:
             previous = stored.get((item.id, spec.name))
-            if previous is None or (options.retry_failed and previous.retry):
+            # A failed judge call is redone as a failed pool call is: the answer is cached.
+            redo = previous is not None and (previous.retry or judge_call_failed(previous))
+            if previous is None or (options.retry_failed and redo):
                 todo[spec.name].append(item)
             elif previous.request_key and previous.request_key != request_key_of(
                 spec, item, options
@@ -301,10 +303,10 @@ async def observe(
     code: Code,
     options: LabelOptions,
     store: Store,
-) -> tuple[Observation, str]:
+) -> Observation:
     """One model's answer to one item, graded; failures come back as failure observations.
-    Also says what became of the judge's call for it (`trouter.label.down`'s ANSWERED, CACHED
-    or FAILED; "" when the judge was not asked)."""
+    Its `judge_call` says what became of the judge's call for it (`trouter.label.down`'s
+    ANSWERED, CACHED or FAILED; "" when the judge was not asked)."""
     from trouter.llm import LLMCallError
 
     base = Observation(
@@ -322,7 +324,7 @@ async def observe(
             **_answer_params(options),
         )
     except LLMCallError as exc:
-        return replace(base, error=str(exc), attempts=exc.attempts, retry=True), ""
+        return replace(base, error=str(exc), attempts=exc.attempts, retry=True)
     text = done.text or ""
     scorer: Scorer = scorer_for(item.answer_format, judge=judge, code=code)
     try:
@@ -354,8 +356,9 @@ async def observe(
         request_key=done.key,
         # A judge that could not be reached, or whose reply held no score, may grade next time.
         retry=score.value is None and score.retry,
+        judge_call=score.call,
     )
-    return observation, score.call
+    return observation
 
 
 def _latency(done: Completion, store: Store) -> float | None:

@@ -9,8 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from trouter.label.observations import CALL_FAILED, SCORE_FAILED, Observation
-from trouter.label.scorers import JUDGE_CALL_FAILED, canonical_format
+from trouter.label.observations import (
+    CALL_FAILED,
+    SCORE_FAILED,
+    Observation,
+    judge_call_error,
+    judge_call_failed,
+)
+from trouter.label.scorers import canonical_format
 
 if TYPE_CHECKING:
     from trouter.pool import Pool
@@ -131,9 +137,9 @@ def fill_totals(
             # The judge is asked about every answer to a judged item but an empty one.
             if judged and obs.status != CALL_FAILED and (obs.response or "").strip():
                 summary.judge_asked += 1
-                if obs.error.startswith(JUDGE_CALL_FAILED):
+                if judge_call_failed(obs):
                     summary.judge_failed += 1
-                    summary.judge_error = obs.error.removeprefix(JUDGE_CALL_FAILED)
+                    summary.judge_error = judge_call_error(obs)
             summary.observations += 1
             summary.answers[spec.name] += 1
             if obs.status == CALL_FAILED:
