@@ -15,19 +15,17 @@ Tables:
 Other modules add tables by subclassing `Base`; `Store.create_all` creates whatever is defined.
 
 A store written by an earlier trouter is upgraded when opened to write: the columns a table
-declares and the database's table lacks are added (`upgrade_columns`), never dropped, renamed or
-retyped, so the paid answers it holds stay readable by the new code. A new column must therefore
-be nullable or have a default (a scalar `default`, or a `server_default`): old rows read it as
-that default. A store opened to read is not upgraded; `Store.columns` reads its missing columns
-as their defaults.
+declares and the database's table lacks are added (`store_schema.upgrade_columns`), never
+dropped, renamed or retyped, so the paid answers it holds stay readable by the new code. A new
+column must therefore be nullable or have a default (a scalar `default`, or a
+`server_default`): old rows read it as that default. A store opened to read is not upgraded;
+`Store.columns` reads its missing columns as their defaults.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -49,20 +47,15 @@ from sqlalchemy import (
     inspect,
     literal,
     select,
-    text,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.schema import Column, DefaultClause, ScalarElementColumnDefault
 
 from trouter.errors import ConfigError
 from trouter.paths import home
-
-#: What SQLite and Postgres say when a CREATE (or an ADD COLUMN) finds its table, index or
-#: column made meanwhile by another process opening the same store.
-_RACED = ("already exists", "duplicate")
+from trouter.store_schema import lost_race, missing_columns, scalar_default, upgrade_columns
 
 
 def utcnow() -> datetime:
@@ -231,7 +224,7 @@ class Store:
         write (they were added), maybe some in one opened to read that an older trouter
         wrote. A table the store lacks altogether lacks none (`has_table` tells that)."""
         if table.name not in self._missing:
-            self._missing[table.name] = _missing_columns(self.engine, table)
+            self._missing[table.name] = missing_columns(self.engine, table)
         return self._missing[table.name]
 
     def columns(self, table: Table, names: list[str] | None = None) -> list[ColumnElement[Any]]:
@@ -243,7 +236,7 @@ class Store:
         for name in names if names is not None else [column.name for column in table.columns]:
             column = table.c[name]
             if name in missing:
-                out.append(literal(_scalar_default(column), column.type).label(name))
+                out.append(literal(scalar_default(column), column.type).label(name))
             else:
                 out.append(column)
         return out
@@ -260,11 +253,10 @@ class Store:
                 Base.metadata.create_all(engine, tables=tables)
                 break
             except SQLAlchemyError as exc:
-                reason = str(getattr(exc, "orig", None) or exc).lower()
-                if n == passes - 1 or not any(word in reason for word in _RACED):
+                if n == passes - 1 or not lost_race(exc):
                     raise
         if tables is None:
-            upgrade_columns(engine)  # a store an older trouter wrote
+            upgrade_columns(engine, Base.metadata)  # a store an older trouter wrote
             _identity(engine)  # made with the store, so copies of it share it
 
     def identity(self) -> str:
@@ -302,91 +294,6 @@ def _identity(engine: Engine) -> str:
         row = session.get(StoreInfo, "id")
         assert row is not None
         return row.value
-
-
-def upgrade_columns(engine: Engine) -> None:
-    """Add to each table of the store the columns (and their indexes) its declaration has and
-    the table lacks, as trouter's newer versions declare more than the older ones created.
-    Only additions: nothing is dropped, renamed or retyped. Processes opening one old store
-    together each try to add what they saw missing; an ADD that finds the column (or index)
-    already made by another is no failure."""
-    present = set(inspect(engine).get_table_names())
-    for table in Base.metadata.sorted_tables:
-        if table.name not in present:
-            continue
-        missing = _missing_columns(engine, table)
-        for column in table.columns:  # in declaration order, as a new store has them
-            if column.name in missing:
-                _raced(engine, _add_column_sql(engine, column))
-        if missing:
-            have = {ix["name"] for ix in inspect(engine).get_indexes(table.name)}
-            for index in table.indexes:
-                if index.name not in have and any(c.name in missing for c in index.columns):
-                    _tolerate_race(partial(index.create, engine, checkfirst=True))
-
-
-def _missing_columns(engine: Engine, table: Table) -> frozenset[str]:
-    inspector = inspect(engine)
-    if not inspector.has_table(table.name):
-        return frozenset()
-    have = {column["name"] for column in inspector.get_columns(table.name)}
-    return frozenset(column.name for column in table.columns if column.name not in have)
-
-
-def _scalar_default(column: Column[Any]) -> Any:
-    """The value a column holds when a row is written without it: its scalar `default` (or
-    text `server_default`), else None (a callable default, such as a timestamp, cannot be
-    given to rows already written)."""
-    if isinstance(default := column.default, ScalarElementColumnDefault):
-        return default.arg
-    server = column.server_default
-    return server.arg if isinstance(server, DefaultClause) and isinstance(server.arg, str) else None
-
-
-def _add_column_sql(engine: Engine, column: Column[Any]) -> str:
-    """`ALTER TABLE ... ADD COLUMN` for `column`, with its default for the rows there are: its
-    `server_default`, else its scalar `default`. NOT NULL only with a default (the rows there
-    are need a value); a column with neither is added nullable, and old rows hold NULL."""
-    dialect = engine.dialect
-    quote_ = dialect.identifier_preparer
-    sql = (
-        f"ALTER TABLE {quote_.format_table(column.table)} ADD COLUMN "
-        f"{quote_.format_column(column)} {column.type.compile(dialect=dialect)}"
-    )
-    server = column.server_default
-    if isinstance(server, DefaultClause):
-        arg = server.arg
-        default = str(
-            literal(arg).compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-            if isinstance(arg, str)
-            else arg.compile(dialect=dialect)  # text("...") or another SQL expression
-        )
-    elif (scalar := _scalar_default(column)) is not None:
-        bound = literal(scalar, column.type)
-        default = str(bound.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-    else:
-        return sql
-    return f"{sql} DEFAULT {default}" + ("" if column.nullable else " NOT NULL")
-
-
-def _raced(engine: Engine, sql: str) -> None:
-    """Run one DDL statement in its own transaction (a failed one spoils a Postgres
-    transaction), taking "already exists" for done."""
-
-    def run() -> None:
-        with engine.begin() as conn:
-            conn.execute(text(sql))
-
-    _tolerate_race(run)
-
-
-def _tolerate_race(make: Callable[[], object]) -> None:
-    try:
-        make()
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).lower()
-        if not any(word in reason for word in _RACED):
-            raise
 
 
 def sqlite_file(url: str) -> Path | None:
