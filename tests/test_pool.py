@@ -43,3 +43,20 @@ def test_unknown_model_names_the_pool():
     pool = Pool.from_prices({"a": (1, 1)})
     with pytest.raises(ConfigError, match="the pool has: a"):
         pool["zzz"]
+
+
+@pytest.mark.parametrize("value", ["-1", ".nan", "-.inf"])
+def test_a_max_queue_that_is_no_number_of_seconds_names_the_model(tmp_path, value):
+    path = tmp_path / "pool.yaml"
+    path.write_text(f"models:\n  - name: a\n  - name: big\n    max_queue_s: {value}\n")
+    with pytest.raises(ConfigError) as error:
+        Pool.load(path)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "model 'big': max_queue_s must be 0 or more seconds" in message
+
+
+def test_max_queue_is_optional_and_may_be_zero_or_unbounded():
+    assert ModelSpec(name="m").max_queue_s is None
+    assert ModelSpec(name="m", max_queue_s=0).max_queue_s == 0.0
+    assert ModelSpec(name="m", max_queue_s=float("inf")).max_queue_s == float("inf")

@@ -65,6 +65,7 @@ def test_a_busy_port_is_one_line_and_exit_2_without_the_banner(router_dir, capsy
     ("option", "says"),
     [
         ("--deadline", "deadline_s must be a finite number"),
+        ("--max-queue", "max_queue_s must be a finite number"),
         ("--max-body-mb", "--max-body-mb must be a positive number"),
     ],
 )
@@ -78,3 +79,8 @@ def test_non_finite_numbers_are_refused(router_dir, capsys, option, says, value)
 def test_the_config_refuses_non_finite_floats(value):
     with pytest.raises(ConfigError, match="deadline_s must be a finite number"):
         GatewayConfig(deadline_s=value)
+
+
+def test_a_negative_max_queue_is_refused(router_dir, capsys):
+    assert serve(router_dir, "--max-queue=-1") == 2
+    assert "max_queue_s (--max-queue) must be 0 or more seconds" in one_error_line(capsys)

@@ -20,7 +20,16 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from trouter.errors import ConfigError
 
@@ -50,7 +59,26 @@ class ModelSpec(BaseModel):
         "labelling, no limit in the gateway).",
     )
     requests_per_minute: float | None = Field(default=None, gt=0.0)
+    max_queue_s: float | None = Field(
+        default=None,
+        description="Gateway only: seconds a request waits for this model's slot or pacing "
+        "turn before moving on to the next model of its chain (unset: `trouter serve "
+        "--max-queue`, by default up to the deadline; 0: never wait; the last model of a "
+        "chain always waits up to the deadline).",
+    )
     timeout_s: float = Field(default=60.0, gt=0.0, description="Per-request timeout in seconds.")
+
+    @field_validator("max_queue_s")
+    @classmethod
+    def _seconds_to_wait(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # Not `ge=0`: its message names neither the model nor what is wrong with a NaN.
+        if value is not None and not value >= 0.0:
+            raise PydanticCustomError(
+                "max_queue_s",
+                "model '{name}': max_queue_s must be 0 or more seconds, not {value}",
+                {"name": info.data.get("name", "?"), "value": value},
+            )
+        return value
 
     @model_validator(mode="after")
     def _default_model_id(self) -> ModelSpec:

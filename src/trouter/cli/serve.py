@@ -58,6 +58,16 @@ def serve(
     deadline: Annotated[
         float, typer.Option("--deadline", help="Seconds for all attempts of one request.")
     ] = 120.0,
+    max_queue: Annotated[
+        float | None,
+        typer.Option(
+            "--max-queue",
+            help="Seconds a request waits for a full model (max_concurrency, "
+            "requests_per_minute) before trying the next model of its chain; a pool model's "
+            "max_queue_s wins; the chain's last model waits up to the deadline "
+            "(default: every model does).",
+        ),
+    ] = None,
     max_attempts: Annotated[
         int | None,
         typer.Option("--max-attempts", help="Models tried per request (default: whole chain)."),
@@ -112,6 +122,7 @@ def serve(
         route_turns=route_turns,
         route_max_chars=route_max_chars,
         deadline_s=deadline,
+        max_queue_s=max_queue,
         max_attempts=max_attempts,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         log_queries=log_queries,

@@ -11,6 +11,12 @@ advance, a request whose turn would come too late is turned away at once (before
 a slot). The forwarder counts each as a 429 of that model and falls back to the next model
 with the time that is left. A client that goes away while its request waits ends the wait
 (logged as client-closed), so an answer nobody will read takes no one's turn.
+
+Spill-over: a request with another model after this one in its chain waits for this model's
+slot and turn at most `max_queue_s` (the pool entry's, else the gateway's `--max-queue`), then
+is turned away (a 429 of this model, as above) to try the next model while it still has time;
+a turn known to come later than that is passed over at once. The last model of a chain has
+nowhere to send a request on, so there it waits up to the deadline whatever `max_queue_s` is.
 """
 
 from __future__ import annotations
@@ -53,46 +59,65 @@ ClientLeft = Callable[[], Awaitable[object]]
 class Admission:
     """The lanes of a pool's models; create it inside the running event loop."""
 
-    def __init__(self, lanes: dict[str, Lane], min_time_left_s: float = MIN_TIME_LEFT_S) -> None:
+    def __init__(
+        self,
+        lanes: dict[str, Lane],
+        min_time_left_s: float = MIN_TIME_LEFT_S,
+        max_queue_s: dict[str, float] | None = None,
+    ) -> None:
         self.lanes = lanes
         self.min_time_left_s = min_time_left_s
+        #: per model, the longest wait for its slot and turn of a request that can move on
+        self.max_queue_s = max_queue_s or {}
 
     @classmethod
-    def for_pool(cls, pool: Pool, deadline_s: float | None = None) -> Admission:
+    def for_pool(
+        cls, pool: Pool, deadline_s: float | None = None, max_queue_s: float | None = None
+    ) -> Admission:
         """Lanes for the models whose pool entry sets a limit; the others are not held back.
         `deadline_s`: the gateway's per-request deadline, which sets the least time a slot or
         paced turn must leave (`MIN_TIME_LEFT_S`, or `MIN_TIME_LEFT_SHARE` of a short
-        deadline)."""
+        deadline). `max_queue_s`: the gateway's bound on a wait at a model whose pool entry
+        sets none (None: up to the deadline)."""
         least = MIN_TIME_LEFT_S
         if deadline_s is not None:
             least = min(MIN_TIME_LEFT_S, MIN_TIME_LEFT_SHARE * deadline_s)
-        return cls(
-            {
-                spec.name: Lane(
-                    semaphore=asyncio.Semaphore(spec.max_concurrency or UNBOUNDED),
-                    interval=60.0 / spec.requests_per_minute if spec.requests_per_minute else 0.0,
-                )
-                for spec in pool
-                if spec.max_concurrency is not None or spec.requests_per_minute is not None
-            },
-            least,
-        )
+        lanes = {
+            spec.name: Lane(
+                semaphore=asyncio.Semaphore(spec.max_concurrency or UNBOUNDED),
+                interval=60.0 / spec.requests_per_minute if spec.requests_per_minute else 0.0,
+            )
+            for spec in pool
+            if spec.max_concurrency is not None or spec.requests_per_minute is not None
+        }
+        queues = {
+            spec.name: queue
+            for spec in pool
+            if spec.name in lanes
+            and (queue := spec.max_queue_s if spec.max_queue_s is not None else max_queue_s)
+            is not None
+        }
+        return cls(lanes, least, queues)
 
     async def enter(
-        self, name: str, deadline: float, left: ClientLeft | None = None
+        self, name: str, deadline: float, left: ClientLeft | None = None, *, spill: bool = False
     ) -> NoSlot | None:
         """Take a slot of `name` and its pacing turn (None), or say why not before `deadline`
         (`time.monotonic()` seconds). Every None must be matched by one `leave(name)`.
 
         `left`: while the request waits (for a slot or its turn), a client that goes away ends
-        the wait, so a request nobody will read takes no one's turn at the model."""
+        the wait, so a request nobody will read takes no one's turn at the model.
+        `spill`: the request has another model to go to, so it waits here at most the
+        model's `max_queue_s` (when there is one); without, it waits up to the deadline."""
         lane = self.lanes.get(name)
         if lane is None:
             return None
+        queue_s = self.max_queue_s.get(name) if spill else None
+        queue_end = None if queue_s is None else time.monotonic() + queue_s
         # Its pacing turn is no sooner than the next free one: if even that is past the
-        # deadline (or too close to it), say so now rather than after waiting for a slot (the
-        # wait would only use up the time the next model of the chain could have had).
-        if (late := self._paced_past(name, lane, deadline)) is not None:
+        # deadline (or too close to it, or past its max_queue_s), say so now rather than after
+        # waiting for a slot (the wait would only use up the next model's time).
+        if (late := self._paced_past(name, lane, deadline, queue_end)) is not None:
             return late
         # A slot is worth taking only with the time an attempt needs, as a turn is.
         if (short := self._short_of_time(name, "could start a request", deadline)) is not None:
@@ -101,9 +126,15 @@ class Admission:
         if semaphore.locked():
             # Waits no longer than a slot is worth having: one freed later is left to others.
             latest = self.latest_start(deadline)
-            waited = await _wait(semaphore.acquire(), latest, left, undo=semaphore.release)
+            until = latest if queue_end is None else min(latest, queue_end)
+            waited = await _wait(semaphore.acquire(), until, left, undo=semaphore.release)
             if waited == _LEFT:
                 return _gone(name)
+            if waited == _LATE and until < latest:
+                return NoSlot(
+                    f"{name} had no free slot of its max_concurrency within its max_queue_s "
+                    f"({self.max_queue_s[name]:.3g} s)"
+                )
             if waited == _LATE:
                 return NoSlot(
                     f"{name} had no free slot of its max_concurrency in time (an attempt gets "
@@ -117,7 +148,7 @@ class Admission:
         else:
             await semaphore.acquire()  # a free slot: returns without waiting
         if lane.interval > 0:
-            if (late := self._paced_past(name, lane, deadline)) is not None:
+            if (late := self._paced_past(name, lane, deadline, queue_end)) is not None:
                 semaphore.release()
                 return late
             # The turn is taken now, as `Lane.pace` takes it, in the step that checked it; a
@@ -164,20 +195,25 @@ class Admission:
             f"{self.min_time_left_s:.3g} s)"
         )
 
-    def _paced_past(self, name: str, lane: Lane, deadline: float) -> NoSlot | None:
+    def _paced_past(
+        self, name: str, lane: Lane, deadline: float, queue_end: float | None
+    ) -> NoSlot | None:
         """Why `name` cannot start a request in time: its next pacing turn is after
-        `latest_start(deadline)` (None when it is not, or the model is not paced); the turn
-        is not taken then."""
+        `latest_start(deadline)`, or after `queue_end` (the end of the request's wait here)
+        (None when it is not, or the model is not paced); the turn is not taken then."""
         if lane.interval <= 0:
             return None
         now = time.monotonic()
         start = max(now, lane.next_start)
-        if start <= self.latest_start(deadline):
+        if start > self.latest_start(deadline):
+            when = self._too_late(deadline - start)
+        elif queue_end is not None and lane.next_start > queue_end:  # a turn due now waits 0
+            when = f"later than its max_queue_s ({self.max_queue_s[name]:.3g} s) lets it wait"
+        else:
             return None
         wait = start - now
         return NoSlot(
-            f"{name}'s requests_per_minute lets a request start in {wait:.3g} s, "
-            f"{self._too_late(deadline - start)}",
+            f"{name}'s requests_per_minute lets a request start in {wait:.3g} s, {when}",
             retry_after=str(max(1, math.ceil(wait))),
         )
 

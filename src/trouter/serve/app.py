@@ -84,7 +84,9 @@ class Gateway:
         self.decision_log.start()
         self._session = new_session(self.config.upstream_connections)
         self._forwarder = Forwarder(
-            self.endpoints, self._session, Admission.for_pool(self.pool, self.config.deadline_s)
+            self.endpoints,
+            self._session,
+            Admission.for_pool(self.pool, self.config.deadline_s, self.config.max_queue_s),
         )
         await anyio.to_thread.run_sync(self.routing.warm_up, self.config.tradeoff)
         self.started_at = time.time()

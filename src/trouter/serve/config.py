@@ -25,6 +25,10 @@ class GatewayConfig:
     max_body_bytes: int = 8 * 1024 * 1024
     #: total time for all attempts of one request until an answer starts (s)
     deadline_s: float = 120.0
+    #: longest wait for a full model's slot or pacing turn before the next model of the chain
+    #: is tried, for pool models that set no `max_queue_s` (None: up to the deadline); the
+    #: last model of a chain waits up to the deadline
+    max_queue_s: float | None = None
     #: most models tried per request (None: the whole chain)
     max_attempts: int | None = None
     #: streams: ask the upstream for the usage chunk (and hide it from clients that did not ask)
@@ -49,6 +53,10 @@ class GatewayConfig:
             raise ConfigError("max_body_bytes must be at least 1024")
         if self.deadline_s <= 0:
             raise ConfigError("the deadline must be a positive number of seconds")
+        if self.max_queue_s is not None and self.max_queue_s < 0:
+            raise ConfigError(
+                f"max_queue_s (--max-queue) must be 0 or more seconds, not {self.max_queue_s}"
+            )
         if self.max_attempts is not None and self.max_attempts < 1:
             raise ConfigError("max_attempts must be at least 1")
 

@@ -8,7 +8,8 @@ client's problem and is returned as is. A stream counts as answered once its
 first body byte arrives; before that it falls back like any other request.
 
 Each pool model's `max_concurrency` and `requests_per_minute` hold here too (see `admission`):
-a model that cannot take a request before its deadline counts as a 429 of that model.
+a model that cannot take a request in time counts as a 429 of that model; a request that
+waited its `max_queue_s` there moves on too, except at the last model of its chain.
 
 Upstream API keys are read once at start-up (by `trouter.llm`'s resolver, from each model's
 `api_key_env`) and only ever go into the upstream request's Authorization header; upstream
@@ -178,13 +179,19 @@ class Forwarder:
         self.admission = admission
 
     async def _admit(
-        self, name: str, deadline: float, attempts: Attempts, left: ClientLeft | None
+        self,
+        name: str,
+        deadline: float,
+        attempts: Attempts,
+        left: ClientLeft | None,
+        spill: bool,
     ) -> bool:
         """Whether a request may start at `name` now (then `_release(name)` after); if not,
-        the 429-like failure is recorded (or that the client left, which is no failure)."""
+        the 429-like failure is recorded (or that the client left, which is no failure).
+        `spill`: a model follows in the chain, so the wait here is bounded by `max_queue_s`."""
         if self.admission is None:
             return True
-        refused = await self.admission.enter(name, deadline, left)
+        refused = await self.admission.enter(name, deadline, left, spill=spill)
         if refused is None:
             return True
         if refused.client_left:
@@ -216,11 +223,11 @@ class Forwarder:
         gives an outcome; None when every model failed, time ran out, or the client left while
         waiting for a model. An open stream keeps its model's slot until it is closed; any
         other outcome gives it back at once."""
-        for name in chain:
+        for i, name in enumerate(chain):
             if deadline - time.monotonic() <= 0:
                 attempts.deadline_hit = True
                 return None
-            if not await self._admit(name, deadline, attempts, left):
+            if not await self._admit(name, deadline, attempts, left, i < len(chain) - 1):
                 if attempts.client_left:
                     return None
                 continue
