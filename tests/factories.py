@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from trouter.data.dataset import RoutingDataset
 from trouter.encode import StaticEncoder, _minilm_path
 from trouter.pool import Pool
+from trouter.store import Store
 
 TOY_MODELS = ("small", "medium", "large")
 TOY_PRICES = {"small": (0.1, 0.2), "medium": (1.0, 2.0), "large": (10.0, 30.0)}
@@ -95,3 +97,26 @@ def tiny_static_encoder(directory: Path) -> StaticEncoder:
         str(directory)
     )
     return StaticEncoder(pca_dims=16, directory=directory)
+
+
+@contextmanager
+def opened_meanwhile(url: str, statement: str) -> Iterator[list[Store]]:
+    """Two processes opening one store at once, made repeatable: just before this process runs
+    its first SQL statement starting with `statement` (e.g. "CREATE TABLE"), another `Store(url)`
+    is opened (and yielded in the list), as another process would open it meanwhile."""
+    from sqlalchemy import Engine, event
+
+    others: list[Store] = []
+    started = False
+
+    def _the_other_first(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
+        nonlocal started
+        if sql.lstrip().startswith(statement) and not started:
+            started = True  # before it opens: the other's own statements must not recurse
+            others.append(Store(url))
+
+    event.listen(Engine, "before_cursor_execute", _the_other_first)
+    try:
+        yield others
+    finally:
+        event.remove(Engine, "before_cursor_execute", _the_other_first)

@@ -12,8 +12,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import create_engine, text
 
+from factories import opened_meanwhile
 from trouter.cli import run
 from trouter.errors import ConfigError, DataError
 from trouter.serve.feedback import feedback_dataset
@@ -24,20 +25,8 @@ def test_replicas_creating_one_store_at_once_both_open_it_with_one_identity(tmp_
     # Two gateways start together on a fresh database: the other one creates the tables
     # between this one's check for them and its own CREATE TABLE. Both must open the store.
     url = f"sqlite:///{tmp_path / 'log.sqlite'}"
-    others: list[Store] = []
-    racing = False
-
-    def _the_other_replica_first(_conn, _cursor, statement, *_args) -> None:
-        nonlocal racing
-        if statement.lstrip().startswith("CREATE TABLE") and not racing:
-            racing = True
-            others.append(Store(url))
-
-    event.listen(Engine, "before_cursor_execute", _the_other_replica_first)
-    try:
+    with opened_meanwhile(url, "CREATE TABLE") as others:
         store = Store(url)
-    finally:
-        event.remove(Engine, "before_cursor_execute", _the_other_replica_first)
     assert len(others) == 1
     assert store.identity() == others[0].identity()
 

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import Column, Engine, MetaData, Table, create_engine, event, inspect, select, text
+from sqlalchemy import Column, Engine, MetaData, Table, create_engine, inspect, select, text
 
 import trouter.label.observations  # noqa: F401  (its table is one of the store's)
+from factories import opened_meanwhile
 from trouter.store import Base, LLMCall, Store
 
 CALLS = LLMCall.__table__
@@ -112,20 +113,8 @@ def test_processes_opening_one_old_store_together_all_open_it(tmp_path):
     # look at the table and its own ALTER TABLE, which then finds the column there.
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"
     older_store(url)
-    others: list[Store] = []
-    racing = False
-
-    def _the_other_first(_conn, _cursor, statement, *_args) -> None:
-        nonlocal racing
-        if statement.lstrip().startswith("ALTER TABLE") and not racing:
-            racing = True
-            others.append(Store(url))
-
-    event.listen(Engine, "before_cursor_execute", _the_other_first)
-    try:
+    with opened_meanwhile(url, "ALTER TABLE") as others:
         store = Store(url)
-    finally:
-        event.remove(Engine, "before_cursor_execute", _the_other_first)
     assert len(others) == 1
     assert "purpose" in columns_of(url, "llm_calls")
     store.close()
