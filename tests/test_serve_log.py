@@ -21,6 +21,7 @@ import pytest
 
 from factories import toy_dataset
 from trouter.cli import run
+from trouter.cli.logs import _money
 from trouter.errors import ConfigError
 from trouter.routers.registry import make_router
 from trouter.serve import GatewayConfig, create_app
@@ -86,6 +87,10 @@ def test_logs_summarises_spend_model_mix_fallbacks_and_errors(router, fake, tmp_
     out = capsys.readouterr().out
     assert "6 requests" in out and "errors 1 (16.7%)" in out and "requests with fallbacks 1" in out
     assert "small" in out and "60.0%" in out and "HTTP statuses: 200: 5, 404: 1" in out
+    assert "…" not in out  # piped, 80 columns: every figure whole ("1.1e…" was cut)
+    for m in summary.models:
+        row = next(line for line in out.splitlines() if line.startswith(m.model + " "))
+        assert f"{m.share:.1%}" in row and _money(m.spend) in row and str(m.tokens_out) in row
     assert run(["logs", "--db", str(db), "--since", "1h"]) == 0
     assert run(["logs", "--db", str(db), "--since", "yesterday"]) == 2
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from trouter.cli.app import app, console, err_console
@@ -63,22 +64,13 @@ def logs(
 
 
 def _model_table(s: LogSummary) -> Table:
-    """One row per model that answered: its share, spend, tokens, latency and scores."""
-    table = Table(
-        "model",
-        "answered",
-        "share",
-        "router's pick",
-        "spend $",
-        "tokens in",
-        "tokens out",
-        "mean ms",
-        "scored",
-        "mean score",
-    )
-    for m in s.models:
-        table.add_row(
-            m.model,
+    """One row per model that answered: its share, spend, tokens, latency and scores. Light
+    borders, and each number column as wide as its widest value, so the table piped or on an
+    80-column terminal keeps every figure (a long model name wraps instead)."""
+    headers = ("answers", "share", "picked", "spend $", "tok in", "tok out", "mean ms")
+    headers += ("scored", "score")
+    rows = [
+        [
             str(m.requests),
             f"{m.share:.1%}",
             str(m.chosen),
@@ -88,7 +80,24 @@ def _model_table(s: LogSummary) -> Table:
             f"{m.mean_latency_ms:.1f}",
             str(m.scored),
             "" if m.mean_score is None else f"{m.mean_score:.3f}",
-        )
+        ]
+        for m in s.models
+    ]
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+        show_edge=False,
+        caption="picked: times the router chose it · scored: answers with feedback · score: "
+        "their mean",
+        caption_justify="left",
+    )
+    table.add_column("model", overflow="fold")
+    for k, header in enumerate(headers):
+        widest = max([len(header), *(len(row[k]) for row in rows)])
+        table.add_column(header, justify="right", min_width=widest, overflow="fold")
+    for m, row in zip(s.models, rows, strict=True):
+        table.add_row(m.model, *row)
     return table
 
 
