@@ -67,8 +67,9 @@ def _model_table(s: LogSummary) -> Table:
     """One row per model that answered: its share, spend, tokens, latency and scores. Light
     borders, and each number column as wide as its widest value, so the table piped or on an
     80-column terminal keeps every figure (a long model name wraps instead)."""
-    headers = ("answers", "share", "picked", "spend $", "tok in", "tok out", "mean ms")
-    headers += ("scored", "score")
+    headers = [
+        "answers", "share", "picked", "spend $", "tok in", "tok out", "mean ms", "scored", "score"
+    ]  # fmt: skip
     rows = [
         [
             str(m.requests),
