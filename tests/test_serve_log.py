@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -26,7 +24,7 @@ from trouter.errors import ConfigError
 from trouter.routers.registry import make_router
 from trouter.serve import GatewayConfig, create_app
 from trouter.serve.log_summary import parse_since, summarise
-from trouter.serve.testing import GatewayServer, pool_at
+from trouter.serve.testing import GatewayServer, free_port, pool_at, serve_process, wait_healthy
 from trouter.store import Store
 from trouter.testing import FakeOpenAI, Reply, Status
 
@@ -142,37 +140,6 @@ def test_since_accepts_spans_and_dates():
         parse_since("99999999d", now)
 
 
-def _serve(router_dir, pool_file, db, port):
-    cmd = [
-        sys.executable, "-c", "from trouter.cli import main; main()",
-        "serve", "--router", str(router_dir), "--pool", str(pool_file), "--db", str(db),
-        "--port", str(port), "--host", "127.0.0.1",
-    ]  # fmt: skip
-    env = {**os.environ, "TROUTER_API_KEYS": ""}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def _wait_healthy(proc, port, timeout=60.0):
-    until = time.monotonic() + timeout
-    while time.monotonic() < until:
-        if proc.poll() is not None:
-            raise AssertionError(f"trouter serve exited: {proc.stdout.read().decode()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise AssertionError("trouter serve did not become healthy")
-
-
-def _free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _load_until_killed(proc, port, want: int) -> list[str]:
     """Clients (half streaming) hammer the server; SIGKILL it once `want` answers arrived."""
     answered: list[str] = []
@@ -210,12 +177,12 @@ def test_sigkill_under_load_loses_no_answered_request(router, fake, tmp_path):
     router_dir = router.save(tmp_path / "router")
     pool_file = tmp_path / "pool.yaml"
     pool_at(router.pool_, fake.url).save(pool_file)
-    db, port = tmp_path / "log.sqlite", _free_port()
+    db, port = tmp_path / "log.sqlite", free_port()
     answered: list[str] = []
     for kill in range(3):  # each kill lands at a different moment of the writer's work
-        proc = _serve(router_dir, pool_file, db, port)
+        proc = serve_process(router_dir, pool_file, db, port)
         try:
-            _wait_healthy(proc, port)
+            wait_healthy(proc, port)
             this_round = _load_until_killed(proc, port, want=150)
         finally:
             if proc.poll() is None:
@@ -233,9 +200,9 @@ def test_sigkill_under_load_loses_no_answered_request(router, fake, tmp_path):
             f"kill {kill}: {len(missing)} of {len(answered)} answered requests are not logged"
         )
 
-    proc = _serve(router_dir, pool_file, db, port)  # restart on the same, recovered log
+    proc = serve_process(router_dir, pool_file, db, port)  # restart on the same, recovered log
     try:
-        _wait_healthy(proc, port)
+        wait_healthy(proc, port)
         r = httpx.post(
             f"http://127.0.0.1:{port}/v1/chat/completions",
             json={"model": "trouter", "messages": HELLO},

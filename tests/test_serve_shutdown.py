@@ -6,12 +6,8 @@ The router is a `single` router that always picks `small`; every request names i
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -21,7 +17,7 @@ import pytest
 
 from factories import toy_dataset
 from trouter.routers.registry import make_router
-from trouter.serve.testing import pool_at
+from trouter.serve.testing import free_port, pool_at, serve_process, wait_healthy
 from trouter.testing import FakeOpenAI, Hang
 
 HELLO = [{"role": "user", "content": "hello"}]
@@ -30,36 +26,6 @@ HELLO = [{"role": "user", "content": "hello"}]
 @pytest.fixture(scope="module")
 def router():
     return make_router("single", model="small", encoder="hashing:256").fit(toy_dataset(10))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(router_dir, pool_file, db, port, out) -> subprocess.Popen:
-    """`trouter serve`, its output to the file `out` (a pipe nobody reads could fill up with
-    the tracebacks uvicorn prints for the requests a forced stop cancels, and block it)."""
-    cmd = [
-        sys.executable, "-c", "from trouter.cli import main; main()",
-        "serve", "--router", str(router_dir), "--pool", str(pool_file), "--db", str(db),
-        "--port", str(port),
-    ]  # fmt: skip
-    env = {**os.environ, "TROUTER_API_KEYS": ""}
-    return subprocess.Popen(cmd, env=env, stdout=out.open("wb"), stderr=subprocess.STDOUT)
-
-
-def _wait_healthy(proc: subprocess.Popen, port: int, out) -> None:
-    until = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, out.read_text()
-        assert time.monotonic() < until, "trouter serve did not start"
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -71,10 +37,10 @@ def test_a_forced_shutdown_logs_the_requests_not_yet_answered(router, tmp_path):
         router_dir = router.save(tmp_path / "router")
         pool = pool_at(router.pool_, fake.url, timeout_s=30.0)
         pool = pool.of(s.model_copy(update={"max_concurrency": 1}) for s in pool)
-        pool_file, db, port = tmp_path / "pool.yaml", tmp_path / "log.sqlite", _free_port()
+        pool_file, db, port = tmp_path / "pool.yaml", tmp_path / "log.sqlite", free_port()
         pool.save(pool_file)
         out = tmp_path / "serve.out"
-        proc = _serve(router_dir, pool_file, db, port, out)
+        proc = serve_process(router_dir, pool_file, db, port, out)
         outcomes: list[str] = []
 
         def ask(model: str, stream: bool) -> None:
@@ -88,7 +54,7 @@ def test_a_forced_shutdown_logs_the_requests_not_yet_answered(router, tmp_path):
                 outcomes.append(type(exc).__name__)
 
         try:
-            _wait_healthy(proc, port, out)
+            wait_healthy(proc, port, out)
             clients = [
                 threading.Thread(target=ask, args=args)
                 for args in (("medium", False), ("small", False), ("large", True))

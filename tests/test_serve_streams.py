@@ -8,11 +8,7 @@ The router is a `single` router that always picks `small` (chain small -> medium
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
@@ -21,7 +17,7 @@ import pytest
 from factories import toy_dataset
 from trouter.routers.registry import make_router
 from trouter.serve import GatewayConfig
-from trouter.serve.testing import logged, pool_at, serving
+from trouter.serve.testing import free_port, logged, pool_at, serve_process, serving, wait_healthy
 from trouter.store import DecisionLog, Store
 from trouter.testing import FakeOpenAI, Malformed, Reply
 from trouter.tokens import estimate_message_tokens, estimate_tokens
@@ -217,26 +213,10 @@ def test_a_forced_shutdown_mid_stream_is_logged_as_a_shutdown(router, fake, tmp_
     router_dir = router.save(tmp_path / "router")
     pool_file, db = tmp_path / "pool.yaml", tmp_path / "log.sqlite"
     pool_at(router.pool_, fake.url, timeout_s=5.0).save(pool_file)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [
-        sys.executable, "-c", "from trouter.cli import main; main()",
-        "serve", "--router", str(router_dir), "--pool", str(pool_file), "--db", str(db),
-        "--port", str(port),
-    ]  # fmt: skip
-    env = {**os.environ, "TROUTER_API_KEYS": ""}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    port = free_port()
+    proc = serve_process(router_dir, pool_file, db, port)
     try:
-        until = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < until, "trouter serve did not start"
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
+        wait_healthy(proc, port)
         fake.script(Reply(content="w " * 100, chunk_delay=0.05), model="small-id")
         with (
             httpx.Client(base_url=f"http://127.0.0.1:{port}/v1", timeout=10) as c,

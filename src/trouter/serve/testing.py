@@ -2,14 +2,22 @@
 
 with GatewayServer(create_app(router, pool, config, store)) as gw:
     client = openai.OpenAI(base_url=gw.url, api_key="...")
+
+Or `trouter serve` itself in a process of its own (`serve_process`, `wait_healthy`), for tests
+that kill or interrupt it.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trouter.pool import Pool
@@ -97,3 +105,48 @@ def logged(store: Store, request_id: str) -> DecisionLog:
     """The decision-log row of one request."""
     with store.session() as session:
         return session.query(DecisionLog).filter_by(request_id=request_id).one()
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_process(
+    router_dir: Path, pool_file: Path, db: Path, port: int, out: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """`trouter serve` in a process of its own on 127.0.0.1:`port`, with no client keys, its
+    output to the file `out` or else to a pipe (a pipe nobody reads can fill up with the
+    tracebacks uvicorn prints for requests a forced stop cancels, and block the server)."""
+    cmd = [
+        sys.executable, "-c", "from trouter.cli import main; main()",
+        "serve", "--router", str(router_dir), "--pool", str(pool_file), "--db", str(db),
+        "--port", str(port), "--host", "127.0.0.1",
+    ]  # fmt: skip
+    env = {**os.environ, "TROUTER_API_KEYS": ""}
+    stdout = out.open("wb") if out is not None else subprocess.PIPE
+    return subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.STDOUT)
+
+
+def wait_healthy(
+    proc: subprocess.Popen[bytes], port: int, out: Path | None = None, timeout: float = 60.0
+) -> None:
+    """Wait until the `serve_process` on `port` answers /health; an AssertionError with its
+    output if it exits first or does not start within `timeout` seconds."""
+    import httpx
+
+    until = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            piped = proc.stdout.read().decode() if proc.stdout is not None else ""
+            raise AssertionError(f"trouter serve exited: {out.read_text() if out else piped}")
+        if time.monotonic() > until:
+            raise AssertionError("trouter serve did not become healthy")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
