@@ -149,3 +149,23 @@ def test_the_dry_run_finds_the_store_whatever_its_sqlite_url_says(setup, capsys)
     assert run(label_args(tmp, "--dry-run", "--db", db, judge="strict")) == 0
     total = table_row(capsys.readouterr().out, "total")
     assert total[1:] == ["0", "0.0000", "0.0000"]  # everything stored: nothing to pay
+
+
+def test_the_dry_run_reads_an_older_store_and_writes_nothing_to_it(setup, capsys):
+    import sqlite3
+
+    _, tmp = setup
+    assert run(label_args(tmp, judge="strict")) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    db = tmp / "out" / "trouter.sqlite"
+    with sqlite3.connect(db) as conn:  # as a trouter from before the judge_call column left it
+        conn.execute("ALTER TABLE label_observations DROP COLUMN judge_call")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = db.read_bytes()
+    assert run(label_args(tmp, "--dry-run", judge="strict")) == 0, capsys.readouterr().err
+    total = table_row(capsys.readouterr().out, "total")
+    assert total[1:] == ["0", "0.0000", "0.0000"]  # everything stored: nothing to pay
+    with sqlite3.connect(db) as conn:  # a dry run calls nothing and writes nothing
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(label_observations)")}
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert "judge_call" not in columns and db.read_bytes() == before

@@ -246,15 +246,15 @@ async def _label(
 
 
 def _existing_store(db: str | None, out: Path) -> Store | None:
-    """The store `open_store` would open, or None when there is none yet (a dry run makes
-    none)."""
+    """The store `open_store` would open, opened to read (a dry run writes nothing, and
+    upgrades no older store), or None when there is none yet (a dry run makes none)."""
     from trouter.store import Store, sqlite_file, url_for
 
     url = url_for(out.resolve().parent / "trouter.sqlite" if db is None else db)
     path = sqlite_file(url)  # None: another database, held by its server
     if path is not None and not path.is_file():
         return None
-    return Store(url)
+    return Store(url, must_exist=True)
 
 
 def _print_estimate(

@@ -201,11 +201,12 @@ def is_judged(item: SynthItem) -> bool:
 
 def _cached_texts(cache: Store | None, keys: Iterable[str]) -> dict[str, str]:
     """The cached reply text of each of `keys` the cache holds (read only)."""
-    if cache is None:
-        return {}
     from sqlalchemy import select
 
     from trouter.store import LLMCacheEntry
+
+    if cache is None or not cache.has_table(LLMCacheEntry.__tablename__):
+        return {}
 
     wanted = list(dict.fromkeys(k for k in keys if k))
     out: dict[str, str] = {}

@@ -209,6 +209,8 @@ def load_observations(store: Store, run: str) -> dict[tuple[str, str], Observati
     fields = list(Observation.__dataclass_fields__)
     table = _table()
     out: dict[tuple[str, str], Observation] = {}
+    if not store.has_table(table.name):  # a store opened to read that no labelling wrote
+        return out
     with store.engine.connect() as conn:
         result = conn.execute(
             select(*store.columns(table, fields)).where(table.c.run == run)

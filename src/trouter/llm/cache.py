@@ -180,6 +180,8 @@ class CallLog:
 
     def spent(self) -> float:
         """Dollars already paid under this run id (earlier, interrupted runs included)."""
+        if not self.store.has_table(LLMCall.__tablename__):  # a store opened to read
+            return 0.0
         with self.store.session() as s:
             total = s.scalar(
                 select(func.coalesce(func.sum(LLMCall.cost), 0.0)).where(
