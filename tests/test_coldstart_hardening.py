@@ -412,6 +412,25 @@ def test_the_dry_run_finds_the_store_whatever_its_sqlite_url_says(job, capsys):
     assert int(re.search(r"total\s*│\s*│\s*(\d+)", out).group(1)) == 0, out
 
 
+def test_the_dry_run_reads_an_older_store_and_writes_nothing_to_it(job, capsys):
+    import sqlite3
+
+    assert run(job.args()) == 0, capsys.readouterr().err
+    db = job.tmp / "run" / "trouter.sqlite"
+    with sqlite3.connect(db) as conn:  # as a trouter from before the judge_call column left it
+        conn.execute("ALTER TABLE label_observations DROP COLUMN judge_call")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = db.read_bytes()
+    capsys.readouterr()
+    assert run(job.args("run", "--dry-run", "--force", "labels")) == 0
+    out = capsys.readouterr().out
+    assert int(re.search(r"total\s*│\s*│\s*(\d+)", out).group(1)) == 0, out  # all cached
+    with sqlite3.connect(db) as conn:  # a dry run calls nothing and writes nothing
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(label_observations)")}
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert "judge_call" not in columns and db.read_bytes() == before
+
+
 def labels_estimate(job: Job, judge: str | None = None, force: tuple[str, ...] = ()):
     """The labels step of the plan `trouter coldstart --dry-run` prints for this job."""
     from trouter.coldstart import Coldstart, ColdstartOptions

@@ -146,6 +146,7 @@ class Coldstart:
         self.current: str | None = None  # the step running now (for "what is saved" messages)
         self._redone: set[str] = set()
         self._store: Store | None = None
+        self._reader: Store | None = None  # the store opened to read, before any write
         self._client: LLMClient | None = None
 
     def _resolve_judge(self) -> ModelSpec | None:
@@ -261,10 +262,16 @@ class Coldstart:
         return self._store
 
     def existing_store(self) -> Store | None:
-        """The job's store when there is one already; None (and no store made) otherwise."""
-        if self._store is None and not self._store_exists():
-            return None
-        return self.store()
+        """The job's store to read, when there is one already; None (and no store made)
+        otherwise. Until the job writes, it is opened to read: a plan (`--dry-run`) writes
+        nothing, and upgrades no store an older trouter wrote."""
+        if self._store is not None:
+            return self._store
+        if self._reader is None and self._store_exists():
+            from trouter.store import Store
+
+            self._reader = Store(self.url, must_exist=True)
+        return self._reader
 
     def _stored_observations(self) -> int:
         if (store := self.existing_store()) is None:
@@ -282,9 +289,10 @@ class Coldstart:
         return CallLog(store, self.run_id).spent()
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        for store in (self._store, self._reader):
+            if store is not None:
+                store.close()
+        self._store = self._reader = None
 
     # ------------------------------------------------------------------ before any call
     def plan(self) -> RunPlan:
