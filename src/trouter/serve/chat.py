@@ -133,11 +133,7 @@ async def _complete(
         return Response(
             outcome.body, outcome.status, headers=trace.headers(), media_type=outcome.content_type
         )
-    if isinstance(outcome, Refusal):
-        return await _refused(gw, trace, outcome)
-    if trace.attempts.client_left:
-        return await _left(gw, trace)
-    raise _exhausted(trace.attempts)
+    return await _unanswered(gw, trace, outcome)
 
 
 async def _stream(
@@ -161,11 +157,7 @@ async def _stream(
     if isinstance(opened, OpenStream):
         trace.final_model = opened.model
         return _Relayed(gw, trace, opened, hide_usage, chat.body["messages"])
-    if isinstance(opened, Refusal):
-        return await _refused(gw, trace, opened)
-    if trace.attempts.client_left:
-        return await _left(gw, trace)
-    raise _exhausted(trace.attempts)
+    return await _unanswered(gw, trace, opened)
 
 
 class _Relayed(StreamingResponse):
@@ -315,6 +307,16 @@ def _take_usage(trace: Trace, data: bytes) -> bool:
         return False
     trace.set_usage(chunk["usage"])
     return chunk.get("choices") == []
+
+
+async def _unanswered(gw: Gateway, trace: Trace, refusal: Refusal | None) -> Response:
+    """The response when the chain gave no answer (nor stream): a model's refusal returned as
+    is, the client gone while it waited, or the error naming every failure."""
+    if refusal is not None:
+        return await _refused(gw, trace, refusal)
+    if trace.attempts.client_left:
+        return await _left(gw, trace)
+    raise _exhausted(trace.attempts)
 
 
 async def _refused(gw: Gateway, trace: Trace, refusal: Refusal) -> Response:
