@@ -32,6 +32,7 @@ from trouter.coldstart.testing import (
     PoolAnswerer,
     SkillGenerator,
     difficulty_of,
+    job_servers,
     write_job_files,
 )
 from trouter.routers.base import Router
@@ -93,14 +94,7 @@ def _one_blas_thread() -> Iterator[None]:
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[Setup]:
     answers = PoolAnswerer({name: skill for name, (_, _, skill) in POOL.items()})
-    servers = {
-        "generator": FakeOpenAI(SkillGenerator(), models=("generator",)),
-        "judge": FakeOpenAI(KeyPointJudge(), models=("judge",)),
-        **{name: FakeOpenAI(answers, models=(name,)) for name in POOL},
-    }
-    for server in servers.values():
-        server.start()
-    try:
+    with job_servers(SkillGenerator(), KeyPointJudge(), answers, POOL) as servers:
         cfg = tmp_path / "cfg"
         profile = {
             "name": "e2e-support",
@@ -135,9 +129,6 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
             {name: servers[name] for name in POOL},
             answers,
         )
-    finally:
-        for server in servers.values():
-            server.stop()
 
 
 def observations(out: Path) -> list[dict[str, object]]:

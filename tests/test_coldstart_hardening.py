@@ -21,6 +21,7 @@ from trouter.coldstart.testing import (
     KeyPointJudge,
     PoolAnswerer,
     SkillGenerator,
+    job_servers,
     write_job_files,
 )
 from trouter.prompts import parse_marker
@@ -98,14 +99,7 @@ def _one_blas_thread() -> Iterator[None]:
 def job(tmp_path: Path) -> Iterator[Job]:
     answers = PoolAnswerer({name: skill for name, (_, _, skill) in POOL.items()})
     generator, judge = Breakable(SkillGenerator()), Breakable(KeyPointJudge())
-    servers = {
-        "generator": FakeOpenAI(generator, models=("generator",)),
-        "judge": FakeOpenAI(judge, models=("judge",)),
-        **{name: FakeOpenAI(answers, models=(name,)) for name in POOL},
-    }
-    for server in servers.values():
-        server.start()
-    try:
+    with job_servers(generator, judge, answers, POOL) as servers:
         cfg = tmp_path / "cfg"
         profile = {
             "name": "hardening",
@@ -133,9 +127,6 @@ def job(tmp_path: Path) -> Iterator[Job]:
             cfg, urls, {name: (p_in, p_out) for name, (p_in, p_out, _) in POOL.items()}, profile
         )
         yield Job(tmp_path, cfg, generator, judge, answers, servers)
-    finally:
-        for server in servers.values():
-            server.stop()
 
 
 def one_line_error(err: str) -> str:

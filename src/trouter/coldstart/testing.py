@@ -10,6 +10,7 @@ and a judge.
   its own token usage (not whitespace counts) and remembers it, so a test can check that every
   observation's $ cost is the usage the server returned times the price.
 - `KeyPointJudge`: grades 10/10 when the response names the reference's key point, else 0/10.
+- `job_servers` starts a fake server for each of them; `write_job_files` writes the job's files.
 
 Everything is deterministic: the same request always gets the same answer.
 """
@@ -19,13 +20,14 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trouter.synth.testing import FakeGenerator
-from trouter.testing.fake_openai import FakeRequest, Reply
+from trouter.testing.fake_openai import FakeOpenAI, FakeRequest, Handler, Reply
 
 PHRASES = {
     "easy": "Quick question",
@@ -184,6 +186,23 @@ class KeyPointJudge:
         if reference and f"key point is {reference.group(1)}" in response:
             return Reply(content="Names the key point.\nScore: 10/10", delay=self.delay)
         return Reply(content="Misses the key point.\nScore: 0/10", delay=self.delay)
+
+
+@contextmanager
+def job_servers(
+    generator: Handler, judge: Handler, pool: Handler, names: Iterable[str]
+) -> Iterator[dict[str, FakeOpenAI]]:
+    """A started `FakeOpenAI` for "generator", for "judge" and for each pool model of `names`
+    (every one of them answered by `pool`), by name; all are stopped on leaving."""
+    servers = {
+        "generator": FakeOpenAI(generator, models=("generator",)),
+        "judge": FakeOpenAI(judge, models=("judge",)),
+        **{name: FakeOpenAI(pool, models=(name,)) for name in names},
+    }
+    with ExitStack() as stack:
+        for server in servers.values():
+            stack.enter_context(server)
+        yield servers
 
 
 def write_job_files(
