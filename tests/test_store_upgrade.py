@@ -14,7 +14,6 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import Column, Engine, MetaData, Table, create_engine, inspect, select, text
 
-import trouter.label.observations  # noqa: F401  (its table is one of the store's)
 from factories import opened_meanwhile
 from trouter.store import Base, LLMCall, Store
 

@@ -8,6 +8,8 @@ Tables:
   resumed run reads from here instead of paying again.
 - `llm_calls`: one row per LLM call attempt outcome (usage, $ cost, latency, cache hit, error).
 - `decisions`: the gateway's per-request decision and outcome log.
+- `synth_items`, `label_observations`, `label_judges`: what a cold start synthesised, how each
+  pool model answered and was graded, and which judge graded the run's answers.
 - `feedback`: scores clients report for answered requests (`POST /v1/feedback`), which
   `trouter adapt --db` turns into outcomes a TRouter adapts to.
 - `store_info`: the store's own identity (`Store.identity`).
@@ -392,6 +394,17 @@ class LabelObservation(Base):
     request_key: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     judge_call: Mapped[str] = mapped_column(String(20), default="", server_default="")
+
+
+class LabelJudge(Base):
+    """The judge whose verdicts a labelling run's stored observations hold (its `Judge.id`, ""
+    for none), written with the first observations it grades."""
+
+    __tablename__ = "label_judges"
+
+    run: Mapped[str] = mapped_column(String(100), primary_key=True)
+    judge: Mapped[str] = mapped_column(Text, default="")
+    name: Mapped[str] = mapped_column(String(200), default="")
 
 
 class Feedback(Base):

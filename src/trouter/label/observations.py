@@ -19,13 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import String, Table, Text, delete, insert, inspect, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Table, delete, insert, select
 
 from trouter.label.down import FAILED
 from trouter.label.scorers.judge import JUDGE_CALL_FAILED
 from trouter.paths import atomic_target
-from trouter.store import Base, LabelObservation, Store
+from trouter.store import LabelJudge, LabelObservation, Store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,17 +76,6 @@ def judge_call_error(observation: Observation) -> str:
     return observation.error.removeprefix(JUDGE_CALL_FAILED)
 
 
-class LabelJudge(Base):
-    """The judge whose verdicts a labelling run's stored observations hold (its `Judge.id`, ""
-    for none), written with the first observations it grades."""
-
-    __tablename__ = "label_judges"
-
-    run: Mapped[str] = mapped_column(String(100), primary_key=True)
-    judge: Mapped[str] = mapped_column(Text, default="")
-    name: Mapped[str] = mapped_column(String(200), default="")
-
-
 def change_judge(
     store: Store, run: str, judge: str, name: str, judged: Sequence[str]
 ) -> tuple[str, int]:
@@ -97,7 +85,6 @@ def change_judge(
     one transaction: a crash leaves either the old verdicts and judge, or neither."""
     runs = cast(Table, LabelJudge.__table__)
     with store.engine.begin() as conn:
-        runs.create(conn, checkfirst=True)  # a store opened before this module was imported
         row = conn.execute(select(runs.c.judge, runs.c.name).where(runs.c.run == run)).first()
         if row is not None and row.judge == judge:
             return row.name, 0
@@ -121,9 +108,9 @@ def recorded_judge(store: Store, run: str) -> str | None:
     """The judge recorded for `run` (its `Judge.id`, "" for none), or None when none is: the
     one `change_judge` compares with, read without writing anything (for an estimate)."""
     runs = cast(Table, LabelJudge.__table__)
+    if not store.has_table(runs.name):  # a store opened to read, from before judges were kept
+        return None
     with store.engine.connect() as conn:
-        if not inspect(conn).has_table(runs.name):
-            return None
         judge = conn.execute(select(runs.c.judge).where(runs.c.run == run)).scalar()
     return None if judge is None else str(judge)
 
@@ -133,7 +120,6 @@ def adopt_judge(store: Store, run: str, judge: str, name: str) -> None:
     recorded already (for runs whose judge was known elsewhere before the store kept it)."""
     runs = cast(Table, LabelJudge.__table__)
     with store.engine.begin() as conn:
-        runs.create(conn, checkfirst=True)
         if conn.execute(select(runs.c.run).where(runs.c.run == run)).first() is None:
             conn.execute(insert(runs), [{"run": run, "judge": judge, "name": name}])
 
